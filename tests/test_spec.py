@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from study import spec as spec_module
+from study.spec import _params as spec_params
 from study.config import CONDITIONAL, TrialConfig, trial_fields
 from study.data import LOADERS
 from study.losses import AMPLIFICATIONS, METRICS
@@ -374,8 +374,8 @@ def test_nested_and_dotted_fixed_forms_are_equivalent(tmp_path: Path) -> None:
 
 def test_declared_ranges_and_registries_name_real_trial_parameters() -> None:
     fields = set(trial_fields())
-    assert set(spec_module._RANGES) <= fields
-    assert set(spec_module._REGISTRIES) <= fields
+    assert set(spec_params.RANGES) <= fields
+    assert set(spec_params.REGISTRIES) <= fields
 
 
 def test_specs_can_be_built_without_a_file() -> None:
