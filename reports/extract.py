@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 
 from study.config import trial_fields
 from study.errors import LampError
+from study.metrics_meta import mode_of
 
 DETECTION_METRICS = ("auroc", "ap")  # label-based detection metrics, higher is better
 FIXED_COLUMNS = ("run_id", "trial_id", "status", "error", "group", "start_time")
@@ -293,5 +294,5 @@ def _objective(parent: ParentRun | None, metrics: list[str]) -> tuple[str, str, 
         )
         objective, mode = "auroc", "max"
     if mode not in ("max", "min"):
-        mode = "min" if "loss" in objective else "max"
+        mode = mode_of(objective)
     return objective, mode, notes

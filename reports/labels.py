@@ -7,18 +7,12 @@ import math
 import pandas as pd
 
 from reports.aggregate import fmt_factor
+from study.metrics_meta import OBJECTIVES, higher_is_better
 
 # Params a reader needs to recognise a trial, in reading order.
 CORE_PARAMS = ("arch", "optimizer", "metric", "amplification", "factor", "lr", "twin_of", "seed")
 
-HIGHER_IS_BETTER = {
-    "auroc": True,
-    "ap": True,
-    "synthetic_auroc": True,
-    "synthetic_auroc_tuned": True,
-    "alignment_loss": False,
-    "alignment_loss_tuned": False,
-}
+HIGHER_IS_BETTER = {m: higher_is_better(m) for m in OBJECTIVES}
 
 
 def describe(row: pd.Series) -> str:

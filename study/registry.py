@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from study.errors import LampError
+from study.metrics_meta import mode_of
 from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID, check_tracking_uri
-
-LOWER_IS_BETTER = ("alignment_loss", "alignment_loss_tuned")
 
 
 class RegistryError(LampError):
@@ -40,7 +39,7 @@ def best_trial(client: Any, study: str, metric: str | None, mode: str | None) ->
     objective = parent.data.tags.get("lamp.objective_metric", "auroc")
     metric = metric or objective
     if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
-        natural = "min" if metric in LOWER_IS_BETTER else "max"
+        natural = mode_of(metric)
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
     runs = client.search_runs(
         [exp.experiment_id],
