@@ -27,6 +27,7 @@ class DataConfig:
 
     name: str = "fashion_mnist"  # registry key in study.data.LOADERS
     path: str | None = None  # dataset location; None = the loader's search order
+    anomalous_path: str | None = None  # images: the folder of anomalous images (path holds the normal ones)
     normal_classes: tuple[int | str, ...] = (0,)  # classes treated as normal
     category: str | None = None  # mvtec: the category folder
     image_size: int | None = None  # resize to image_size x image_size (mvtec, npz)

@@ -14,8 +14,14 @@ from PIL import Image
 from study import data
 from study.config import DataConfig
 from study.data import DatasetError, load_dataset, load_images
+from study.data._registry import _load_cached
 
 FASHION = data.DEFAULT_DIRS["fashion_mnist"]
+
+
+def _clear_data_cache() -> None:
+    """Forget cached datasets, so a test that counts loader calls starts from none."""
+    _load_cached.cache_clear()
 
 
 def _idx_bytes(array: np.ndarray) -> bytes:
@@ -190,7 +196,7 @@ def test_npz_with_anomaly_labels_round_trip(tmp_path: Path) -> None:
     resized = load_dataset(DataConfig(name="npz", path=str(path), val_fraction=0.25, image_size=6))
     assert resized.test.shape == (8, 1, 6, 6) and resized.image_size == 6
     np.savez(path, train_x=train_x * 255, test_x=test_x, test_labels=labels)
-    data.clear_cache()
+    _clear_data_cache()
     with pytest.raises(DatasetError, match=r"\[0, 1\]"):
         load_dataset(DataConfig(name="npz", path=str(path)))
 
@@ -236,7 +242,7 @@ def test_digits_in_unit_range() -> None:
         ({"val_fraction": 0.0}, r"val_fraction must be in \(0, 1\)"),
         ({"val_fraction": 1.0}, r"val_fraction must be in \(0, 1\)"),
         ({"normal_classes": tuple(range(10))}, "no anomalous samples"),
-        ({"name": "cifar"}, "available: digits, fashion_mnist, mnist, mvtec, npz"),
+        ({"name": "cifar"}, "available: digits, fashion_mnist, images, mnist, mvtec, npz"),
         ({"name": "npz"}, "needs data.path"),
     ],
 )
@@ -249,7 +255,7 @@ def test_cache_loads_once_and_hands_out_private_copies(monkeypatch: pytest.Monke
     calls = []
     loader = data.LOADERS["digits"]
     monkeypatch.setitem(data.LOADERS, "digits", lambda cfg: calls.append(cfg) or loader(cfg))
-    data.clear_cache()
+    _clear_data_cache()
     cfg = DataConfig(name="digits", split_seed=5)
     first = load_dataset(cfg)
     first.train.zero_()
@@ -257,7 +263,7 @@ def test_cache_loads_once_and_hands_out_private_copies(monkeypatch: pytest.Monke
     second = load_dataset(cfg)
     assert len(calls) == 1
     assert float(second.train.max()) == 1.0 and set(second.test_labels.tolist()) == {0, 1}
-    data.clear_cache()
+    _clear_data_cache()
 
 
 def test_load_images_from_folder_npz_idx_and_name(tmp_path: Path) -> None:
