@@ -1,33 +1,31 @@
-"""`lamp-study` command line: trial, validate, run, resume, register, score, report.
+"""`lamp-study` command line: init, validate, run, resume, register, score, serve, report, trial.
 
-Heavy imports (torch, ray, mlflow) happen inside the commands so `--help` and
-spec validation answer at once. Expected failures (bad spec, missing dataset,
-unreachable tracking server, unknown study) print one message and exit 2; a
-traceback means a bug.
+Heavy imports (torch, ray, mlflow) happen inside the commands so `--help`
+answers at once. Expected failures (bad spec or data, unreachable tracking
+server, unknown study) print one message and exit 2; a traceback means a bug.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
-import warnings
+from importlib import metadata
 from typing import Any
 
-import yaml
-
-from study.config import TrialConfig, nest
+from study.cli_trial import add_trial_args, trial_config_from_args
 from study.errors import LampError
 from study.tracking import set_quiet_mlflow_env
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-EXIT_USAGE = 2
-
-
-class UserError(LampError):
-    """A malformed command line."""
+EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE, EXIT_CTRL_C = 0, 1, 2, 130
+EXIT_CODES = f"""exit codes:
+  {EXIT_OK}    success (a study: every trial ended)
+  {EXIT_NOT_FINISHED}    a study stopped before all its trials ended (resume it), or trials failed
+  {EXIT_USAGE}    bad input: command line, spec, data, tracking URI, unknown study or model
+  {EXIT_CTRL_C}  interrupted with Ctrl-C"""
+_RAW = argparse.RawDescriptionHelpFormatter
 
 
 def _tracking_default() -> str:
@@ -38,64 +36,14 @@ def _add_tracking(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--tracking-uri",
         default=_tracking_default(),
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+        help=f"MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else {DEFAULT_TRACKING_URI})",
     )
 
 
-# ---------------------------------------------------------------- trial
-_TRIAL_FLAGS = {  # flag -> dotted TrialConfig key, for the data block
-    "dataset": "data.name",
-    "data_path": "data.path",
-    "normal_class": "data.normal_classes",
-    "category": "data.category",
-    "image_size": "data.image_size",
-    "train_limit": "data.train_limit",
-    "test_limit": "data.test_limit",
-}
-
-
-def _add_trial_args(p: argparse.ArgumentParser) -> None:
-    for f in dataclasses.fields(TrialConfig):
-        if f.name in ("data", "landscape", "label_free"):
-            continue
-        p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=yaml.safe_load, default=None)
-    for flag in _TRIAL_FLAGS:
-        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, type=yaml.safe_load, default=None)
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any other parameter, dotted (e.g. landscape.power_iters=10)",
-    )
-    p.add_argument("--out", help="directory to save the result (model, scores, landscape)")
-
-
-def _trial_config_from_args(args: argparse.Namespace) -> TrialConfig:
-    flat: dict[str, Any] = {}
-    for f in dataclasses.fields(TrialConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            flat[f.name] = value
-    for flag, key in _TRIAL_FLAGS.items():
-        value = getattr(args, flag)
-        if value is not None:
-            flat[key] = value
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE, e.g. landscape.power_iters=10")
-        flat[key] = yaml.safe_load(value)
-    try:
-        return TrialConfig.from_dict(nest(flat))
-    except (TypeError, ValueError) as err:
-        raise UserError(f"trial parameters: {err}") from None
-
-
+# ---------------------------------------------------------------- commands
 def cmd_trial(args: argparse.Namespace) -> int:
+    cfg = trial_config_from_args(args)
     from study.trial import run_trial
-
-    cfg = _trial_config_from_args(args)
 
     def report(epoch: int, metrics: dict[str, float], _snapshot: Any) -> None:
         shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items())
@@ -113,9 +61,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
             f"train {m['train_time_s']:.1f}s"
         )
     else:
-        summary = f"diverged at epoch {m['diverged_epoch']:.0f} (objective {m['diverged_value']:.3g})"
+        summary = f"{result.status} at epoch {m.get('diverged_epoch', float('nan')):.0f}"
     print(summary, file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 # ---------------------------------------------------------------- studies
@@ -124,8 +72,36 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     n = spec.n_trials
-    print(f"{args.spec}: ok, study {spec.name!r}, {n if n is not None else 'open-ended'} trials")
-    return 0
+    print(f"{args.spec}: ok")
+    print(
+        f"  study    {spec.name}: {spec.search.algorithm} search, {n if n is not None else 'open-ended'} trials, "
+        f"seeds {spec.seeds}, objective {spec.objective.metric} ({spec.objective.mode})"
+    )
+    if args.no_data:
+        return EXIT_OK
+    from study.data import load_dataset
+    from study.data.summary import describe
+
+    configs = spec.data_configs()
+    for i, cfg in enumerate(configs[:8]):
+        lines = describe(cfg, load_dataset(cfg))
+        print(f"  {'data' if i == 0 else '':<8} {lines[0]}")
+        print(f"  {'':<8}   {lines[1]}")
+    if len(configs) > 8:
+        print(f"  ... and {len(configs) - 8} more dataset settings")
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from study.starter import write_starter
+
+    path = write_starter(
+        args.name, args.normal, args.anomalous, out=args.out, image_size=args.image_size, epochs=args.epochs
+    )
+    print(f"wrote {path}")
+    code = cmd_validate(argparse.Namespace(spec=str(path), no_data=False))
+    print(f"next: lamp-study run {path} && lamp-study report {args.name}")
+    return code
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,7 +117,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         name=args.name,
     )
     print(json.dumps(summary, indent=1))
-    return 0 if summary.get("status") == "finished" else 1
+    return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -151,7 +127,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         args.name, address=args.address, tracking_uri=args.tracking_uri, storage_path=args.storage_path
     )
     print(json.dumps(summary, indent=1))
-    return 0 if summary.get("status") == "finished" else 1
+    return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
 
 
 def cmd_register(args: argparse.Namespace) -> int:
@@ -166,23 +142,35 @@ def cmd_register(args: argparse.Namespace) -> int:
         alias=args.alias,
     )
     print(json.dumps(info, indent=1))
-    return 0
+    return EXIT_OK
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from study.registry import score_model
 
-    path = score_model(args.model_uri, args.data, out=args.out, tracking_uri=args.tracking_uri)
-    print(path)
-    return 0
+    print(score_model(args.model_uri, args.data, out=args.out, tracking_uri=args.tracking_uri))
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from study.serve import check_model, serve_command
+
+    check_model(args.model_uri, args.tracking_uri)
+    argv, env = serve_command(args.model_uri, args.host, args.port, args.tracking_uri)
+    print(
+        f"serving {args.model_uri} at http://{args.host}:{args.port}/invocations (Ctrl-C stops)",
+        file=sys.stderr,
+    )
+    sys.stderr.flush()
+    os.execve(argv[0], argv, env)  # the server replaces this process: signals reach it directly
+    return EXIT_OK  # not reached
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    path = build_report(args.name, tracking_uri=args.tracking_uri, out=args.out)
-    print(path)
-    return 0
+    print(build_report(args.name, tracking_uri=args.tracking_uri, out=args.out))
+    return EXIT_OK
 
 
 def _add_cluster(p: argparse.ArgumentParser) -> None:
@@ -196,64 +184,157 @@ def _add_cluster(p: argparse.ArgumentParser) -> None:
         default=None,
         help="where Tune keeps trial state (default ./lamp_storage; a shared path or s3:// on a cluster)",
     )
-    _add_tracking(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lamp-study", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _command(sub: Any, name: str, help: str, example: str, func: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        name, help=help, description=help, epilog=f"example:\n  {example}", formatter_class=_RAW
+    )
+    p.set_defaults(func=func)
+    return p
 
-    p = sub.add_parser("trial", help="run one trial and print its result as JSON")
-    _add_trial_args(p)
-    p.set_defaults(func=cmd_trial)
 
-    p = sub.add_parser("validate", help="check a search-space file")
-    p.add_argument("spec")
-    p.set_defaults(func=cmd_validate)
+def build_parser() -> argparse.ArgumentParser:  # one block per command: long, but flat and read top to bottom
+    parser = argparse.ArgumentParser(
+        prog="lamp-study",
+        description=__doc__.splitlines()[0],
+        epilog=f"{EXIT_CODES}\n\nexample:\n  lamp-study validate search_spaces/quickstart.yaml",
+        formatter_class=_RAW,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("run", help="run a study from a search-space file on Ray Tune")
-    p.add_argument("spec")
+    p = _command(
+        sub,
+        "init",
+        "write a study file for a folder of normal images and a folder of anomalous ones, then validate it",
+        "lamp-study init my_parts --normal data/good --anomalous data/defects",
+        cmd_init,
+    )
+    p.add_argument("name", help="study name (the MLflow experiment); the file is <name>.yaml")
+    p.add_argument("--normal", required=True, help="folder of normal images (searched recursively)")
+    p.add_argument("--anomalous", required=True, help="folder of anomalous images (searched recursively)")
+    p.add_argument(
+        "--image-size", type=int, default=64, help="square side images are resized to (default 64)"
+    )
+    p.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default 10)")
+    p.add_argument("--out", default=None, help="where to write the study file (default <name>.yaml)")
+
+    p = _command(
+        sub,
+        "validate",
+        "check a search-space file and open its data (no training, no Ray): a one-screen summary",
+        "lamp-study validate search_spaces/quickstart.yaml",
+        cmd_validate,
+    )
+    p.add_argument("spec", help="the study's YAML file")
+    p.add_argument("--no-data", action="store_true", help="check the file only, do not open the dataset")
+
+    p = _command(
+        sub,
+        "run",
+        "run a study from a search-space file on Ray Tune, logging every trial to MLflow",
+        "lamp-study run search_spaces/quickstart.yaml --tracking-uri sqlite:///mlflow.db",
+        cmd_run,
+    )
+    p.add_argument("spec", help="the study's YAML file")
     p.add_argument("--name", default=None, help="study name (default: the spec's name)")
     _add_cluster(p)
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("resume", help="continue an interrupted study")
-    p.add_argument("name")
-    _add_cluster(p)
-    p.set_defaults(tracking_uri=None)  # default: $MLFLOW_TRACKING_URI, else the store the study started with
-    p.set_defaults(func=cmd_resume)
-
-    p = sub.add_parser("register", help="register the best finished trial's model")
-    p.add_argument("name")
-    p.add_argument("--metric", default=None, help="ranking metric (default: the study objective)")
-    p.add_argument("--mode", choices=["max", "min"], default=None)
-    p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
-    p.add_argument("--alias", default="champion")
     _add_tracking(p)
-    p.set_defaults(func=cmd_register)
 
-    p = sub.add_parser("score", help="score samples with a registered model, one CSV row per sample")
+    p = _command(
+        sub,
+        "resume",
+        "continue an interrupted study from its Tune state",
+        "lamp-study resume quickstart",
+        cmd_resume,
+    )
+    p.add_argument("name", help="the study's name")
+    _add_cluster(p)
+    p.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else the store the study was started with)",
+    )
+
+    p = _command(
+        sub,
+        "register",
+        "register the best finished trial's model in the MLflow Model Registry",
+        "lamp-study register quickstart --alias champion",
+        cmd_register,
+    )
+    p.add_argument("name", help="the study's name")
+    p.add_argument("--metric", default=None, help="ranking metric (default: the study objective)")
+    p.add_argument(
+        "--mode",
+        choices=["max", "min"],
+        default=None,
+        help="whether higher or lower is better (default: the metric's)",
+    )
+    p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
+    p.add_argument("--alias", default="champion", help="alias given to the new version (default: champion)")
+    _add_tracking(p)
+
+    p = _command(
+        sub,
+        "score",
+        "score samples with a registered model, one CSV row per sample",
+        "lamp-study score models:/lamp-quickstart@champion --data ./images --out scores.csv",
+        cmd_score,
+    )
     p.add_argument("model_uri", help="e.g. models:/lamp-quickstart@champion")
     p.add_argument("--data", required=True, help="dataset name, .npz, IDX .gz or image folder")
     p.add_argument("--out", required=True, help="CSV file to write")
     _add_tracking(p)
-    p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("report", help="write the HTML report of a study from MLflow")
-    p.add_argument("name")
-    p.add_argument("--out", default=None)
+    p = _command(
+        sub,
+        "serve",
+        "serve a registered model over HTTP with MLflow (POST /invocations, inputs [N,C,H,W] floats)",
+        "lamp-study serve models:/lamp-quickstart@champion --port 5001",
+        cmd_serve,
+    )
+    p.add_argument("model_uri", help="e.g. models:/lamp-quickstart@champion")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--port", type=int, default=5001, help="port to listen on (default 5001)")
     _add_tracking(p)
-    p.set_defaults(func=cmd_report)
+
+    p = _command(
+        sub,
+        "report",
+        "write the HTML report of a study, from MLflow alone",
+        "lamp-study report quickstart --out reports_out/quickstart.html",
+        cmd_report,
+    )
+    p.add_argument("name", help="the study's name")
+    p.add_argument("--out", default=None, help="HTML file to write (default reports_out/<name>.html)")
+    _add_tracking(p)
+
+    p = _command(
+        sub,
+        "trial",
+        "run one trial (no Ray, no MLflow) and print its result as JSON",
+        "lamp-study trial --dataset digits --metric ssim --factor 10 --optimizer sgd --epochs 3",
+        cmd_trial,
+    )
+    add_trial_args(p)
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lamp-study")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     set_quiet_mlflow_env()
-    # Raised while MLflow imports (its own PythonModel subclasses), so it must be filtered before that.
-    warnings.filterwarnings(
-        "ignore", message=".*Add type hints to the `predict` method", category=UserWarning
-    )
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from MLflow or its migrations
     try:
         return args.func(args)
     except LampError as err:
@@ -261,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"lamp-study {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_CTRL_C
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import itertools
 import json
 from typing import TYPE_CHECKING, Any
 
-from study.config import CONDITIONAL, TrialConfig, nest
+from study.config import CONDITIONAL, DataConfig, TrialConfig, nest
 from study.spec import _dimensions as dims
 from study.spec._errors import SpecError
 from study.spec._params import coerce, defaults
@@ -60,6 +60,16 @@ def expand(spec: StudySpec) -> list[TrialConfig]:
     if spec.lr_control:
         trials += list(dict.fromkeys(lr_twin(t) for t in trials if needs_twin(t)))
     return trials * spec.search.samples if algorithm == "grid" else trials
+
+
+def data_configs(spec: StudySpec) -> list[DataConfig]:
+    """Every distinct dataset setting the study's trials use (tpe: each combination of data dimensions)."""
+    if spec.search.algorithm != "tpe":
+        return list(dict.fromkeys(t.data for t in expand(spec)))
+    names = [n for n, d in spec.dimensions.items() if n.startswith("data.") and not d.continuous]
+    combos = itertools.product(*(spec.dimensions[n].values() for n in names))
+    points = [{n: coerce(n, v) for n, v in zip(names, combo, strict=True)} for combo in combos]
+    return list(dict.fromkeys(trial_config(spec, p, spec.seeds[0]).data for p in points))
 
 
 def _grid_points(spec: StudySpec) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from study.spec._params import check_section, registry
 if TYPE_CHECKING:
     import optuna
 
-    from study.config import TrialConfig
+    from study.config import DataConfig, TrialConfig
 
 
 class SearchSpec(Section):
@@ -167,6 +167,10 @@ class StudySpec(Section):
     def expand(self) -> list[TrialConfig]:
         """Every trial of a grid or random study, in a deterministic order (see `_expand.expand`)."""
         return _expand.expand(self)
+
+    def data_configs(self) -> list[DataConfig]:
+        """Every distinct dataset setting the trials use (what `validate` opens)."""
+        return _expand.data_configs(self)
 
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Define-by-run space for Optuna (see `_search.suggest`)."""

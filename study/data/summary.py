@@ -1,0 +1,19 @@
+"""A few lines that say what a dataset holds, for `lamp-study validate` (opened, never trained on)."""
+
+from __future__ import annotations
+
+from study.config import DataConfig
+from study.data._protocol import OneClassData
+
+
+def describe(cfg: DataConfig, d: OneClassData) -> list[str]:
+    """`name (source), normal classes …` then sizes and counts per split."""
+    n_anom = int(d.test_labels.sum())
+    where = f" from {cfg.path}" if cfg.path else ""
+    which = f", category {cfg.category}" if cfg.category else ""
+    classes = "" if cfg.name in ("mvtec", "images") else f", normal classes {list(cfg.normal_classes)}"
+    return [
+        f"{cfg.name}{where}{which}{classes}: {d.in_channels}x{d.image_size}x{d.image_size} images",
+        f"train {len(d.train)} + val {len(d.val)} normal; test {len(d.test)} = "
+        f"{len(d.test) - n_anom} normal + {n_anom} anomalous",
+    ]
