@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
 from pathlib import Path
@@ -291,3 +292,141 @@ def test_load_images_from_folder_npz_idx_and_name(tmp_path: Path) -> None:
     assert x.shape == (540, 1, 8, 8) and ids[-1] == "539"
     with pytest.raises(DatasetError, match="dataset name"):
         load_images(tmp_path / "nothing-here")
+
+
+# ---------------------------------------------------------------- data as people store it
+def _arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        "train": rng.integers(0, 256, (24, 7, 7), dtype=np.uint8),
+        "train_y": np.arange(24) % 3,
+        "test": rng.integers(0, 256, (9, 7, 7), dtype=np.uint8),
+        "test_y": np.arange(9) % 3,
+    }
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("x_train", "y_train", "x_test", "y_test"),  # Keras
+        ("train_x", "train_y", "test_x", "test_y"),
+        ("X_train", "y_train", "X_test", "y_test"),  # scikit-learn style
+        ("train_images", "train_labels", "test_images", "test_labels"),
+    ],
+    ids=lambda n: n[0],
+)
+def test_npz_key_conventions_with_classes_load(tmp_path: Path, names: tuple[str, ...]) -> None:
+    a = _arrays(np.random.default_rng(5))
+    path = tmp_path / "d.npz"
+    np.savez(path, **dict(zip(names, (a["train"], a["train_y"], a["test"], a["test_y"]), strict=True)))
+    d = load_dataset(DataConfig(name="npz", path=str(path), normal_classes=(1,), val_fraction=0.25))
+    assert len(d.train) + len(d.val) == 8  # the class-1 training images
+    assert d.test_labels.tolist() == [int(y != 1) for y in a["test_y"]]
+    assert torch.equal(d.test, torch.from_numpy(a["test"][:, None] / 255.0).float())
+
+
+@pytest.mark.parametrize(
+    "names", [("x_train", "x_test", "y_test"), ("train_x", "test_x", "test_labels")], ids=lambda n: n[0]
+)
+def test_npz_one_class_layouts_without_train_labels_load(tmp_path: Path, names: tuple[str, ...]) -> None:
+    a = _arrays(np.random.default_rng(6))
+    labels = (np.arange(9) % 2).reshape(9, 1)  # a column vector, as some tools save labels
+    path = tmp_path / "d.npz"
+    np.savez(path, **dict(zip(names, (a["train"], a["test"], labels), strict=True)))
+    d = load_dataset(DataConfig(name="npz", path=str(path), val_fraction=0.25))
+    assert len(d.train) + len(d.val) == 24 and d.test_labels.tolist() == labels[:, 0].tolist()
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"x_train": np.zeros((4, 5, 5)), "x_test": np.zeros((4, 5, 5))}, r"no test labels; found: x_test \(4, 5, 5\), x_train"),
+        ({"images": np.zeros((4, 5, 5))}, "no train images or test images or test labels; found: images"),
+        ({"x_train": np.zeros((4, 5, 5)), "train_x": np.zeros((4, 5, 5))}, "train_x and x_train both name"),
+        ({"x_train": np.zeros((4, 5)), "x_test": np.zeros((4, 5, 5)), "y_test": np.zeros(4)}, r"x_train: images of shape \(4, 5\)"),
+        ({"x_train": np.zeros((4, 5, 5)), "x_test": np.zeros((3, 5, 5)), "y_test": np.zeros(4)}, r"3 images but y_test has shape \(4,\)"),
+        ({"x_train": np.full((4, 5, 5), np.nan), "x_test": np.zeros((4, 5, 5)), "y_test": np.zeros(4)}, "4 images contain NaN"),
+        ({"x_train": np.zeros((4, 5, 5)), "x_test": np.zeros((4, 5, 5)), "y_test": np.arange(4)}, "must be 0 .normal. or 1 .anomalous.; found values 0, 1, 2, 3"),
+        ({"x_train": np.zeros((4, 5, 5)), "x_test": np.zeros((4, 6, 6)), "y_test": np.zeros(4)}, "x_train images are"),
+    ],
+    ids=["no-labels", "unknown-keys", "two-names", "wrong-shape", "label-count", "nan", "classes-without-train-labels", "sizes-differ"],
+)  # fmt: skip
+def test_npz_errors_list_layouts_and_keys_found(tmp_path: Path, arrays: dict, match: str) -> None:
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DatasetError, match=match) as err:
+        load_dataset(DataConfig(name="npz", path=str(path)))
+    assert str(path) in str(err.value)
+    if "found: " in match:
+        assert "x_train, y_train, x_test, y_test" in str(err.value)  # the accepted layouts are named
+
+
+def test_npz_missing_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=r"nope.npz: no such .npz file"):
+        load_dataset(DataConfig(name="npz", path=str(tmp_path / "nope.npz")))
+
+
+def test_mvtec_mixed_modes_formats_and_nested_defects(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    cat = tmp_path / "widget"
+    _write_images(cat / "train" / "good", 4, "L", (12, 12), rng)
+    Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(cat / "train" / "good" / "c.jpg")
+    Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(cat / "train" / "good" / "d.webp")
+    _write_images(cat / "test" / "good", 2, "L", (12, 12), rng)
+    Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(cat / "test" / "good" / "e.bmp")
+    _write_images(cat / "test" / "crack" / "deep" / "left", 2, "RGB", (12, 12), rng)  # nested defect folders
+    Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(cat / "test" / "crack" / "f.tif")
+    d = load_dataset(
+        DataConfig(name="mvtec", path=str(tmp_path), category="widget", image_size=12, val_fraction=0.2)
+    )
+    assert d.in_channels == 3  # one colour image makes the whole dataset RGB
+    assert len(d.train) + len(d.val) == 6
+    assert d.test_labels.tolist() == [1, 1, 1, 0, 0, 0]  # crack (nested + .tif) sorts before good
+    grey = np.asarray(Image.open(cat / "test" / "good" / "000.png"), dtype=np.float32) / 255.0
+    for c in range(3):  # a grey image is repeated into every channel
+        assert torch.allclose(d.test[3, c], torch.from_numpy(grey), atol=1 / 255)
+    # data.path may name the category folder itself
+    same = load_dataset(DataConfig(name="mvtec", path=str(cat), image_size=12, val_fraction=0.2))
+    assert torch.equal(same.test, d.test)
+
+
+def test_mvtec_corrupt_image_and_missing_train_good_are_named(tmp_path: Path) -> None:
+    _mvtec_tree(tmp_path, "L")
+    broken = tmp_path / "widget" / "test" / "hole" / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(DatasetError, match=r"cannot read image .*broken.png"):
+        load_dataset(DataConfig(name="mvtec", path=str(tmp_path), category="widget"))
+    empty_root = tmp_path / "other"
+    (empty_root / "widget" / "test" / "good").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"has no <category>/train/good folder \(sub-folders: widget\)"):
+        load_dataset(DataConfig(name="mvtec", path=str(empty_root), category="widget"))
+
+
+def test_unknown_normal_class_names_it_and_the_available_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        DatasetError, match=r"normal class 'Sock' is not a class of 'digits'; available: 0, 1, 2"
+    ):
+        load_dataset(DataConfig(name="digits", normal_classes=("Sock",)))
+
+
+def test_images_loader_takes_a_normal_and_an_anomalous_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    _write_images(tmp_path / "good", 10, "L", (20, 16), rng)
+    _write_images(tmp_path / "bad" / "scratch", 2, "RGB", (16, 16), rng)
+    _write_images(tmp_path / "bad" / "dent", 2, "L", (16, 16), rng)
+    cfg = DataConfig(
+        name="images",
+        path=str(tmp_path / "good"),
+        anomalous_path=str(tmp_path / "bad"),
+        image_size=8,
+        val_fraction=0.2,
+    )
+    d = load_dataset(cfg)
+    _check_tensor_contract(d)
+    assert (d.in_channels, d.image_size) == (3, 8)
+    assert d.test_labels.tolist() == [0, 0, 0, 1, 1, 1, 1]  # 30 % of 10 normal images, then the 4 defects
+    assert len(d.train) + len(d.val) == 7
+    with pytest.raises(DatasetError, match="needs data.anomalous_path"):
+        load_dataset(dataclasses.replace(cfg, anomalous_path=None))
+    with pytest.raises(DatasetError, match="holds no images"):
+        (tmp_path / "empty").mkdir()
+        load_dataset(dataclasses.replace(cfg, anomalous_path=str(tmp_path / "empty")))

@@ -50,9 +50,8 @@ def load_npz(cfg: DataConfig) -> LabelledImages:
     found = ", ".join(f"{k} {arrays[k].shape}" for k in sorted(arrays)) or "no arrays"
     key = {role: _pick(path, arrays, role, found) for role in KEYS}
     if key["train_x"] is None or key["test_x"] is None or key["test_y"] is None:
-        missing = [
-            role.replace("_x", " images").replace("_y", " labels") for role, k in key.items() if k is None
-        ]
+        required = ("train_x", "test_x", "test_y")
+        missing = [r.replace("_x", " images").replace("_y", " labels") for r in required if key[r] is None]
         raise DatasetError(f"{path}: no {' or '.join(missing)}; found: {found}. Accepted layouts: {ACCEPTED}")
     train_x = as_nchw(arrays[key["train_x"]], f"{path}:{key['train_x']}")
     test_x = as_nchw(arrays[key["test_x"]], f"{path}:{key['test_x']}")
