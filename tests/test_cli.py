@@ -260,5 +260,5 @@ def test_own_folders_to_a_report_in_three_commands(tmp_path: Path) -> None:
     assert "Add type hints" not in run.stdout + run.stderr
     report = cli("report", "mine")
     assert report.returncode == 0, report.stderr[-3000:]
-    html = Path(report.stdout.strip().splitlines()[-1])
+    html = tmp_path / report.stdout.strip().splitlines()[-1]  # printed relative to the working directory
     assert html.is_file() and "mine" in html.read_text()[:100_000]
