@@ -15,6 +15,7 @@ from study.spec._schema import INTERNAL, StudySpec
 
 _COMPARISONS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
 _DIMENSION_KINDS = "grid, choice, uniform, loguniform, int"
+MAX_BYTES = 1_000_000  # the largest shipped study is ~5 kB; a bigger file is a wrong path, not a study
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -44,6 +45,11 @@ def load_spec(path: str | Path) -> StudySpec:
     path = Path(path)
     allowed = f"a mapping with keys {', '.join(_top_keys())}"
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise SpecError(
+                path, "(file)", f"is {size:,} bytes; allowed: a study file under {MAX_BYTES:,} bytes"
+            )
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(path, "(file)", f"cannot read: {err}; allowed: a readable UTF-8 YAML file") from None
