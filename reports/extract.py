@@ -1,6 +1,6 @@
 """MLflow -> plain data: one study's parent run and its trials as a typed table.
 
-The input contract is `.notes/MLFLOW_SCHEMA.md`: one experiment per study, a
+The input contract is `docs/mlflow_schema.md`: one experiment per study, a
 parent run tagged `lamp.role=study`, one child run per trial. Everything a
 report shows comes from the `Study` built here (one `search_runs` sweep) plus
 the few artifacts `ArtifactLoader` fetches for the runs a figure shows; nothing

@@ -1,6 +1,6 @@
 """Deterministic synthetic lamp studies, logged straight into MLflow (test and bench data for `reports/`).
 
-The writer follows `.notes/MLFLOW_SCHEMA.md` exactly: one experiment named after
+The writer follows `docs/mlflow_schema.md` exactly: one experiment named after
 the study, a parent run tagged `lamp.role=study` with `spec.yaml`, and one child
 run per trial with the flattened `TrialConfig` params, per-epoch and final
 metrics, and `scores.npz` / `landscape.npz` artifacts. Its numbers come from a

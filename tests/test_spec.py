@@ -224,7 +224,7 @@ def test_every_amplified_sgd_trial_has_exactly_one_lr_twin(tmp_path: Path) -> No
 
 
 def test_linear_trial_and_its_twin_take_identical_sgd_steps(tmp_path: Path) -> None:
-    """The pairing is exact for linear amplification under SGD without weight decay (DESIGN.md fact 1)."""
+    """The pairing is exact for linear amplification under SGD without weight decay (docs/design.md, fact 1)."""
     trials = load_spec(_write(tmp_path, TWINS)).expand()
     amp = next(t for t in trials if (t.amplification, t.factor, t.optimizer) == ("linear", 10.0, "sgd"))
     twin = next(t for t in trials if t.twin_of == amp.factor and t.optimizer == "sgd" and t.seed == amp.seed)
