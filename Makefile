@@ -5,19 +5,25 @@ BIN     := $(VENV)/bin
 STUDY   ?= quickstart
 TRACKING ?= sqlite:///mlflow.db
 
-.PHONY: setup system-deps quickstart test lint bench clean
+.PHONY: setup system-deps quickstart test lint bench clean constraints
 
 # Debian packages: Fashion-MNIST (data) and Chromium + ChromeDriver (the report's browser test).
 system-deps:
 	@bash scripts/system_deps.sh
 
-$(BIN)/lamp-study: pyproject.toml
+$(BIN)/lamp-study: pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch 2.13.0 first: on CPU-only machines it is a local CPU wheel; a bare `torch` pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	# constraints.txt pins every dependency to the versions the test suite passed with.
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
 	@touch $@
+
+# Regenerate constraints.txt from the current venv (after a deliberate upgrade that passed `make test`).
+constraints: $(BIN)/lamp-study
+	@{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | sed -E 's/\+[a-z0-9.]+$$//' | grep -v '^lamp-study'; } > constraints.txt.new
+	@mv constraints.txt.new constraints.txt
 
 setup: system-deps $(BIN)/lamp-study
 
@@ -44,4 +50,4 @@ bench: setup
 	$(BIN)/python bench/report_speed.py
 
 clean:
-	rm -rf lamp_storage reports_out mlflow.db
+	rm -rf lamp_storage reports_out mlflow.db mlruns
