@@ -17,12 +17,12 @@ import pytest
 import torch
 import yaml
 
-from study.spec import _params as spec_params
 from study.config import CONDITIONAL, TrialConfig, trial_fields
 from study.data import LOADERS
 from study.losses import AMPLIFICATIONS, METRICS
 from study.models import MODELS
 from study.spec import SpecError, StudySpec, check_value, load_spec
+from study.spec import _params as spec_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
