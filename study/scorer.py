@@ -56,7 +56,9 @@ class AnomalyScorer(mlflow.pyfunc.PythonModel):
 
     # `np.ndarray` is a hint MLflow derives no schema from (the signature is explicit, see save_scorer);
     # any hint at all keeps MLflow from warning "Add type hints to the `predict` method" at class creation.
-    def predict(self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None) -> np.ndarray:
+    def predict(
+        self, context: Any, model_input: np.ndarray, params: dict[str, Any] | None = None
+    ) -> np.ndarray:
         """Scores [N] (float64) of images [N, C, H, W]."""
         import torch
 

@@ -39,10 +39,14 @@ def check_model(model_uri: str, tracking_uri: str) -> None:
         else:
             client.get_model_version(name, version)
     except MlflowException as err:
-        raise ServeError(f"no model {model_uri!r} in {tracking_uri}: {err.message}; register one first") from None
+        raise ServeError(
+            f"no model {model_uri!r} in {tracking_uri}: {err.message}; register one first"
+        ) from None
 
 
-def serve_command(model_uri: str, host: str, port: int, tracking_uri: str) -> tuple[list[str], dict[str, str]]:
+def serve_command(
+    model_uri: str, host: str, port: int, tracking_uri: str
+) -> tuple[list[str], dict[str, str]]:
     """(argv, environment) of `mlflow models serve` for `model_uri`, runnable without an activated venv."""
     bin_dir = str(Path(sys.executable).parent)
     env = {
