@@ -470,3 +470,31 @@ def test_cli_validate_accepts_a_shipped_study() -> None:
     result = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert str(load_spec(SPACES / "label_free.yaml").n_trials) in result.stdout
+
+
+def test_search_algorithm_builds_what_tune_needs() -> None:
+    """grid/random: the expanded trials as one grid_search; tpe: a seeded TPE searcher, limited to max_concurrent."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    from study.spec import search_algorithm
+
+    grid = load_spec(SPACES / "quickstart.yaml")
+    alg, space, samples = search_algorithm(grid, "objective")
+    assert alg is None and samples == 1
+    assert space["trial"]["grid_search"] == [t.to_dict() for t in grid.expand()]
+    tpe = load_spec(SPACES / "tpe.yaml")
+    alg, space, samples = search_algorithm(tpe, "objective")
+    assert isinstance(alg, ConcurrencyLimiter) and alg.max_concurrent == tpe.max_concurrent
+    assert (alg.searcher.metric, alg.searcher.mode) == ("objective", tpe.objective.mode)
+    assert space == {} and samples == tpe.search.samples
+
+
+def test_n_trials_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from study.spec import _expand
+
+    spec = load_spec(SPACES / "quickstart.yaml")
+    calls = []
+    real = _expand.expand
+    monkeypatch.setattr(_expand, "expand", lambda s: calls.append(1) or real(s))
+    assert [spec.n_trials for _ in range(5)] == [len(real(spec))] * 5
+    assert len(calls) == 1
