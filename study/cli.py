@@ -22,7 +22,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 EXIT_OK, EXIT_NOT_FINISHED, EXIT_USAGE, EXIT_CTRL_C = 0, 1, 2, 130
 EXIT_CODES = f"""exit codes:
   {EXIT_OK}    success (a study: every trial ended)
-  {EXIT_NOT_FINISHED}    a study stopped before all its trials ended (resume it), or trials failed
+  {EXIT_NOT_FINISHED}    a study stopped before all its trials ended (resume it to finish)
   {EXIT_USAGE}    bad input: command line, spec, data, tracking URI, unknown study or model
   {EXIT_CTRL_C}  interrupted with Ctrl-C"""
 _RAW = argparse.RawDescriptionHelpFormatter
