@@ -26,6 +26,7 @@ from ray.tune import Callback
 
 from study.config import TrialConfig
 from study.errors import LampError
+from study.gate import Gate
 from study.spec import StudySpec, load_spec
 from study.tracking import (
     TERMINAL,
@@ -44,6 +45,10 @@ ERROR_KEY = "lamp_error"
 EPOCHS_KEY = "lamp_epochs"  # JSON list of per-epoch metric rows not yet reported
 TRAIN_STATE_FILE = "train_state.pt"
 OBJECTIVE_KEY = "objective"
+NODE_KEY = "lamp_node"  # Ray node id of the worker that sent a report
+NODE_TAG = "lamp.node_id"
+ATTEMPTS_TAG = "lamp.attempts"
+MAX_FAILURES = 2  # Tune restarts a trial whose worker or node died, from its last checkpoint
 
 
 class ClusterError(LampError):
@@ -51,7 +56,9 @@ class ClusterError(LampError):
 
 
 # ---------------------------------------------------------------- trial side
-def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -> None:
+def trainable(
+    config: dict[str, Any], spec: StudySpec, report_interval: float, gate: Gate | None = None
+) -> None:
     """The Tune function trainable: a thin wrapper of `run_trial`.
 
     A report is a round trip to the driver, so epochs are batched: every
@@ -61,8 +68,11 @@ def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -
     training state that a restored trial starts from (the driver snapshots
     the experiment as often, see `_init_ray`). The last epoch
     goes out with the final metrics and the result files, so a scheduler that
-    stops at `max_t = epochs` never cuts the final evaluation.
+    stops at `max_t = epochs` never cuts the final evaluation. Every report
+    names the Ray node the trial runs on (`NODE_KEY`). A `gate` (fault tests
+    only, see study/gate.py) pauses one trial after a checkpointed report.
     """
+    import ray
     import torch
     from ray import tune
 
@@ -82,10 +92,12 @@ def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -
     if spec.early_stopping is not None:
         es_known[spec.early_stopping.metric] = _worst(spec.early_stopping.mode)
 
+    node = ray.get_runtime_context().get_node_id()
+
     def with_es(row: dict[str, Any]) -> dict[str, Any]:
         for key in es_known:
             es_known[key] = row.get(key, es_known[key])  # last known value (eval_every may skip epochs)
-        return {**es_known, **row}
+        return {**es_known, **row, NODE_KEY: node}
 
     pending: list[dict[str, Any]] = []
     last: dict[str, Any] = {}
@@ -98,7 +110,8 @@ def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -
         )
         pending.append({"epoch": epoch, **metrics})
         last = row
-        due = time.monotonic() - last_sent >= report_interval
+        paused = gate is not None and gate.stops(cfg, epoch)
+        due = paused or time.monotonic() - last_sent >= report_interval
         if epoch == cfg.epochs or not (every_epoch or due):
             return
         payload = {**row, EPOCHS_KEY: json.dumps(pending)}
@@ -108,6 +121,8 @@ def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -
                 torch.save(vars(snapshot()), Path(d) / TRAIN_STATE_FILE)
                 tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
             last_sent = time.monotonic()
+            if paused:
+                gate.hold({"trial_id": tune.get_context().get_trial_id(), "node_id": node, "epoch": epoch})
         else:
             tune.report(payload)
 
@@ -188,8 +203,9 @@ class MlflowCallback(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker = self._live()[0]
+        result = trial.last_result or {}
         tracker.end_trial(
-            trial.trial_id, "failed", _final_metrics(trial.last_result or {}), error=_read_error(trial)
+            trial.trial_id, "failed", _final_metrics(result), error=_read_error(trial), tags=_run_tags(trial)
         )
 
 
@@ -268,6 +284,7 @@ def _final_metrics(result: dict[str, Any]) -> dict[str, Any]:
         "iterations_since_restore",
         "pid",
         "done",
+        NODE_KEY,
     }
     return {k: v for k, v in result.items() if k not in skip and not k.startswith(("train_", "val_"))}
 
@@ -281,9 +298,17 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
     checkpoint = trial.checkpoint
     if checkpoint is not None and status in ("finished", "diverged"):
         with checkpoint.as_directory() as d:
-            tracker.end_trial(trial.trial_id, status, metrics, result_dir=d)
+            tracker.end_trial(trial.trial_id, status, metrics, result_dir=d, tags=_run_tags(trial))
     else:
-        tracker.end_trial(trial.trial_id, status, metrics, error=result.get(ERROR_KEY))
+        tracker.end_trial(trial.trial_id, status, metrics, error=result.get(ERROR_KEY), tags=_run_tags(trial))
+
+
+def _run_tags(trial: Any) -> dict[str, str]:
+    """Where the trial last ran and how many attempts it took (Tune retries a trial whose worker died)."""
+    return {
+        NODE_TAG: str((trial.last_result or {}).get(NODE_KEY) or ""),
+        ATTEMPTS_TAG: str(trial.num_failures + 1),
+    }
 
 
 def _read_error(trial: Any) -> str:
@@ -342,9 +367,8 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    base = spec.base_config()
     fn = tune.with_resources(
-        tune.with_parameters(trainable, spec=spec, report_interval=report_interval_s()),
+        tune.with_parameters(trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()),
         {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
     )
     _ACTIVE[spec.name] = (tracker, spec)
@@ -361,7 +385,7 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
             metric=es.metric,
             mode=es.mode,
             time_attr="training_iteration",
-            max_t=max(int(base.get("epochs", TrialConfig.epochs)), 1),
+            max_t=max_epochs(spec),
             grace_period=es.grace_period,
             reduction_factor=es.reduction_factor,
         )
@@ -400,10 +424,20 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
             storage_path=str(storage),
             callbacks=callbacks,
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
+            failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
+
+
+def max_epochs(spec: StudySpec) -> int:
+    """The most epochs any trial of the study can run: ASHA's `max_t`, read from a dimension when one varies it."""
+    dim = spec.dimensions.get("epochs")
+    if dim is None:
+        return max(int(spec.base_config().get("epochs", TrialConfig.epochs)), 1)
+    if dim.kind == "int":
+        return max(int(dim.int_[1]), 1)
+    return max(int(v) for v in dim.values())
 
 
 def _storage(storage_path: str | None) -> Path:
@@ -502,8 +536,16 @@ def _execute(
         # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
         # a study with fewer ended trials than planned is interrupted.
         status = "finished" if ended >= (spec.n_trials or len(results)) else "interrupted"
+        if status == "finished" and all(
+            r.error or _status(r.metrics or {}, can_prune) == "failed" for r in results
+        ):
+            status = "failed"  # nothing to compare: the caller must see an error, not a finished study
+            print(
+                f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
+                file=sys.stderr,
+            )
     finally:
-        if status != "finished":
+        if status == "interrupted":
             tracker.interrupt_open_trials()
             print(
                 f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`", file=sys.stderr
@@ -530,9 +572,10 @@ def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
         status = _status(result.metrics or {}, can_prune)
         if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
             continue
+        tags = {NODE_TAG: str((result.metrics or {}).get(NODE_KEY) or "")}
         if result.checkpoint is not None and status in ("finished", "diverged"):
             with result.checkpoint.as_directory() as d:
-                tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d)
+                tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d, tags=tags)
         else:
             error = str(result.error) if result.error else (result.metrics or {}).get(ERROR_KEY)
             tracker.end_trial(
@@ -540,6 +583,7 @@ def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
                 status if not result.error else "failed",
                 _final_metrics(result.metrics or {}),
                 error=error,
+                tags=tags,
             )
 
 

@@ -37,6 +37,7 @@ TERMINAL = ("finished", "diverged", "failed", "pruned")
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
 _RUN_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 MODEL_ARTIFACT = "model"
+EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged
 
 
 class TrackingError(LampError):
@@ -121,6 +122,8 @@ class StudyTracker:
         self.parent_run_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._ended: set[str] = set()  # trial ids whose run has ended
+        # trial id -> last epoch logged (a restored trial re-sends the epochs after its checkpoint)
+        self._last_epoch: dict[str, int] = {}
 
     # ------------------------------------------------------------ study
     def start_study(
@@ -153,7 +156,9 @@ class StudyTracker:
         assert self.parent_run_id is not None
         self.client.log_batch(self.parent_run_id, metrics=_metrics(finite_metrics(metrics)))
         self.client.set_tag(self.parent_run_id, STATUS, status)
-        self.client.set_terminated(self.parent_run_id, "FINISHED" if status == "finished" else "KILLED")
+        self.client.set_terminated(
+            self.parent_run_id, {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+        )
 
     def _load_children(self) -> None:
         for run in self.children():
@@ -162,6 +167,9 @@ class StudyTracker:
                 self._runs[trial_id] = run.info.run_id
                 if run.data.tags.get(STATUS) in TERMINAL:
                     self._ended.add(trial_id)
+                else:  # an open run: its trial resumes from a checkpoint and re-sends the epochs after it
+                    steps = self.client.get_metric_history(run.info.run_id, EPOCH_METRIC)
+                    self._last_epoch[trial_id] = max((m.step for m in steps), default=0)
 
     def children(self) -> list[Any]:
         from mlflow.entities import ViewType
@@ -209,10 +217,19 @@ class StudyTracker:
         return run.info.run_id
 
     def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
-        """Per-epoch metrics at step = epoch."""
-        if trial_id in self._ended or trial_id not in self._runs:
+        """Per-epoch metrics at step = epoch, once per epoch.
+
+        A trial restored from a checkpoint re-trains the epochs after it; those
+        already logged keep their first values, so every step appears once.
+        """
+        if (
+            trial_id in self._ended
+            or trial_id not in self._runs
+            or epoch <= self._last_epoch.get(trial_id, 0)
+        ):
             return
         self.client.log_batch(self._runs[trial_id], metrics=_metrics(finite_metrics(metrics), step=epoch))
+        self._last_epoch[trial_id] = epoch
 
     def end_trial(
         self,
@@ -222,12 +239,16 @@ class StudyTracker:
         *,
         result_dir: str | Path | None = None,
         error: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
-        """Final metrics, artifacts and model, the lamp status, and the end of the run."""
+        """Final metrics, artifacts and model, extra `tags`, the lamp status, and the end of the run."""
         if trial_id in self._ended or trial_id not in self._runs:
             return
         run_id = self._runs[trial_id]
-        self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)))
+        from mlflow.entities import RunTag
+
+        run_tags = [RunTag(k, v) for k, v in (tags or {}).items() if v]
+        self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)), tags=run_tags)
         if result_dir is not None:
             self._log_result_files(run_id, Path(result_dir))
         if error:

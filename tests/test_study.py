@@ -12,8 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from study.spec import load_spec
 from tests.conftest import SPECS, Study, run_small_study
@@ -49,7 +51,10 @@ def test_every_trial_is_one_child_run_with_its_status(tiny_study: Study) -> None
     for run in runs:
         assert run.info.status != "RUNNING"  # every run ended
         if run.data.tags["lamp.status"] == "finished":
-            assert 0 <= run.data.metrics["auroc"] <= 1
+            # the logged AUROC is the one of the logged test scores (an independent sklearn call)
+            with np.load(client.download_artifacts(run.info.run_id, "scores.npz")) as f:
+                assert len(np.unique(f["labels"])) == 2
+                assert run.data.metrics["auroc"] == pytest.approx(roc_auc_score(f["labels"], f["scores"]))
             assert {"sharpness", "hessian_trace", "synthetic_auroc", "alignment_loss"} <= set(
                 run.data.metrics
             )
@@ -57,11 +62,9 @@ def test_every_trial_is_one_child_run_with_its_status(tiny_study: Study) -> None
             assert {"scores.npz", "landscape.npz", "model"} <= names
     # the spec file travels with the parent run and its hash tags every run
     spec_text = (SPECS / "tiny.yaml").read_text()
-    assert client.download_artifacts(parent.info.run_id, "spec.yaml") and all(
-        r.data.tags["lamp.spec_hash"] == parent.data.tags["lamp.spec_hash"] for r in runs
-    )
+    assert Path(client.download_artifacts(parent.info.run_id, "spec.yaml")).read_text() == spec_text
+    assert all(r.data.tags["lamp.spec_hash"] == parent.data.tags["lamp.spec_hash"] for r in runs)
     assert parent.data.tags["lamp.spec_hash"] == load_spec(SPECS / "tiny.yaml").content_hash
-    assert "tiny" in spec_text
 
 
 def test_per_epoch_metrics_hold_base_and_amplified_loss(tiny_study: Study) -> None:
@@ -153,7 +156,9 @@ def test_multinode_cluster_runs_trials_on_worker_nodes(tmp_path: Path) -> None:
         _, runs = _children(client, study.name)
         assert len(runs) == study.n_trials == 2
         assert all(r.data.tags["lamp.status"] == "finished" for r in runs)
-        assert len([n for n in ray.nodes() if n["Alive"]]) == 3
+        workers = {n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0}
+        assert len(workers) == 2 and cluster.head_node.node_id not in workers
+        assert {r.data.tags["lamp.node_id"] for r in runs} <= workers  # every trial ran on a worker node
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -252,70 +257,6 @@ def test_unreachable_tracking_server_fails_fast_and_launches_nothing(tmp_path: P
     assert "unreachable" in res.stderr and "mlflow server" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "storage").exists()  # nothing launched
     assert elapsed < 60  # "within seconds": generous bound for a loaded CI machine, not a benchmark
-
-
-def test_killed_driver_resumes_without_losing_or_duplicating_trials(tmp_path: Path) -> None:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    storage = tmp_path / "storage"
-    args = ["--tracking-uri", uri, "--storage-path", str(storage)]
-    # report (and checkpoint training state) every second, so a killed trial resumes mid-way
-    env = {**os.environ, "LAMP_REPORT_INTERVAL_S": "1"}
-    log = (tmp_path / "driver.log").open("w")
-    driver = subprocess.Popen(
-        [*CLI, "run", str(SPECS / "resume.yaml"), *args],
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-        env=env,
-    )
-    spec = load_spec(SPECS / "resume.yaml")
-    client = None
-    deadline = time.time() + 300
-    try:
-        while True:  # kill once some, but not all, trials have finished
-            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
-            assert time.time() < deadline, "no trial finished in time"
-            # the driver writes its state file once it has set up MLflow; only then query the store
-            if client is None and (storage / spec.name / "lamp_study.json").exists():
-                client = MlflowClient(uri)
-            exp = client.get_experiment_by_name(spec.name) if client else None
-            done = client.search_runs([exp.experiment_id], "tags.`lamp.status` = 'finished'") if exp else []
-            running = client.search_runs([exp.experiment_id], "tags.`lamp.status` = 'running'") if exp else []
-            # two trials finished and a third has reported (with a checkpoint): let a snapshot pass, then kill
-            if len(done) >= 2 and any(
-                client.get_metric_history(r.info.run_id, "train_base_loss") for r in running
-            ):
-                time.sleep(1.5)
-                break
-            time.sleep(0.5)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(driver.pid, signal.SIGKILL)
-        driver.wait(timeout=30)
-    _, before = _children(client, spec.name)
-    finished_before = {
-        r.data.tags["lamp.trial_id"]: r.info.run_id
-        for r in before
-        if r.data.tags["lamp.status"] == "finished"
-    }
-    assert 2 <= len(finished_before) < spec.n_trials
-    cut = {r.data.tags["lamp.trial_id"] for r in before if r.data.tags["lamp.status"] == "running"}
-
-    res = subprocess.run(
-        [*CLI, "resume", spec.name, *args], capture_output=True, text=True, timeout=600, env=env
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    parent, after = _children(client, spec.name)
-    ids = [r.data.tags["lamp.trial_id"] for r in after]
-    assert len(ids) == len(set(ids)) == spec.n_trials  # none lost, none duplicated
-    assert all(r.data.tags["lamp.status"] == "finished" for r in after)
-    still = {r.data.tags["lamp.trial_id"]: r.info.run_id for r in after}
-    assert all(still[t] == run_id for t, run_id in finished_before.items())  # finished runs kept, not re-made
-    assert parent.data.tags["lamp.status"] == "finished"
-    for run in after:  # every epoch of every trial is logged, the cut one included
-        steps = {m.step for m in client.get_metric_history(run.info.run_id, "train_base_loss")}
-        assert sorted(steps) == list(range(1, 81))
-    assert cut  # the kill really cut a trial mid-way
 
 
 def test_tpe_search_with_asha_logs_every_proposed_trial(tmp_path: Path) -> None:
