@@ -8,12 +8,14 @@ cut at epoch 3 and one has not started.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from study.gate import READY
+from study.gate import GATE_ENV, READY
 from study.spec import load_spec
 from tests._faults import (
     CLI,
@@ -98,4 +100,67 @@ def test_killed_driver_resumes_the_cut_trial_from_its_checkpoint(tmp_path: Path)
     assert by["10.0"].info.run_id == cut.info.run_id  # the cut trial went on in its own run
     for run in after_runs:  # every epoch once, the cut trial's included
         assert epochs_logged(client, run.info.run_id) == list(range(1, epochs + 1)), run.data.params["factor"]
+    assert parent.data.tags["lamp.status"] == "finished"
+
+
+def test_lost_worker_node_retries_its_trial_in_the_same_run(tmp_path: Path) -> None:
+    """A zero-CPU head and two 1-CPU workers; the node running the gated trial is removed while it waits."""
+    import threading
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from tests._faults import release
+    from tests.conftest import run_small_study
+
+    gate = arm_gate(tmp_path, {"factor": "10.0"}, GATE_EPOCH)
+    ray.shutdown()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+    outcome: dict[str, object] = {}
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        os.environ[GATE_ENV] = str(gate)  # read by the driver, which runs in this process
+
+        def drive() -> None:
+            try:
+                outcome["study"] = run_small_study(SPEC, tmp_path, address=cluster.address)
+            except BaseException as err:  # reported by the main thread
+                outcome["error"] = err
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        ready = wait_for(
+            "the gated trial to signal ready",
+            lambda: (
+                "error" in outcome or ((gate / READY).exists() and json.loads((gate / READY).read_text()))
+            ),
+        )
+        assert "error" not in outcome, outcome["error"]
+        lost = next(n for n in workers if n.node_id == ready["node_id"])
+        survivor = next(n for n in workers if n is not lost)
+        cluster.remove_node(lost, allow_graceful=False)
+        release(gate)
+        driver.join(timeout=300)
+        assert not driver.is_alive(), "the study hung after losing a node"
+        assert "error" not in outcome, outcome["error"]
+    finally:
+        os.environ.pop(GATE_ENV, None)
+        ray.shutdown()
+        cluster.shutdown()
+
+    study = outcome["study"]
+    assert study.summary["status"] == "finished"
+    client = MlflowClient(study.tracking_uri)
+    parent, runs = children(client, study.name)
+    by = _by_factor(runs)
+    assert sorted(by) == ["1.0", "10.0", "3.0", "30.0"]  # one run per trial: the retry did not add one
+    assert all(r.data.tags["lamp.status"] == "finished" and r.info.status == "FINISHED" for r in runs)
+    retried = by["10.0"]
+    assert retried.data.tags["lamp.trial_id"] == ready["trial_id"]
+    assert retried.data.tags["lamp.attempts"] == "2"
+    assert retried.data.tags["lamp.node_id"] == survivor.node_id  # it finished on the node that was left
+    assert {by[f].data.tags["lamp.attempts"] for f in ("1.0", "3.0", "30.0")} == {"1"}
+    for run in runs:  # every epoch once: the retry went on from the checkpoint at the gate epoch
+        assert epochs_logged(client, run.info.run_id) == list(range(1, 7)), run.data.params["factor"]
     assert parent.data.tags["lamp.status"] == "finished"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import os
 import signal
@@ -309,3 +308,25 @@ def test_register_by_a_label_free_score_picks_its_best_trial(tiny_study: Study) 
     finished = [r for r in runs if r.data.tags["lamp.status"] == "finished"]
     best = min(finished, key=lambda r: r.data.metrics["alignment_loss_tuned"])
     assert info["run_id"] == best.info.run_id and info["metric"] == "alignment_loss_tuned"
+
+
+def test_asha_prunes_the_trial_that_ranks_worst_at_the_first_rung(tmp_path: Path) -> None:
+    """A known pruning (tests/specs/asha_prune.yaml): the pruned trial's run stops at rung 1, once."""
+    study = run_small_study(SPECS / "asha_prune.yaml", tmp_path)
+    client = MlflowClient(study.tracking_uri)
+    parent, runs = _children(client, study.name)
+    by = {r.data.params["eval_every"]: r for r in runs}
+    assert len(by) == len(runs) == 2
+    kept, pruned = by["1"], by["3"]
+    assert kept.data.tags["lamp.status"] == "finished" and "auroc" in kept.data.metrics
+    assert pruned.data.tags["lamp.status"] == "pruned" and pruned.info.status == "KILLED"
+    assert "auroc" not in pruned.data.metrics
+    steps = {
+        name: [m.step for m in client.get_metric_history(r.info.run_id, "train_base_loss")]
+        for name, r in by.items()
+    }
+    assert steps == {"1": [1, 2, 3], "3": [1]}
+    assert parent.data.tags["lamp.status"] == "finished" and study.summary["trials"] == {
+        "finished": 1,
+        "pruned": 1,
+    }

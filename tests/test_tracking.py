@@ -72,8 +72,8 @@ def test_mlflow_callback_never_logs_an_epoch_or_an_end_twice(tmp_path: Path) -> 
 
     from study.runner import _ACTIVE, STATUS_KEY, MlflowCallback
     from study.spec import load_spec
-    from tests.conftest import SPECS
     from study.tracking import StudyTracker
+    from tests.conftest import SPECS
 
     spec = load_spec(SPECS / "two_trials.yaml")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
