@@ -139,6 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         storage_path=args.storage_path,
         name=args.name,
+        extend=args.extend,
     )
     print(json.dumps(summary, indent=1))
     return 0 if summary.get("status") == "finished" else 1
@@ -148,7 +149,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from study.runner import resume_study
 
     summary = resume_study(
-        args.name, address=args.address, tracking_uri=args.tracking_uri, storage_path=args.storage_path
+        args.name,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path,
+        retry_failed=args.retry_failed,
     )
     print(json.dumps(summary, indent=1))
     return 0 if summary.get("status") == "finished" else 1
@@ -214,11 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a study from a search-space file on Ray Tune")
     p.add_argument("spec")
     p.add_argument("--name", default=None, help="study name (default: the spec's name)")
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
+    )
     _add_cluster(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("resume", help="continue an interrupted study")
     p.add_argument("name")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed and interrupted trials again from scratch, each in a new MLflow run",
+    )
     _add_cluster(p)
     p.set_defaults(tracking_uri=None)  # default: $MLFLOW_TRACKING_URI, else the store the study started with
     p.set_defaults(func=cmd_resume)

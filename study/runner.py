@@ -31,6 +31,7 @@ from study.spec import StudySpec, load_spec
 from study.tracking import (
     TERMINAL,
     StudyTracker,
+    TrackingLost,
     check_tracking_uri,
     git_commit,
     redact,
@@ -49,6 +50,8 @@ NODE_KEY = "lamp_node"  # Ray node id of the worker that sent a report
 NODE_TAG = "lamp.node_id"
 ATTEMPTS_TAG = "lamp.attempts"
 MAX_FAILURES = 2  # Tune restarts a trial whose worker or node died, from its last checkpoint
+SEGMENTS_DIR = "segments"  # Tune experiments that extend a study or retry its failed trials
+RETRYABLE = ("failed", "interrupted")
 
 
 class ClusterError(LampError):
@@ -363,7 +366,15 @@ def check_resources(spec: StudySpec) -> None:
         )
 
 
-def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bool) -> Any:
+def _tuner(
+    spec: StudySpec,
+    tune_path: Path,
+    tracker: StudyTracker,
+    *,
+    restore: bool,
+    configs: list[TrialConfig] | None = None,
+) -> Any:
+    """A new Tune experiment at `tune_path` (of `configs` when given, else the spec's), or the one there restored."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
@@ -374,9 +385,7 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
     _ACTIVE[spec.name] = (tracker, spec)
     callbacks = [MlflowCallback(spec.name), Progress(spec.name)]
     if restore:
-        return tune.Tuner.restore(
-            str(storage / spec.name), trainable=fn, resume_unfinished=True, resume_errored=False
-        )
+        return tune.Tuner.restore(str(tune_path), trainable=fn, resume_unfinished=True, resume_errored=False)
 
     scheduler = None
     if spec.early_stopping is not None:
@@ -390,7 +399,7 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
             reduction_factor=es.reduction_factor,
         )
     search_alg = None
-    if spec.search.algorithm == "tpe":
+    if spec.search.algorithm == "tpe" and configs is None:
         import optuna
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
@@ -405,7 +414,8 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
         param_space: dict[str, Any] = {}
         num_samples = spec.n_trials or spec.search.samples
     else:
-        param_space = {"trial": tune.grid_search([c.to_dict() for c in spec.expand()])}
+        chosen = spec.expand() if configs is None else configs
+        param_space = {"trial": tune.grid_search([c.to_dict() for c in chosen])}
         num_samples = 1
     return tune.Tuner(
         fn,
@@ -420,8 +430,8 @@ def _tuner(spec: StudySpec, storage: Path, tracker: StudyTracker, *, restore: bo
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=spec.name,
-            storage_path=str(storage),
+            name=tune_path.name,
+            storage_path=str(tune_path.parent),
             callbacks=callbacks,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
@@ -444,6 +454,17 @@ def _storage(storage_path: str | None) -> Path:
     return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
 
 
+def study_dir(storage: Path, name: str) -> Path:
+    """The study's directory in `storage`; a name that would lead outside it is refused."""
+    path = (storage / name).resolve()
+    if not name or name != Path(name).name or name in (".", "..") or path.parent != storage:
+        raise LampError(
+            f"study name {name!r} is not a plain directory name inside the storage path {storage}; "
+            f"use letters, digits, '_', '.' and '-' (e.g. --name my-study)"
+        )
+    return path
+
+
 def run_study(
     spec: StudySpec,
     *,
@@ -451,25 +472,41 @@ def run_study(
     tracking_uri: str = "sqlite:///mlflow.db",
     storage_path: str | None = None,
     name: str | None = None,
+    extend: bool = False,
 ) -> dict[str, Any]:
-    """Run a study end to end and return its summary (also logged on the parent run)."""
+    """Run a study end to end and return its summary (also logged on the parent run).
+
+    With `extend`, the study must exist: only the spec's trials it has no run
+    for (new seeds, a new factor...) run, in a Tune experiment of their own.
+    """
     if name:
         spec = spec.model_copy(update={"name": name})
     storage = _storage(storage_path)
-    if (storage / spec.name / STATE_FILE).exists():
+    if extend:
+        return _extend(spec, storage, address, tracking_uri)
+    if (study_dir(storage, spec.name) / STATE_FILE).exists():
         raise LampError(
             f"study {spec.name!r} already exists in {storage}; continue it with `lamp-study resume {spec.name}`, "
-            f"or pick another --name"
+            f"add trials to it with `lamp-study run SPEC --extend`, or pick another --name"
         )
     return _execute(spec, storage, address, tracking_uri, restore=False)
 
 
 def resume_study(
-    name: str, *, address: str | None = None, tracking_uri: str | None = None, storage_path: str | None = None
+    name: str,
+    *,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
-    """Continue an interrupted study from its Tune storage; finished trials are kept."""
+    """Continue an interrupted study from its Tune storage; finished trials are kept.
+
+    With `retry_failed`, the trials whose run failed or was interrupted run
+    again from scratch, each in a new run; the old run is tagged `retried`.
+    """
     storage = _storage(storage_path)
-    state_file = storage / name / STATE_FILE
+    state_file = study_dir(storage, name) / STATE_FILE
     if not state_file.exists():
         known = sorted(p.parent.name for p in storage.glob(f"*/{STATE_FILE}"))
         raise LampError(
@@ -484,12 +521,72 @@ def resume_study(
             f"study {name!r} was tracked at {uri} (credentials not stored); pass --tracking-uri, "
             f"or set MLFLOW_TRACKING_URI with MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
         )
-    return _execute(spec, storage, address, uri, restore=True)
+    if retry_failed:
+        return _execute(spec, storage, address, uri, select=_retry_select(spec))
+    return _execute(
+        spec, storage, address, uri, restore=True, tune_path=storage / state.get("tune_dir", name)
+    )
+
+
+def _extend(spec: StudySpec, storage: Path, address: str | None, tracking_uri: str) -> dict[str, Any]:
+    if not (study_dir(storage, spec.name) / STATE_FILE).exists():
+        raise LampError(
+            f"--extend adds trials to an existing study, and there is no study {spec.name!r} in {storage}; "
+            f"run it first without --extend"
+        )
+
+    def select(tracker: StudyTracker) -> list[TrialConfig]:
+        done = {_params_key(r.data.params) for r in tracker.children()}
+        return [c for c in _listed(spec, "--extend") if _params_key(c.to_params()) not in done]
+
+    return _execute(spec, storage, address, tracking_uri, select=select)
+
+
+def _retry_select(spec: StudySpec) -> Any:
+    def select(tracker: StudyTracker) -> list[TrialConfig]:
+        runs = tracker.children()
+        ok = {_params_key(r.data.params) for r in runs if r.data.tags.get("lamp.status") not in RETRYABLE}
+        again = {
+            _params_key(r.data.params): r
+            for r in runs
+            if r.data.tags.get("lamp.status") in RETRYABLE and _params_key(r.data.params) not in ok
+        }
+        for run in again.values():
+            tracker.mark_retried(run.info.run_id)
+        return [c for c in _listed(spec, "--retry-failed") if _params_key(c.to_params()) in again]
+
+    return select
+
+
+def _listed(spec: StudySpec, option: str) -> list[TrialConfig]:
+    if spec.search.algorithm == "tpe":
+        raise LampError(
+            f"{option} needs the study's trial list, and study {spec.name!r} uses tpe search (its trials are "
+            f"proposed as it runs); use `search: {{algorithm: grid}}` or random, or start a new study"
+        )
+    return spec.expand()
+
+
+def _params_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A trial's identity: its logged params."""
+    return tuple(sorted(params.items()))
 
 
 def _execute(
-    spec: StudySpec, storage: Path, address: str | None, tracking_uri: str, *, restore: bool
+    spec: StudySpec,
+    storage: Path,
+    address: str | None,
+    tracking_uri: str,
+    *,
+    restore: bool = False,
+    tune_path: Path | None = None,
+    select: Any = None,
 ) -> dict:
+    """Run (or restore) one Tune experiment of the study, logging to its parent run.
+
+    `select(tracker)` picks the trials of a new segment experiment (extend,
+    retry) once the tracker knows the study's runs; else the spec's trials run.
+    """
     set_quiet_mlflow_env()
     check_tracking_uri(tracking_uri)
     _preflight_data(spec)
@@ -513,53 +610,101 @@ def _execute(
         "n_trials": str(spec.n_trials),
     }
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
-    exp_dir = storage / spec.name
+    exp_dir = study_dir(storage, spec.name)
+    configs = select(tracker) if select is not None else None
+    planned = len(configs) if configs is not None else spec.n_trials
+    if restore:  # a restored segment plans its own trials, not the spec's
+        planned = json.loads((exp_dir / STATE_FILE).read_text()).get("planned", planned)
+    if tune_path is None:
+        tune_path = exp_dir
+        if configs is not None:  # a segment: its own Tune experiment next to the study's
+            done = len(list((exp_dir / SEGMENTS_DIR).glob("*"))) if (exp_dir / SEGMENTS_DIR).exists() else 0
+            tune_path = exp_dir / SEGMENTS_DIR / str(done + 1)
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / SPEC_FILE).write_text(spec.source_text)
     (exp_dir / STATE_FILE).write_text(
-        json.dumps({"tracking_uri": redact(tracking_uri), "parent_run_id": parent})
+        json.dumps(
+            {
+                "tracking_uri": redact(tracking_uri),
+                "parent_run_id": parent,
+                "tune_dir": str(tune_path.relative_to(storage)),
+                "planned": planned,
+            }
+        )
     )
     print(
-        f"[{spec.name}] {spec.n_trials or '?'} trials, MLflow experiment {spec.name!r} at {redact(tracking_uri)}, "
-        f"Tune storage {exp_dir}",
+        f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
+        f"{redact(tracking_uri)}, Tune storage {tune_path}",
         file=sys.stderr,
         flush=True,
     )
     t0 = time.time()
     status = "interrupted"
+    store_lost: TrackingLost | None = None
     try:
-        tuner = _tuner(spec, storage, tracker, restore=restore)
+        if configs == []:
+            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
+            status = "finished"
+            return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
+        tuner = _tuner(spec, tune_path, tracker, restore=restore, configs=configs)
         results = tuner.fit()
         can_prune = spec.early_stopping is not None
         _reconcile(tracker, results, can_prune)
         ended = sum(1 for r in results if r.error or _status(r.metrics or {}, can_prune) in TERMINAL)
         # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
         # a study with fewer ended trials than planned is interrupted.
-        status = "finished" if ended >= (spec.n_trials or len(results)) else "interrupted"
-        if status == "finished" and all(
-            r.error or _status(r.metrics or {}, can_prune) == "failed" for r in results
-        ):
+        status = "finished" if ended >= (planned or len(results)) else "interrupted"
+        if status == "finished" and not set(_counts(tracker)) & {"finished", "diverged", "pruned"}:
             status = "failed"  # nothing to compare: the caller must see an error, not a finished study
             print(
                 f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
                 file=sys.stderr,
             )
+    except Exception as err:
+        store_lost = _tracking_lost(err)
+        if store_lost is None:
+            raise
+        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
     finally:
         if status == "interrupted":
-            tracker.interrupt_open_trials()
+            if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
+                tracker.interrupt_open_trials()
             print(
-                f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`", file=sys.stderr
+                f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
+                + (
+                    " once the tracking store is back (nothing is lost: Tune kept every result)"
+                    if store_lost
+                    else ""
+                ),
+                file=sys.stderr,
             )
-        counts = _counts(tracker)
-        tracker.end_study(
-            status, {"wall_time_s": time.time() - t0, **{f"n_{k}": v for k, v in counts.items()}}
-        )
+        counts: dict[str, int] = {}
+        if store_lost is None:
+            counts = _counts(tracker)
+            tracker.end_study(
+                status, {"wall_time_s": time.time() - t0, **{f"n_{k}": v for k, v in counts.items()}}
+            )
+    return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
+
+
+def _tracking_lost(err: BaseException | None) -> TrackingLost | None:
+    """The `TrackingLost` behind an error (Tune wraps what a callback raises)."""
+    while err is not None:
+        if isinstance(err, TrackingLost):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _summary(
+    spec: StudySpec, status: str, parent: str, uri: str, tune_path: Path, t0: float, counts: dict[str, int]
+) -> dict[str, Any]:
     return {
         "status": status,
         "study": spec.name,
         "parent_run_id": parent,
-        "tracking_uri": redact(tracking_uri),
-        "storage": str(exp_dir),
+        "tracking_uri": redact(uri),
+        "storage": str(tune_path),
         "wall_time_s": round(time.time() - t0, 1),
         "trials": counts,
     }

@@ -294,6 +294,54 @@ def test_a_trial_that_raises_is_recorded_failed_and_the_study_completes(tmp_path
     }
 
 
+def test_failed_trials_retry_in_new_runs_and_a_study_extends_without_rerunning(tmp_path: Path) -> None:
+    """`resume --retry-failed` and `run --extend`: each trial config has exactly one live run."""
+    from study.runner import resume_study, run_study
+
+    study = run_small_study(SPECS / "failing.yaml", tmp_path)
+    client = MlflowClient(study.tracking_uri)
+    _, before = _children(client, study.name)
+    kept = {r.data.params["data.normal_classes"]: (r.info.run_id, r.info.end_time) for r in before}
+    where = {"tracking_uri": study.tracking_uri, "storage_path": str(study.storage)}
+
+    retried = resume_study(study.name, retry_failed=True, **where)
+    _, runs = _children(client, study.name)
+    assert sorted((r.data.params["data.normal_classes"], r.data.tags["lamp.status"]) for r in runs) == [
+        ("0", "finished"),
+        ("99", "failed"),  # the retry, in a new run: digits still has no class 99
+        ("99", "retried"),  # the first attempt, kept as a record
+    ]
+    old = next(r for r in runs if r.data.tags["lamp.status"] == "retried")
+    assert old.info.run_id == kept["99"][0]
+    assert retried["status"] == "finished" and retried["trials"] == {"finished": 1, "failed": 1, "retried": 1}
+
+    wider = tmp_path / "failing_wider.yaml"
+    wider.write_text((SPECS / "failing.yaml").read_text().replace("[0, 99]", "[0, 1, 99]"))
+    extended = run_study(load_spec(wider), extend=True, **where)
+    parent, runs = _children(client, study.name)
+    by = {}
+    for r in runs:
+        by.setdefault(r.data.params["data.normal_classes"], []).append(r)
+    assert sorted(by) == ["0", "1", "99"] and len(by["0"]) == len(by["1"]) == 1  # only class 1 ran
+    assert (by["0"][0].info.run_id, by["0"][0].info.end_time) == kept["0"]  # the finished trial left alone
+    assert by["1"][0].data.tags["lamp.status"] == "finished"
+    assert extended["status"] == "finished" and parent.data.tags["lamp.status"] == "finished"
+    assert run_study(load_spec(wider), extend=True, **where)["trials"] == extended["trials"]  # nothing new
+
+
+def test_a_study_whose_trials_all_fail_exits_non_zero(tmp_path: Path) -> None:
+    spec = tmp_path / "all_fail.yaml"
+    spec.write_text((SPECS / "failing.yaml").read_text().replace("[0, 99]", "[99, 98]"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "storage")]
+    res = subprocess.run([*CLI, "run", str(spec), *args], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 1, res.stderr[-3000:]
+    assert "every trial failed" in res.stderr
+    parent, runs = _children(MlflowClient(uri), "failing")
+    assert parent.data.tags["lamp.status"] == "failed" and parent.info.status == "FAILED"
+    assert sorted(r.data.tags["lamp.status"] for r in runs) == ["failed", "failed"]
+
+
 def test_register_by_a_label_free_score_picks_its_best_trial(tiny_study: Study) -> None:
     """Without labels, `register --metric alignment_loss_tuned` ranks lower as better."""
     from study.registry import register_best
