@@ -13,6 +13,7 @@ run already ended is never logged twice.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
@@ -127,7 +128,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     fix = "start one with `mlflow server --host 127.0.0.1 --port 5000` or use --tracking-uri sqlite:///mlflow.db"
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+            with urllib.request.urlopen(_health_request(uri), timeout=timeout_s) as resp:
                 if resp.status != 200:
                     raise TrackingError(
                         f"MLflow tracking server {redact(uri)} answered HTTP {resp.status}; {fix}"
@@ -148,6 +149,18 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
             f"tracking URI {uri!r} is a file store, which MLflow 3 no longer supports; "
             f"use sqlite:///mlflow.db (or a server URI)"
         )
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET /health, with a URI's user:password sent as basic auth (urllib cannot read them from the URL)."""
+    parts = urllib.parse.urlsplit(uri)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    url = urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health"
+    request = urllib.request.Request(url)
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    return request
 
 
 def redact(uri: str) -> str:
