@@ -151,6 +151,21 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         )
 
 
+def without_credentials(uri: str) -> str:
+    """The URI with its user:password moved to MLFLOW_TRACKING_USERNAME/PASSWORD.
+
+    MLflow prints run URLs built from the tracking URI ("View run ... at"),
+    so a URI that carries a password would put it in every log.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None:
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = urllib.parse.unquote(parts.username)
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = urllib.parse.unquote(parts.password or "")
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
 def _health_request(uri: str) -> urllib.request.Request:
     """GET /health, with a URI's user:password sent as basic auth (urllib cannot read them from the URL)."""
     parts = urllib.parse.urlsplit(uri)
@@ -202,7 +217,9 @@ class StudyTracker:
 
         self.tracking_uri = tracking_uri
         self.study_name = study_name
-        self.client = _RetryingClient(MlflowClient(tracking_uri), tracking_uri, tracking_retry_s())
+        self.client = _RetryingClient(
+            MlflowClient(without_credentials(tracking_uri)), tracking_uri, tracking_retry_s()
+        )
         exp = self.client.get_experiment_by_name(study_name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study_name)
         self.parent_run_id: str | None = None
