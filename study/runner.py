@@ -213,46 +213,63 @@ class MlflowCallback(Callback):
 
 
 class Progress(Callback):
-    """One line per ended trial: done/total, running, diverged, failed, pruned, best so far.
+    """One line whenever a trial starts or ends: done/total, running, outcomes, best so far, ETA.
 
-    Counts come from Tune's trial list, not from state of its own, so they stay right after a resume.
+    Counts come from Tune's trial list, not from state of its own, so they stay
+    right after a resume; the ETA uses only trials ended since this driver
+    started (a resumed study's earlier trials say nothing about its pace).
     """
 
     def __init__(self, study: str) -> None:
         self.study = study
         self.t0 = time.time()
+        self.ended_here: set[str] = set()
 
     def setup(self, **info: Any) -> None:
         self.t0 = time.time()
+        self.ended_here = set()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(trials, trial, "RUNNING")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended_here.add(trial.trial_id)
         self._print(trials, trial, "TERMINATED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended_here.add(trial.trial_id)
         self._print(trials, trial, "ERROR")
 
-    def _print(self, trials: list, ended: Any, ended_as: str) -> None:
-        """Tune calls these hooks before it updates the ended trial's status, hence `ended_as`."""
+    def _print(self, trials: list, changed: Any, changed_to: str) -> None:
+        """Tune calls these hooks before it updates the trial's status, hence `changed_to`."""
         spec = _ACTIVE[self.study][1]
+        can_prune = spec.early_stopping is not None
         counts: dict[str, int] = {}
+        running = 0
         best: float | None = None
         for t in trials:
-            tune_status = ended_as if t is ended else t.status
+            tune_status = changed_to if t is changed else t.status
+            running += tune_status == "RUNNING"
             if tune_status not in ("TERMINATED", "ERROR"):
                 continue
-            can_prune = spec.early_stopping is not None
             status = _status(t.last_result or {}, can_prune) if tune_status == "TERMINATED" else "failed"
             counts[status] = counts.get(status, 0) + 1
             value = (t.last_result or {}).get(spec.objective.metric)
             if status == "finished" and value is not None:
                 better = best is None or (value > best if spec.objective.mode == "max" else value < best)
                 best = value if better else best
-        running = sum(1 for t in trials if t.status == "RUNNING" and t is not ended)
+        done, total = sum(counts.values()), spec.n_trials
+        elapsed = time.time() - self.t0
+        eta = "?"  # open-ended (tpe without a count) or nothing ended yet to measure the pace
+        if total is not None and done >= total:
+            eta = "0s"
+        elif total is not None and self.ended_here:
+            eta = f"{elapsed * (total - done) / len(self.ended_here):.0f}s"
         shown = f"{best:.4f}" if best is not None else "-"
+        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("diverged", "failed", "pruned"))
         print(
-            f"[{spec.name}] {sum(counts.values())}/{spec.n_trials or '?'} trials done, {running} running, "
-            f"{counts.get('diverged', 0)} diverged, {counts.get('failed', 0)} failed, "
-            f"{counts.get('pruned', 0)} pruned; best {spec.objective.metric} {shown} ({time.time() - self.t0:.0f}s)",
+            f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
+            f"best {spec.objective.metric} {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
             file=sys.stderr,
             flush=True,
         )
