@@ -125,7 +125,14 @@ def trainable(
                 tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
             last_sent = time.monotonic()
             if paused:
-                gate.hold({"trial_id": tune.get_context().get_trial_id(), "node_id": node, "epoch": epoch})
+                gate.hold(
+                    {
+                        "trial_id": tune.get_context().get_trial_id(),
+                        "node_id": node,
+                        "pid": os.getpid(),
+                        "epoch": epoch,
+                    }
+                )
         else:
             tune.report(payload)
 
@@ -205,7 +212,10 @@ class MlflowCallback(Callback):
         _finish(tracker, trial, spec.early_stopping is not None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        tracker = self._live()[0]
+        tracker, spec = self._live()
+        # A trial can fail before it starts (e.g. its reused actor died with its node): it still gets its run.
+        if not tracker.is_ended(trial.trial_id):
+            tracker.start_trial(trial.trial_id, trial_config(trial.config, spec), spec.content_hash)
         result = trial.last_result or {}
         tracker.end_trial(
             trial.trial_id, "failed", _final_metrics(result), error=_read_error(trial), tags=_run_tags(trial)

@@ -140,6 +140,11 @@ def test_lost_worker_node_retries_its_trial_in_the_same_run(tmp_path: Path) -> N
         lost = next(n for n in workers if n.node_id == ready["node_id"])
         survivor = next(n for n in workers if n is not lost)
         cluster.remove_node(lost, allow_graceful=False)
+        # the trial's worker process outlives its raylet for a moment: release only once it is gone
+        wait_for(
+            "the gated trial's worker to die with its node",
+            lambda: not Path(f"/proc/{ready['pid']}").exists(),
+        )
         release(gate)
         driver.join(timeout=300)
         assert not driver.is_alive(), "the study hung after losing a node"
