@@ -115,6 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         tracking_uri=args.tracking_uri,
         storage_path=args.storage_path,
         name=args.name,
+        extend=args.extend,
     )
     print(json.dumps(summary, indent=1))
     return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
@@ -124,7 +125,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from study.runner import resume_study
 
     summary = resume_study(
-        args.name, address=args.address, tracking_uri=args.tracking_uri, storage_path=args.storage_path
+        args.name,
+        address=args.address,
+        tracking_uri=args.tracking_uri,
+        storage_path=args.storage_path,
+        retry_failed=args.retry_failed,
     )
     print(json.dumps(summary, indent=1))
     return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
@@ -239,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     )
     p.add_argument("spec", help="the study's YAML file")
     p.add_argument("--name", default=None, help="study name (default: the spec's name)")
+    p.add_argument(
+        "--extend",
+        action="store_true",
+        help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
+    )
     _add_cluster(p)
     _add_tracking(p)
 
@@ -250,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         cmd_resume,
     )
     p.add_argument("name", help="the study's name")
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run failed and interrupted trials again from scratch, each in a new MLflow run",
+    )
     _add_cluster(p)
     p.add_argument(
         "--tracking-uri",

@@ -48,3 +48,29 @@ def detection_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float
         "score_normal_mean": float(scores[labels == 0].mean()),
         "score_anomalous_mean": float(scores[labels == 1].mean()),
     }
+
+
+def stratified_subset(labels: np.ndarray | Tensor, limit: int, seed: int) -> Tensor:
+    """A seeded subset of `limit` indices, sorted, that keeps every class present.
+
+    Each class gets its share of `limit` (at least one sample), so AUROC on an
+    `eval_limit` subset is always defined: a plain random subset of a test set
+    with few anomalies can hold none, and `roc_auc_score` raises. (With more
+    classes than `limit`, the subset holds one sample per class.)
+    """
+    labels = torch.as_tensor(np.asarray(labels)).flatten()
+    n = len(labels)
+    if limit <= 0 or limit >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    classes, counts = torch.unique(labels, return_counts=True)
+    quota = torch.clamp((counts.double() * limit / n).floor().long(), min=1)
+    quota = torch.minimum(quota, counts)
+    while int(quota.sum()) < min(limit, n):  # the floors leave a few places: give them to the largest classes
+        room = counts - quota
+        quota[int(torch.argmax(room))] += 1
+    picked = []
+    for cls, k in zip(classes.tolist(), quota.tolist(), strict=True):
+        idx = torch.nonzero(labels == cls).flatten()
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:k]])
+    return torch.cat(picked).sort().values

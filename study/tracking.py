@@ -13,10 +13,12 @@ run already ended is never logged twice.
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -37,10 +39,83 @@ TERMINAL = ("finished", "diverged", "failed", "pruned")
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
 _RUN_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 MODEL_ARTIFACT = "model"
+RETRIED = "retried"  # lamp status of a failed/interrupted run whose trial ran again in a new run
+EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged
 
 
 class TrackingError(LampError):
     """The tracking store cannot be used as given."""
+
+
+class TrackingLost(TrackingError):
+    """The tracking store stayed unreachable longer than $LAMP_TRACKING_RETRY_S: the study must stop."""
+
+
+def tracking_retry_s() -> float:
+    """How long the driver retries a tracking call before it stops the study ($LAMP_TRACKING_RETRY_S, default 300)."""
+    return float(os.environ.get("LAMP_TRACKING_RETRY_S", "300"))
+
+
+def _transient(err: Exception) -> bool:
+    """A failure a later retry can cure: no connection, a timeout, a 5xx answer, a locked database."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(err, (requests.RequestException, ConnectionError, TimeoutError)):
+        return True
+    if isinstance(err, MlflowException):
+        text = str(err)
+        return err.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED") and (
+            "failed with exception" in text or "database is locked" in text or "Response code 5" in text
+        )
+    return False
+
+
+class _RetryingClient:
+    """An MlflowClient whose calls are retried with exponential backoff while the store is away.
+
+    The driver blocks meanwhile, so Tune holds every later report (nothing is
+    dropped); past `limit_s` the call raises `TrackingLost`, the study stops as
+    `interrupted`, and `lamp-study resume` logs what was missed.
+    """
+
+    def __init__(self, client: Any, uri: str, limit_s: float) -> None:
+        self._client, self._uri, self._limit_s = client, uri, limit_s
+        self.retried = False  # whether the last call needed a retry
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            t0 = time.monotonic()
+            delay = 0.5
+            self.retried = False
+            while True:
+                try:
+                    return method(*args, **kwargs)
+                except Exception as err:
+                    waited = time.monotonic() - t0
+                    if not _transient(err):
+                        raise
+                    if waited >= self._limit_s:
+                        raise TrackingLost(
+                            f"MLflow tracking store {redact(self._uri)} unreachable for {waited:.0f}s "
+                            f"(limit $LAMP_TRACKING_RETRY_S={self._limit_s:g}); last error: {str(err)[:300]}"
+                        ) from None
+                    if delay == 0.5:
+                        print(
+                            f"tracking store {redact(self._uri)} unreachable ({type(err).__name__}); "
+                            f"retrying for up to {self._limit_s:g}s",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                    self.retried = True
+                    time.sleep(min(delay, max(self._limit_s - waited, 0.1)))
+                    delay = min(delay * 2, 10.0)
+
+        return call
 
 
 def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
@@ -53,7 +128,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
     fix = "start one with `mlflow server --host 127.0.0.1 --port 5000` or use --tracking-uri sqlite:///mlflow.db"
     if uri.startswith(("http://", "https://")):
         try:
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+            with urllib.request.urlopen(_health_request(uri), timeout=timeout_s) as resp:
                 if resp.status != 200:
                     raise TrackingError(
                         f"MLflow tracking server {redact(uri)} answered HTTP {resp.status}; {fix}"
@@ -74,6 +149,33 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
             f"tracking URI {uri!r} is a file store, which MLflow 3 no longer supports; "
             f"use sqlite:///mlflow.db (or a server URI)"
         )
+
+
+def without_credentials(uri: str) -> str:
+    """The URI with its user:password moved to MLFLOW_TRACKING_USERNAME/PASSWORD.
+
+    MLflow prints run URLs built from the tracking URI ("View run ... at"),
+    so a URI that carries a password would put it in every log.
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.username is None:
+        return uri
+    os.environ["MLFLOW_TRACKING_USERNAME"] = urllib.parse.unquote(parts.username)
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = urllib.parse.unquote(parts.password or "")
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=host))
+
+
+def _health_request(uri: str) -> urllib.request.Request:
+    """GET /health, with a URI's user:password sent as basic auth (urllib cannot read them from the URL)."""
+    parts = urllib.parse.urlsplit(uri)
+    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    url = urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health"
+    request = urllib.request.Request(url)
+    if parts.username is not None:
+        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    return request
 
 
 def redact(uri: str) -> str:
@@ -115,12 +217,16 @@ class StudyTracker:
 
         self.tracking_uri = tracking_uri
         self.study_name = study_name
-        self.client = MlflowClient(tracking_uri)
+        self.client = _RetryingClient(
+            MlflowClient(without_credentials(tracking_uri)), tracking_uri, tracking_retry_s()
+        )
         exp = self.client.get_experiment_by_name(study_name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study_name)
         self.parent_run_id: str | None = None
         self._runs: dict[str, str] = {}  # trial id -> run id
         self._ended: set[str] = set()  # trial ids whose run has ended
+        # trial id -> last epoch logged (a restored trial re-sends the epochs after its checkpoint)
+        self._last_epoch: dict[str, int] = {}
 
     # ------------------------------------------------------------ study
     def start_study(
@@ -153,15 +259,20 @@ class StudyTracker:
         assert self.parent_run_id is not None
         self.client.log_batch(self.parent_run_id, metrics=_metrics(finite_metrics(metrics)))
         self.client.set_tag(self.parent_run_id, STATUS, status)
-        self.client.set_terminated(self.parent_run_id, "FINISHED" if status == "finished" else "KILLED")
+        self.client.set_terminated(
+            self.parent_run_id, {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
+        )
 
     def _load_children(self) -> None:
         for run in self.children():
             trial_id = run.data.tags.get(TRIAL_ID)
             if trial_id:
                 self._runs[trial_id] = run.info.run_id
-                if run.data.tags.get(STATUS) in TERMINAL:
+                if run.data.tags.get(STATUS) in (*TERMINAL, RETRIED):
                     self._ended.add(trial_id)
+                else:  # an open run: its trial resumes from a checkpoint and re-sends the epochs after it
+                    steps = self.client.get_metric_history(run.info.run_id, EPOCH_METRIC)
+                    self._last_epoch[trial_id] = max((m.step for m in steps), default=0)
 
     def children(self) -> list[Any]:
         from mlflow.entities import ViewType
@@ -204,15 +315,37 @@ class StudyTracker:
                 SPEC_HASH: spec_hash,
             },
         )
+        if self.client.retried:  # an attempt may have reached the store before its answer was lost
+            run = self._keep_one_run(trial_id, run)
         self._runs[trial_id] = run.info.run_id
         self.client.log_batch(run.info.run_id, params=_params(cfg.to_params()))
         return run.info.run_id
 
+    def _keep_one_run(self, trial_id: str, run: Any) -> Any:
+        """After a retried create: delete any second run the lost attempts made for this trial."""
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'",
+            order_by=["start_time ASC"],
+        )
+        for extra in runs[1:]:
+            self.client.delete_run(extra.info.run_id)
+        return runs[0] if runs else run
+
     def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
-        """Per-epoch metrics at step = epoch."""
-        if trial_id in self._ended or trial_id not in self._runs:
+        """Per-epoch metrics at step = epoch, once per epoch.
+
+        A trial restored from a checkpoint re-trains the epochs after it; those
+        already logged keep their first values, so every step appears once.
+        """
+        if (
+            trial_id in self._ended
+            or trial_id not in self._runs
+            or epoch <= self._last_epoch.get(trial_id, 0)
+        ):
             return
         self.client.log_batch(self._runs[trial_id], metrics=_metrics(finite_metrics(metrics), step=epoch))
+        self._last_epoch[trial_id] = epoch
 
     def end_trial(
         self,
@@ -222,12 +355,16 @@ class StudyTracker:
         *,
         result_dir: str | Path | None = None,
         error: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> None:
-        """Final metrics, artifacts and model, the lamp status, and the end of the run."""
+        """Final metrics, artifacts and model, extra `tags`, the lamp status, and the end of the run."""
         if trial_id in self._ended or trial_id not in self._runs:
             return
         run_id = self._runs[trial_id]
-        self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)))
+        from mlflow.entities import RunTag
+
+        run_tags = [RunTag(k, v) for k, v in (tags or {}).items() if v]
+        self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)), tags=run_tags)
         if result_dir is not None:
             self._log_result_files(run_id, Path(result_dir))
         if error:
@@ -235,6 +372,11 @@ class StudyTracker:
         self.client.set_tag(run_id, STATUS, status)
         self.client.set_terminated(run_id, _RUN_STATUS[status])
         self._ended.add(trial_id)
+
+    def mark_retried(self, run_id: str) -> None:
+        """A failed or interrupted run whose trial runs again in a new run (`resume --retry-failed`)."""
+        self.client.set_tag(run_id, STATUS, RETRIED)
+        self._ended.update(t for t, r in self._runs.items() if r == run_id)
 
     def interrupt_open_trials(self) -> None:
         """End the runs of trials still running when the driver stops; `resume` re-attaches to them."""

@@ -68,6 +68,7 @@ class TrainState:
     model: dict = field(default_factory=dict)
     optimizer: dict = field(default_factory=dict)
     rng: Tensor | None = None  # shuffling generator state
+    history: list[dict[str, float]] = field(default_factory=list)  # one row per completed epoch
 
 
 @dataclass
@@ -105,18 +106,19 @@ def train(
     optimizer = build_optimizer(list(model.parameters()), cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     start = 0
+    history: list[dict[str, float]] = []
     if state is not None:
         model.load_state_dict(state.model)
         optimizer.load_state_dict(state.optimizer)
         if state.rng is not None:
             gen.set_state(state.rng)
         start = state.epoch
+        history = [dict(row) for row in state.history]  # a resumed trial keeps the epochs before
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cfg.bf16 and device.type == "cuda"
         else contextlib.nullcontext()
     )
-    history: list[dict[str, float]] = []
     t0 = time.perf_counter()
     model.train()
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -145,12 +147,18 @@ def train(
             return TrainResult("diverged", history, epoch, time.perf_counter() - t0, epoch, bad)
         history.append(stats)
         if on_epoch is not None:
-            on_epoch(epoch, stats, lambda e=epoch: _snapshot(e, model, optimizer, gen))
+            on_epoch(epoch, stats, lambda e=epoch: _snapshot(e, model, optimizer, gen, history))
             model.train()
     return TrainResult("finished", history, cfg.epochs, time.perf_counter() - t0)
 
 
 def _snapshot(
-    epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer, gen: torch.Generator
+    epoch: int,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    gen: torch.Generator,
+    history: list[dict[str, float]],
 ) -> TrainState:
-    return TrainState(epoch, model.state_dict(), optimizer.state_dict(), gen.get_state())
+    return TrainState(
+        epoch, model.state_dict(), optimizer.state_dict(), gen.get_state(), [dict(r) for r in history]
+    )

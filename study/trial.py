@@ -26,7 +26,7 @@ from torch import nn
 
 from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
-from study.evaluate import anomaly_scores, detection_metrics
+from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
 from study.labelfree import label_free_scores
 from study.landscape import measure_steepness, quadratic_curvature
 from study.losses import get_amplification, get_metric
@@ -136,7 +136,7 @@ def run_trial(
     model = build_model(**meta).to(device)
     train_x = data.train.to(device)
     val_x = data.val.to(device)
-    eval_idx = _subset(len(data.test), cfg.eval_limit, cfg.data.split_seed)
+    eval_idx = stratified_subset(data.test_labels, cfg.eval_limit, cfg.data.split_seed)
     eval_x, eval_y = data.test[eval_idx], data.test_labels[eval_idx].numpy()
 
     def on_epoch(epoch: int, stats: dict[str, float], snapshot: Callable[[], TrainState]) -> None:

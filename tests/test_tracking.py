@@ -44,3 +44,65 @@ def test_only_finite_numbers_reach_mlflow() -> None:
         "a": 1.0,
         "f": 0.5,
     }
+
+
+class _FakeTrial:
+    """What MlflowCallback reads of a Tune trial (the callback is under test, not Tune)."""
+
+    def __init__(self, trial_id: str, config: dict) -> None:
+        self.trial_id = trial_id
+        self.config = config
+        self.last_result: dict = {}
+        self.checkpoint = None
+        self.num_failures = 0
+        self.error_file = None
+
+
+def _epochs(*epochs: int) -> dict:
+    import json
+
+    from study.runner import EPOCHS_KEY
+
+    return {EPOCHS_KEY: json.dumps([{"epoch": e, "train_base_loss": 1.0 / e} for e in epochs])}
+
+
+def test_mlflow_callback_never_logs_an_epoch_or_an_end_twice(tmp_path: Path) -> None:
+    """A restored trial re-sends epochs after its checkpoint and Tune may signal its end twice."""
+    from mlflow import MlflowClient
+
+    from study.runner import _ACTIVE, STATUS_KEY, MlflowCallback
+    from study.spec import load_spec
+    from study.tracking import StudyTracker
+    from tests.conftest import SPECS
+
+    spec = load_spec(SPECS / "two_trials.yaml")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    trial = _FakeTrial("t1", {"trial": spec.expand()[0].to_dict()})
+    tracker = StudyTracker(uri, spec.name)
+    tracker.start_study(spec.source_text, spec.content_hash, {}, {})
+    _ACTIVE[spec.name] = (tracker, spec)
+    cb = MlflowCallback(spec.name)
+    cb.on_trial_start(0, [trial], trial)
+    cb.on_trial_result(0, [trial], trial, _epochs(1, 2, 3))
+
+    # the driver dies; a new driver re-attaches and the trial, restored at epoch 2, re-sends epoch 3
+    tracker = StudyTracker(uri, spec.name)
+    tracker.start_study(spec.source_text, spec.content_hash, {}, {})
+    _ACTIVE[spec.name] = (tracker, spec)
+    cb = MlflowCallback(spec.name)
+    cb.on_trial_start(0, [trial], trial)  # re-attaches, no second run
+    cb.on_trial_result(0, [trial], trial, _epochs(3, 4))
+    trial.last_result = {STATUS_KEY: "failed", "epoch": 4}
+    cb.on_trial_complete(0, [trial], trial)
+    cb.on_trial_complete(0, [trial], trial)
+    cb.on_trial_error(0, [trial], trial)
+    _ACTIVE.pop(spec.name)
+
+    client = MlflowClient(uri)
+    runs = [r for r in tracker.children()]
+    assert [r.data.tags["lamp.trial_id"] for r in runs] == ["t1"]
+    history = client.get_metric_history(runs[0].info.run_id, "train_base_loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    assert {m.step: m.value for m in history}[3] == pytest.approx(1 / 3)
+    assert runs[0].data.tags["lamp.status"] == "failed" and runs[0].info.status == "FAILED"
+    assert runs[0].data.tags["lamp.attempts"] == "1"

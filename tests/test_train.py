@@ -79,10 +79,14 @@ def test_resume_from_snapshot_matches_uninterrupted_training() -> None:
     cfg = TrialConfig(epochs=3, batch_size=32, optimizer="sgd", lr=0.05)
     snapshots: dict[int, TrainState] = {}
     full = _model()
-    train(
+    uncut = train(
         full, _data(), cfg, CPU, on_epoch=lambda e, s, snap: snapshots.__setitem__(e, copy.deepcopy(snap()))
     )
     resumed = _model()
     result = train(resumed, _data(), cfg, CPU, state=snapshots[1])
-    assert len(result.history) == 2  # epochs 2 and 3 only
+    # the resumed run keeps epoch 1 from the snapshot and trains epochs 2 and 3 itself
+    assert len(result.history) == 3 and result.history[0] == uncut.history[0]
+    assert result.history[2]["train_base_loss"] == pytest.approx(
+        uncut.history[2]["train_base_loss"], rel=1e-5
+    )
     assert torch.allclose(_flat(full), _flat(resumed), atol=1e-6)

@@ -1,0 +1,191 @@
+"""Driver-side Tune callbacks: MLflow logging of every trial, and the live progress line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from study.runner._keys import (
+    ATTEMPTS_TAG,
+    EPOCHS_KEY,
+    ERROR_KEY,
+    NODE_KEY,
+    NODE_TAG,
+    OBJECTIVE_KEY,
+    STATUS_KEY,
+)
+from study.runner._trainable import trial_config
+from study.spec import StudySpec
+from study.tracking import StudyTracker
+
+# The live tracker and spec of each study this driver runs. Tune pickles its callbacks with the
+# experiment and restores those copies on resume, so callbacks keep only the study name and look
+# the live objects up here: a resumed study logs through a tracker that knows the runs of before.
+_ACTIVE: dict[str, tuple[StudyTracker, StudySpec]] = {}
+
+
+class MlflowCallback(Callback):
+    """Driver-side MLflow logging of every trial."""
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+
+    def _live(self) -> tuple[StudyTracker, StudySpec]:
+        return _ACTIVE[self.study]
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        tracker, spec = self._live()
+        if not tracker.is_ended(trial.trial_id):
+            tracker.start_trial(trial.trial_id, trial_config(trial.config, spec), spec.content_hash)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        tracker = self._live()[0]
+        for row in json.loads(result.get(EPOCHS_KEY) or "[]"):
+            tracker.log_epoch(trial.trial_id, int(row["epoch"]), _epoch_metrics(row))
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        tracker, spec = self._live()
+        _finish(tracker, trial, spec.early_stopping is not None)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        tracker, spec = self._live()
+        # A trial can fail before it starts (e.g. its reused actor died with its node): it still gets its run.
+        if not tracker.is_ended(trial.trial_id):
+            tracker.start_trial(trial.trial_id, trial_config(trial.config, spec), spec.content_hash)
+        result = trial.last_result or {}
+        tracker.end_trial(
+            trial.trial_id, "failed", _final_metrics(result), error=_read_error(trial), tags=_run_tags(trial)
+        )
+
+
+class Progress(Callback):
+    """One line whenever a trial starts or ends: done/total, running, outcomes, best so far, ETA.
+
+    Counts come from Tune's trial list, not from state of its own, so they stay
+    right after a resume; the ETA uses only trials ended since this driver
+    started (a resumed study's earlier trials say nothing about its pace).
+    """
+
+    def __init__(self, study: str) -> None:
+        self.study = study
+        self.t0 = time.time()
+        self.ended_here: set[str] = set()
+
+    def setup(self, **info: Any) -> None:
+        self.t0 = time.time()
+        self.ended_here = set()
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._print(trials, trial, "RUNNING")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended_here.add(trial.trial_id)
+        self._print(trials, trial, "TERMINATED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.ended_here.add(trial.trial_id)
+        self._print(trials, trial, "ERROR")
+
+    def _print(self, trials: list, changed: Any, changed_to: str) -> None:
+        """Tune calls these hooks before it updates the trial's status, hence `changed_to`."""
+        spec = _ACTIVE[self.study][1]
+        can_prune = spec.early_stopping is not None
+        counts: dict[str, int] = {}
+        running = 0
+        best: float | None = None
+        for t in trials:
+            tune_status = changed_to if t is changed else t.status
+            running += tune_status == "RUNNING"
+            if tune_status not in ("TERMINATED", "ERROR"):
+                continue
+            status = _status(t.last_result or {}, can_prune) if tune_status == "TERMINATED" else "failed"
+            counts[status] = counts.get(status, 0) + 1
+            value = (t.last_result or {}).get(spec.objective.metric)
+            if status == "finished" and value is not None:
+                better = best is None or (value > best if spec.objective.mode == "max" else value < best)
+                best = value if better else best
+        done, total = sum(counts.values()), spec.n_trials
+        elapsed = time.time() - self.t0
+        eta = "?"  # open-ended (tpe without a count) or nothing ended yet to measure the pace
+        if total is not None and done >= total:
+            eta = "0s"
+        elif total is not None and self.ended_here:
+            eta = f"{elapsed * (total - done) / len(self.ended_here):.0f}s"
+        shown = f"{best:.4f}" if best is not None else "-"
+        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("diverged", "failed", "pruned"))
+        print(
+            f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
+            f"best {spec.objective.metric} {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _status(result: dict[str, Any], can_prune: bool) -> str:
+    """The lamp status of a trial Tune terminated.
+
+    A trial stopped while still running was pruned when a scheduler can prune,
+    else the study was interrupted (Ctrl-C) and `resume` will run it again.
+    """
+    status = result.get(STATUS_KEY, "running")
+    if status != "running":
+        return status
+    return "pruned" if can_prune else "interrupted"
+
+
+def _epoch_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k.startswith(("train_", "val_"))}
+
+
+def _final_metrics(result: dict[str, Any]) -> dict[str, Any]:
+    skip = {
+        OBJECTIVE_KEY,
+        EPOCHS_KEY,
+        "epoch",
+        "training_iteration",
+        "timestamp",
+        "time_this_iter_s",
+        "time_total_s",
+        "time_since_restore",
+        "iterations_since_restore",
+        "pid",
+        "done",
+        NODE_KEY,
+    }
+    return {k: v for k, v in result.items() if k not in skip and not k.startswith(("train_", "val_"))}
+
+
+def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
+    result = trial.last_result or {}
+    status = _status(result, can_prune)
+    if status == "interrupted":
+        return  # left open for `resume`; `interrupt_open_trials` ends the run if the driver stops
+    metrics = _final_metrics(result)
+    checkpoint = trial.checkpoint
+    if checkpoint is not None and status in ("finished", "diverged"):
+        with checkpoint.as_directory() as d:
+            tracker.end_trial(trial.trial_id, status, metrics, result_dir=d, tags=_run_tags(trial))
+    else:
+        tracker.end_trial(trial.trial_id, status, metrics, error=result.get(ERROR_KEY), tags=_run_tags(trial))
+
+
+def _run_tags(trial: Any) -> dict[str, str]:
+    """Where the trial last ran and how many attempts it took (Tune retries a trial whose worker died)."""
+    return {
+        NODE_TAG: str((trial.last_result or {}).get(NODE_KEY) or ""),
+        ATTEMPTS_TAG: str(trial.num_failures + 1),
+    }
+
+
+def _read_error(trial: Any) -> str:
+    path = getattr(trial, "error_file", None) or ""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return "trial failed (no error file; a worker or node may have died)"
+    return text.splitlines()[-1] if text else "trial failed"

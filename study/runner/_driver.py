@@ -1,0 +1,333 @@
+"""Running, resuming, extending and retrying a study: one Tune experiment logged to one parent run."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from study.config import TrialConfig
+from study.errors import LampError
+from study.runner._callbacks import _final_metrics, _status
+from study.runner._cluster import _init_ray, check_resources
+from study.runner._keys import (
+    DEFAULT_STORAGE,
+    ERROR_KEY,
+    NODE_KEY,
+    NODE_TAG,
+    RETRYABLE,
+    SEGMENTS_DIR,
+    SPEC_FILE,
+    STATE_FILE,
+)
+from study.runner._tuner import _tuner
+from study.spec import StudySpec, load_spec
+from study.tracking import (
+    TERMINAL,
+    StudyTracker,
+    TrackingLost,
+    check_tracking_uri,
+    git_commit,
+    redact,
+    set_quiet_mlflow_env,
+)
+
+
+def _storage(storage_path: str | None) -> Path:
+    return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+
+
+def study_dir(storage: Path, name: str) -> Path:
+    """The study's directory in `storage`; a name that would lead outside it is refused."""
+    path = (storage / name).resolve()
+    if not name or name != Path(name).name or name in (".", "..") or path.parent != storage:
+        raise LampError(
+            f"study name {name!r} is not a plain directory name inside the storage path {storage}; "
+            f"use letters, digits, '_', '.' and '-' (e.g. --name my-study)"
+        )
+    return path
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    address: str | None = None,
+    tracking_uri: str = "sqlite:///mlflow.db",
+    storage_path: str | None = None,
+    name: str | None = None,
+    extend: bool = False,
+) -> dict[str, Any]:
+    """Run a study end to end and return its summary (also logged on the parent run).
+
+    With `extend`, the study must exist: only the spec's trials it has no run
+    for (new seeds, a new factor...) run, in a Tune experiment of their own.
+    """
+    if name:
+        spec = spec.model_copy(update={"name": name})
+    storage = _storage(storage_path)
+    if extend:
+        return _extend(spec, storage, address, tracking_uri)
+    if (study_dir(storage, spec.name) / STATE_FILE).exists():
+        raise LampError(
+            f"study {spec.name!r} already exists in {storage}; continue it with `lamp-study resume {spec.name}`, "
+            f"add trials to it with `lamp-study run SPEC --extend`, or pick another --name"
+        )
+    return _execute(spec, storage, address, tracking_uri, restore=False)
+
+
+def resume_study(
+    name: str,
+    *,
+    address: str | None = None,
+    tracking_uri: str | None = None,
+    storage_path: str | None = None,
+    retry_failed: bool = False,
+) -> dict[str, Any]:
+    """Continue an interrupted study from its Tune storage; finished trials are kept.
+
+    With `retry_failed`, the trials whose run failed or was interrupted run
+    again from scratch, each in a new run; the old run is tagged `retried`.
+    """
+    storage = _storage(storage_path)
+    state_file = study_dir(storage, name) / STATE_FILE
+    if not state_file.exists():
+        known = sorted(p.parent.name for p in storage.glob(f"*/{STATE_FILE}"))
+        raise LampError(
+            f"no study {name!r} in {storage}; known studies: {', '.join(known) or 'none'} "
+            f"(pass --storage-path if it lives elsewhere)"
+        )
+    state = json.loads(state_file.read_text())
+    spec = load_spec(storage / name / SPEC_FILE).model_copy(update={"name": name})
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or state["tracking_uri"]
+    if "***@" in uri:
+        raise LampError(
+            f"study {name!r} was tracked at {uri} (credentials not stored); pass --tracking-uri, "
+            f"or set MLFLOW_TRACKING_URI with MLFLOW_TRACKING_USERNAME/MLFLOW_TRACKING_PASSWORD"
+        )
+    if retry_failed:
+        return _execute(spec, storage, address, uri, select=_retry_select(spec))
+    return _execute(
+        spec, storage, address, uri, restore=True, tune_path=storage / state.get("tune_dir", name)
+    )
+
+
+def _extend(spec: StudySpec, storage: Path, address: str | None, tracking_uri: str) -> dict[str, Any]:
+    if not (study_dir(storage, spec.name) / STATE_FILE).exists():
+        raise LampError(
+            f"--extend adds trials to an existing study, and there is no study {spec.name!r} in {storage}; "
+            f"run it first without --extend"
+        )
+
+    def select(tracker: StudyTracker) -> list[TrialConfig]:
+        done = {_params_key(r.data.params) for r in tracker.children()}
+        return [c for c in _listed(spec, "--extend") if _params_key(c.to_params()) not in done]
+
+    return _execute(spec, storage, address, tracking_uri, select=select)
+
+
+def _retry_select(spec: StudySpec) -> Any:
+    def select(tracker: StudyTracker) -> list[TrialConfig]:
+        runs = tracker.children()
+        ok = {_params_key(r.data.params) for r in runs if r.data.tags.get("lamp.status") not in RETRYABLE}
+        again = {
+            _params_key(r.data.params): r
+            for r in runs
+            if r.data.tags.get("lamp.status") in RETRYABLE and _params_key(r.data.params) not in ok
+        }
+        for run in again.values():
+            tracker.mark_retried(run.info.run_id)
+        return [c for c in _listed(spec, "--retry-failed") if _params_key(c.to_params()) in again]
+
+    return select
+
+
+def _listed(spec: StudySpec, option: str) -> list[TrialConfig]:
+    if spec.search.algorithm == "tpe":
+        raise LampError(
+            f"{option} needs the study's trial list, and study {spec.name!r} uses tpe search (its trials are "
+            f"proposed as it runs); use `search: {{algorithm: grid}}` or random, or start a new study"
+        )
+    return spec.expand()
+
+
+def _params_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """A trial's identity: its logged params."""
+    return tuple(sorted(params.items()))
+
+
+def _execute(
+    spec: StudySpec,
+    storage: Path,
+    address: str | None,
+    tracking_uri: str,
+    *,
+    restore: bool = False,
+    tune_path: Path | None = None,
+    select: Any = None,
+) -> dict:
+    """Run (or restore) one Tune experiment of the study, logging to its parent run.
+
+    `select(tracker)` picks the trials of a new segment experiment (extend,
+    retry) once the tracker knows the study's runs; else the spec's trials run.
+    """
+    set_quiet_mlflow_env()
+    check_tracking_uri(tracking_uri)
+    _preflight_data(spec)
+    tracker = StudyTracker(tracking_uri, spec.name)
+    _init_ray(address)
+    check_resources(spec)
+    tags = {
+        "lamp.objective_metric": spec.objective.metric,
+        "lamp.objective_mode": spec.objective.mode,
+        "lamp.search": spec.search.algorithm,
+    }
+    if spec.n_trials is not None:
+        tags["lamp.n_trials_planned"] = str(spec.n_trials)
+    if commit := git_commit():
+        tags["lamp.git_commit"] = commit
+    params = {
+        "study.name": spec.name,
+        "search.algorithm": spec.search.algorithm,
+        "objective.metric": spec.objective.metric,
+        "objective.mode": spec.objective.mode,
+        "n_trials": str(spec.n_trials),
+    }
+    parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
+    exp_dir = study_dir(storage, spec.name)
+    configs = select(tracker) if select is not None else None
+    planned = len(configs) if configs is not None else spec.n_trials
+    if restore:  # a restored segment plans its own trials, not the spec's
+        planned = json.loads((exp_dir / STATE_FILE).read_text()).get("planned", planned)
+    if tune_path is None:
+        tune_path = exp_dir
+        if configs is not None:  # a segment: its own Tune experiment next to the study's
+            done = len(list((exp_dir / SEGMENTS_DIR).glob("*"))) if (exp_dir / SEGMENTS_DIR).exists() else 0
+            tune_path = exp_dir / SEGMENTS_DIR / str(done + 1)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    (exp_dir / SPEC_FILE).write_text(spec.source_text)
+    (exp_dir / STATE_FILE).write_text(
+        json.dumps(
+            {
+                "tracking_uri": redact(tracking_uri),
+                "parent_run_id": parent,
+                "tune_dir": str(tune_path.relative_to(storage)),
+                "planned": planned,
+            }
+        )
+    )
+    print(
+        f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
+        f"{redact(tracking_uri)}, Tune storage {tune_path}",
+        file=sys.stderr,
+        flush=True,
+    )
+    t0 = time.time()
+    status = "interrupted"
+    store_lost: TrackingLost | None = None
+    try:
+        if configs == []:
+            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
+            status = "finished"
+            return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
+        tuner = _tuner(spec, tune_path, tracker, restore=restore, configs=configs)
+        results = tuner.fit()
+        can_prune = spec.early_stopping is not None
+        _reconcile(tracker, results, can_prune)
+        ended = sum(1 for r in results if r.error or _status(r.metrics or {}, can_prune) in TERMINAL)
+        # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
+        # a study with fewer ended trials than planned is interrupted.
+        status = "finished" if ended >= (planned or len(results)) else "interrupted"
+        if status == "finished" and not set(_counts(tracker)) & {"finished", "diverged", "pruned"}:
+            status = "failed"  # nothing to compare: the caller must see an error, not a finished study
+            print(
+                f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
+                file=sys.stderr,
+            )
+    except Exception as err:
+        store_lost = _tracking_lost(err)
+        if store_lost is None:
+            raise
+        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
+    finally:
+        if status == "interrupted":
+            if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
+                tracker.interrupt_open_trials()
+            print(
+                f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
+                + (
+                    " once the tracking store is back (nothing is lost: Tune kept every result)"
+                    if store_lost
+                    else ""
+                ),
+                file=sys.stderr,
+            )
+        counts: dict[str, int] = {}
+        if store_lost is None:
+            counts = _counts(tracker)
+            tracker.end_study(
+                status, {"wall_time_s": time.time() - t0, **{f"n_{k}": v for k, v in counts.items()}}
+            )
+    return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
+
+
+def _tracking_lost(err: BaseException | None) -> TrackingLost | None:
+    """The `TrackingLost` behind an error (Tune wraps what a callback raises)."""
+    while err is not None:
+        if isinstance(err, TrackingLost):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _summary(
+    spec: StudySpec, status: str, parent: str, uri: str, tune_path: Path, t0: float, counts: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "study": spec.name,
+        "parent_run_id": parent,
+        "tracking_uri": redact(uri),
+        "storage": str(tune_path),
+        "wall_time_s": round(time.time() - t0, 1),
+        "trials": counts,
+    }
+
+
+def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
+    """Close any child run Tune finished but the callbacks missed (e.g. a driver killed in between)."""
+    for result in results:
+        trial_id = (result.metrics or {}).get("trial_id")
+        status = _status(result.metrics or {}, can_prune)
+        if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
+            continue
+        tags = {NODE_TAG: str((result.metrics or {}).get(NODE_KEY) or "")}
+        if result.checkpoint is not None and status in ("finished", "diverged"):
+            with result.checkpoint.as_directory() as d:
+                tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d, tags=tags)
+        else:
+            error = str(result.error) if result.error else (result.metrics or {}).get(ERROR_KEY)
+            tracker.end_trial(
+                trial_id,
+                status if not result.error else "failed",
+                _final_metrics(result.metrics or {}),
+                error=error,
+                tags=tags,
+            )
+
+
+def _counts(tracker: StudyTracker) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for run in tracker.children():
+        status = run.data.tags.get("lamp.status", "running")
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+def _preflight_data(spec: StudySpec) -> None:
+    """Load the dataset once on the driver: a missing dataset fails before Ray starts."""
+    from study.data import load_dataset
+
+    load_dataset(TrialConfig.from_dict(spec.base_config()).data)

@@ -1,0 +1,37 @@
+"""The live progress line counts what Tune's trial list holds (fake trials: the line is under test, not Tune)."""
+
+from __future__ import annotations
+
+import pytest
+
+from study.runner import _ACTIVE, STATUS_KEY, Progress
+from study.spec import load_spec
+from tests.conftest import SPECS
+
+
+class _Trial:
+    def __init__(self, trial_id: str, status: str, result: dict | None = None) -> None:
+        self.trial_id, self.status, self.last_result = trial_id, status, result or {}
+
+
+def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.CaptureFixture) -> None:
+    spec = load_spec(SPECS / "tiny.yaml")  # 8 trials, auroc to maximise
+    _ACTIVE[spec.name] = (None, spec)
+    try:
+        progress = Progress(spec.name)
+        progress.setup()
+        a = _Trial("a", "RUNNING")
+        b = _Trial("b", "PENDING")
+        progress.on_trial_start(0, [a, b], b)  # b starts while a runs
+        assert "0/8 trials done, 2 running" in capsys.readouterr().err
+        a.last_result = {STATUS_KEY: "finished", "auroc": 0.9}
+        c = _Trial("c", "TERMINATED", {STATUS_KEY: "diverged"})
+        b.status = "RUNNING"
+        progress.on_trial_complete(0, [a, b, c], a)
+        line = capsys.readouterr().err
+        assert "2/8 trials done, 1 running, 1 diverged, 0 failed, 0 pruned" in line
+        assert "best auroc 0.9000" in line
+        eta = line.split("ETA ")[1].strip()
+        assert eta.endswith("s") and eta != "?"  # one trial ended in this session: a pace exists
+    finally:
+        _ACTIVE.pop(spec.name, None)
