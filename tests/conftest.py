@@ -6,7 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# CI replays the same generated examples every run (a red CI must be reproducible); local runs explore new ones.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 SPECS = Path(__file__).parent / "specs"
 

@@ -138,7 +138,13 @@ def _conflicts() -> list[tuple[str, Mutation]]:
         return apply
 
     return [
-        ("fixed-and-dimension", named("dimensions.lr", lambda s: s["dimensions"].update(lr={"grid": [0.1]}))),
+        (
+            "fixed-and-dimension",
+            named(
+                "dimensions.lr",
+                lambda s: (s["fixed"].setdefault("lr", 0.01), s["dimensions"].update(lr={"grid": [0.1]})),
+            ),
+        ),  # fmt: skip
         ("tpe-lr-control", named("lr_control", lambda s: (tpe(s), s.update(lr_control=True)))),
         ("tpe-seeds", named("seeds", lambda s: (tpe(s), s.update(seeds=[0, 1])))),
         ("mode-contradicts", _set("objective", {"metric": "alignment_loss", "mode": "max"})),
@@ -171,7 +177,16 @@ def _conflicts() -> list[tuple[str, Mutation]]:
                 ),
             ),
         ),  # fmt: skip
-        ("continuous-in-grid", _set("dimensions/lr", {"uniform": [0.001, 0.1]})),
+        (
+            "continuous-in-grid",
+            named(
+                "dimensions.lr",
+                lambda s: (
+                    s["search"].update(algorithm="grid"),
+                    s["dimensions"].update(lr={"uniform": [0.001, 0.1]}),
+                ),
+            ),
+        ),  # fmt: skip
         ("dataset-in-fixed", named("fixed.data.name", lambda s: s["fixed"].update({"data.name": "digits"}))),
         ("seed-fixed", _set("fixed/seed", 3)),
         ("twin-fixed", _set("fixed/twin_of", 3)),
@@ -195,7 +210,7 @@ def _conflicts() -> list[tuple[str, Mutation]]:
                 "dimensions.lr.loguniform",
                 lambda s: (
                     s["search"].update(algorithm="random"),
-                    s["fixed"].pop("lr"),
+                    s["fixed"].pop("lr", None),
                     s["dimensions"].update(lr={"loguniform": [0, 1]}),
                 ),
             ),
