@@ -12,10 +12,12 @@ import plotly.graph_objects as go
 from reports.extract import STATUSES, ArtifactLoader, Study
 from reports.labels import CORE_PARAMS, describe
 from reports.section import Panel, html_table
+from study.collapse import VAR_RATIO_MIN
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
     "finished": "#2ca02c",
+    "collapsed": "#9467bd",
     "diverged": "#ff7f0e",
     "failed": "#d62728",
     "pruned": "#7f7f7f",
@@ -92,13 +94,13 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         for m in (study.objective, *_SHOWN_METRICS):
             if m in best and pd.notna(best[m]) and m not in best_metrics:
                 best_metrics[m] = float(best[m])
-    problems_frame = trials[trials["status"].isin(["diverged", "failed"])]
+    problems_frame = trials[trials["status"].isin(["collapsed", "diverged", "failed"])]
     problems = [
         ProblemTrial(
             trial_id=str(row["trial_id"]),
             run_id=str(row["run_id"]),
             status=str(row["status"]),
-            error=row["error"] if isinstance(row["error"], str) else None,
+            error=row["error"] if isinstance(row["error"], str) else _collapse_note(row),
             diverged_epoch=_opt(row, "diverged_epoch"),
             epochs_run=_opt(row, "epochs_run"),
             setting=describe(row),
@@ -154,8 +156,11 @@ def draw_summary(data: SummaryData) -> list[Panel]:
             Panel(
                 "problems",
                 f"{data.n_problems} trial(s) did not finish{shown}: diverged trials stopped when their loss "
-                "became non-finite; failed trials raised the error shown. They are excluded from every "
-                "figure below, but counted here.",
+                "became non-finite; failed trials raised the error shown; collapsed trials output nearly "
+                "the same image for every input (their reconstructions keep under "
+                f"{VAR_RATIO_MIN:.0%} of the inputs' variance), so their AUROC is that of a fixed image, "
+                "not of a model. They are excluded from every figure below and from the best trial, "
+                "but counted here.",
                 table_html=html_table(
                     ["trial", "status", "setting", "diverged at epoch", "epochs run", "error"], rows
                 ),
@@ -250,6 +255,19 @@ def _duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _collapse_note(row: pd.Series) -> str | None:
+    """The collapse measures of a collapsed trial, as the table's error text."""
+    if row["status"] != "collapsed":
+        return None
+    var, loss = _opt(row, "collapse_var_ratio"), _opt(row, "collapse_loss_ratio")
+    parts = []
+    if var is not None:
+        parts.append(f"reconstruction/input variance {var:.4f} (< {VAR_RATIO_MIN})")
+    if loss is not None:
+        parts.append(f"loss / mean-image loss {loss:.2f}")
+    return "collapsed: " + ", ".join(parts) if parts else "collapsed"
 
 
 def _opt(row: pd.Series, key: str) -> float | None:

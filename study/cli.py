@@ -164,6 +164,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         mode=args.mode,
         model_name=args.model_name,
         alias=args.alias,
+        allow_collapsed=args.allow_collapsed,
     )
     print(json.dumps(info, indent=1))
     return 0
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["max", "min"], default=None)
     p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
     p.add_argument("--alias", default="champion")
+    p.add_argument("--allow-collapsed", action="store_true", help="also consider collapsed trials")
     _add_tracking(p)
     p.set_defaults(func=cmd_register)
 

@@ -128,7 +128,7 @@ def trainable(config: dict[str, Any], spec: StudySpec, report_interval: float) -
         )
         return
     final = with_es({**last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: json.dumps(pending)})
-    value = result.metrics.get(objective)
+    value = result.metrics.get(f"val_{objective}", result.metrics.get(objective))  # select on validation
     final[OBJECTIVE_KEY] = value if value is not None and math.isfinite(value) else _worst(mode)
     with tempfile.TemporaryDirectory() as d:
         result.save(d)
@@ -269,7 +269,8 @@ def _final_metrics(result: dict[str, Any]) -> dict[str, Any]:
         "pid",
         "done",
     }
-    return {k: v for k, v in result.items() if k not in skip and not k.startswith(("train_", "val_"))}
+    per_epoch = _epoch_metrics(result).keys() - {"train_time_s"}
+    return {k: v for k, v in result.items() if k not in skip and k not in per_epoch}
 
 
 def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
@@ -279,7 +280,7 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
         return  # left open for `resume`; `interrupt_open_trials` ends the run if the driver stops
     metrics = _final_metrics(result)
     checkpoint = trial.checkpoint
-    if checkpoint is not None and status in ("finished", "diverged"):
+    if checkpoint is not None and status in ("finished", "collapsed", "diverged"):
         with checkpoint.as_directory() as d:
             tracker.end_trial(trial.trial_id, status, metrics, result_dir=d)
     else:
@@ -530,7 +531,7 @@ def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
         status = _status(result.metrics or {}, can_prune)
         if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
             continue
-        if result.checkpoint is not None and status in ("finished", "diverged"):
+        if result.checkpoint is not None and status in ("finished", "collapsed", "diverged"):
             with result.checkpoint.as_directory() as d:
                 tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d)
         else:

@@ -33,9 +33,9 @@ STATUS = "lamp.status"
 TRIAL_ID = "lamp.trial_id"
 SPEC_HASH = "lamp.spec_hash"
 PARENT = "mlflow.parentRunId"
-TERMINAL = ("finished", "diverged", "failed", "pruned")
+TERMINAL = ("finished", "collapsed", "diverged", "failed", "pruned")
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
-_RUN_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+_RUN_STATUS = {"finished": "FINISHED", "collapsed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
 MODEL_ARTIFACT = "model"
 
 
