@@ -70,7 +70,9 @@ def measure_collapse(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    recon = torch.cat([model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    recon = torch.cat(
+        [model(x[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    )
     model.train(was_training)
     x = x.float().cpu()
     var_in = x.var(dim=0).sum()

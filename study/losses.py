@@ -73,8 +73,6 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-
-
 @dataclass(frozen=True)
 class Amplification:
     """A training objective g(L; factor) built from the base loss L."""

@@ -35,7 +35,13 @@ SPEC_HASH = "lamp.spec_hash"
 PARENT = "mlflow.parentRunId"
 TERMINAL = ("finished", "collapsed", "diverged", "failed", "pruned")
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
-_RUN_STATUS = {"finished": "FINISHED", "collapsed": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+_RUN_STATUS = {
+    "finished": "FINISHED",
+    "collapsed": "FINISHED",
+    "diverged": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+}
 MODEL_ARTIFACT = "model"
 
 

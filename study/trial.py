@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.config import TrialConfig
 from study.collapse import measure_collapse
+from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics
 from study.labelfree import label_free_scores
