@@ -106,9 +106,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status == "finished":
+    if result.status in ("finished", "collapsed"):
         summary = (
-            f"{cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
+            f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
             f"train {m['train_time_s']:.1f}s"
         )
