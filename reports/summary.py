@@ -72,6 +72,11 @@ class SummaryData:
     problems: list[ProblemTrial]  # at most MAX_PROBLEM_ROWS
     n_problems: int
     notes: list[str]
+    baselines: dict[
+        str, float
+    ]  # model-free AUROCs on the test part (study/baselines.py), from the parent run
+    best_auroc: float | None  # the best trial's test-part auroc, set beside the baselines
+    best_beats_baselines: bool | None  # None without a best trial, baselines or auroc
 
 
 def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
@@ -108,6 +113,12 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         for _, row in problems_frame.head(MAX_PROBLEM_ROWS).iterrows()
     ]
     wall, wall_note = _wall_time(study)
+    baselines = {
+        k: float(v)
+        for k, v in sorted((parent.metrics if parent else {}).items())
+        if k.startswith("baseline_")
+    }
+    best_auroc = _opt(best, "auroc") if best is not None else None
     return SummaryData(
         study_name=study.name,
         status=study.status,
@@ -127,6 +138,11 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         problems=problems,
         n_problems=len(problems_frame),
         notes=list(study.notes),
+        baselines=baselines,
+        best_auroc=best_auroc,
+        best_beats_baselines=(
+            None if best_auroc is None or not baselines else best_auroc > max(baselines.values())
+        ),
     )
 
 
@@ -141,6 +157,22 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 f"Best finished trial by the study objective ({data.objective}, {data.mode}): "
                 f"{data.best_trial_id} — {data.best_setting}. Its parameters, then its final metrics:",
                 table_html=html_table(["parameter / metric", "value"], rows, css_class="kv"),
+            )
+        )
+    if data.baselines:
+        panels.append(
+            Panel(
+                "baselines",
+                _baselines_caption(data),
+                table_html=html_table(
+                    ["score (no model)", "test AUROC"],
+                    [
+                        (k.removeprefix("baseline_").removesuffix("_auroc"), f"{v:.4f}")
+                        for k, v in data.baselines.items()
+                    ]
+                    + ([("best trial", f"{data.best_auroc:.4f}")] if data.best_auroc is not None else []),
+                    css_class="kv",
+                ),
             )
         )
     if data.n_problems:
@@ -255,6 +287,28 @@ def _duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _baselines_caption(data: SummaryData) -> str:
+    """What the model-free scores say about the best trial; every number is in `data`."""
+    name, top = max(data.baselines.items(), key=lambda kv: kv[1])
+    head = (
+        "Model-free baselines on the same test part: distance to the mean training image under each "
+        "metric, and the unsigned deviation of mean intensity (its sign is not chosen, since choosing "
+        "it would use the test labels). "
+    )
+    if data.best_beats_baselines is None:
+        return head + "There is no best trial with a test AUROC to compare."
+    if data.best_beats_baselines:
+        return head + (
+            f"The best trial (AUROC {data.best_auroc:.4f}) beats the strongest baseline "
+            f"({name.removeprefix('baseline_').removesuffix('_auroc')}, {top:.4f})."
+        )
+    return head + (
+        f"Warning: the best trial (AUROC {data.best_auroc:.4f}) does not beat the baseline "
+        f"{name.removeprefix('baseline_').removesuffix('_auroc')} ({top:.4f}): on this data the models "
+        "detect nothing a score without a model does not."
+    )
 
 
 def _collapse_note(row: pd.Series) -> str | None:

@@ -480,6 +480,7 @@ def _execute(
         "n_trials": str(spec.n_trials),
     }
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
+    _log_baselines(tracker, spec, parent)
     exp_dir = storage / spec.name
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / SPEC_FILE).write_text(spec.source_text)
@@ -550,6 +551,16 @@ def _counts(tracker: StudyTracker) -> dict[str, int]:
         status = run.data.tags.get("lamp.status", "running")
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
+    """Model-free baseline AUROCs (study/baselines.py) on the parent run; a tpe study has no
+    trial list, so its fixed configuration stands for it."""
+    from study.baselines import study_baselines
+
+    configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
+    for key, value in study_baselines(configs).items():
+        tracker.client.log_metric(parent, key, value)
 
 
 def _preflight_data(spec: StudySpec) -> None:
