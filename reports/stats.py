@@ -1,0 +1,165 @@
+"""Amplification effects from one linear model over all trials, with family-wise control.
+
+Per-cell t-tests on 2 seeds have 1 degree of freedom (intervals of ±0.1 AUROC)
+and pooled averages hide interactions. Instead, one OLS over every finished
+trial:
+
+    value ~ C(setting) + C(seed)
+
+`setting` is a full configuration (metric, optimizer, arch, amplification,
+factor; an lr twin is its own setting), `seed` a block, so comparisons are
+paired by seed and the seed noise is pooled over all cells: 2 seeds per cell
+give usable intervals. Each comparison is a contrast of two setting
+coefficients within one metric × optimizer × arch stratum, never an average
+over a stratum dimension:
+
+- `gain`: amplified setting − its baseline (linear, λ = 1) in the same stratum;
+- `vs_twin`: amplified − its effective-learning-rate twin (SGD only; under Adam
+  the baseline already is the twin).
+
+The family of all comparisons is Holm-corrected (statsmodels `multipletests`,
+`holm`: family-wise error control, valid under any dependence). Verdicts:
+`gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable` with
+the interval and a power estimate: the smallest effect that `n` seeds detect
+with 80% power at this pooled noise, and the seeds the estimated effect would
+need (statsmodels `TTestPower` on the seed-paired difference).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import statsmodels.formula.api as smf
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
+
+STRATUM = ("metric", "optimizer", "arch")
+POWER = 0.8
+
+
+def _setting(row: pd.Series) -> str:
+    form = "twin" if row.get("twin_of", 0) and row["twin_of"] > 0 else row["amplification"]
+    return "|".join([*(str(row[k]) for k in STRATUM), form, f"{float(row['factor']):g}"])
+
+
+def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05) -> pd.DataFrame:
+    """One row per comparison: stratum, kind, factor, estimate, ci_low/high, p, p_holm, verdict, power.
+
+    `trials` holds finished trials only (collapsed, diverged, failed excluded by the caller) with
+    columns metric, optimizer, arch, amplification, factor, seed, twin_of and `value`.
+    """
+    df = trials[trials[value].notna()].copy()
+    df["setting"] = df.apply(_setting, axis=1)
+    df["seed"] = df["seed"].astype(str)
+    df = df.rename(columns={value: "y"})
+    columns = [
+        "metric",
+        "optimizer",
+        "arch",
+        "kind",
+        "amplification",
+        "factor",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "verdict",
+        "n_seeds",
+        "detectable",
+        "seeds_needed",
+    ]
+    if df["setting"].nunique() < 2 or len(df) <= df["setting"].nunique() + df["seed"].nunique() - 1:
+        return pd.DataFrame(columns=columns)
+    fit = smf.ols("y ~ C(setting) + C(seed)", data=df).fit()
+    names = list(fit.params.index)
+    sigma = math.sqrt(fit.scale)
+
+    def indicator(setting: str) -> np.ndarray:
+        vec = np.zeros(len(names))
+        key = f"C(setting)[T.{setting}]"
+        if key in names:
+            vec[names.index(key)] = 1.0
+        return vec
+
+    settings = set(df["setting"])
+    rows = []
+    for setting in sorted(settings):
+        *stratum, form, factor = setting.split("|")
+        if form in ("twin",) or (form == "linear" and float(factor) == 1.0):
+            continue
+        base = "|".join([*stratum, "linear", "1"])
+        twin = "|".join([*stratum, "twin", factor])
+        pairs = [("gain", base)] + ([("vs_twin", twin)] if stratum[1] == "sgd" else [])
+        for kind, other in pairs:
+            if other not in settings:
+                continue
+            test = fit.t_test(indicator(setting) - indicator(other))
+            low, high = test.conf_int(alpha=alpha)[0]
+            n = int(
+                min(
+                    df.loc[df.setting == setting, "seed"].nunique(),
+                    df.loc[df.setting == other, "seed"].nunique(),
+                )
+            )
+            rows.append(
+                dict(
+                    zip(STRATUM, stratum, strict=True),
+                    kind=kind,
+                    amplification=form,
+                    factor=float(factor),
+                    estimate=float(test.effect[0]),
+                    ci_low=float(low),
+                    ci_high=float(high),
+                    p=float(test.pvalue),
+                    n_seeds=n,
+                )
+            )
+    out = pd.DataFrame(
+        rows, columns=[c for c in columns if c not in ("p_holm", "verdict", "detectable", "seeds_needed")]
+    )
+    if out.empty:
+        return pd.DataFrame(columns=columns)
+    out["p_holm"] = multipletests(out["p"], alpha=alpha, method="holm")[1]
+    significant = out["p_holm"] < alpha
+    out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
+    power = TTestPower()
+    # a seed-paired difference of two settings has standard deviation sigma * sqrt(2)
+    sd_diff = sigma * math.sqrt(2)
+    out["detectable"] = [
+        power.solve_power(nobs=max(n, 2), alpha=alpha, power=POWER) * sd_diff for n in out["n_seeds"]
+    ]
+    out["seeds_needed"] = [
+        _seeds_needed(power, abs(e) / sd_diff if sd_diff > 0 else 0.0, alpha) for e in out["estimate"]
+    ]
+    return out[columns]
+
+
+def _seeds_needed(power: TTestPower, effect_size: float, alpha: float) -> float:
+    """Seeds a paired comparison needs to detect `effect_size` (inf when none would, or the solver fails)."""
+    if effect_size <= 0:
+        return math.inf
+    n = float(power.solve_power(effect_size=effect_size, alpha=alpha, power=POWER))
+    return float(math.ceil(n)) if math.isfinite(n) else math.inf
+
+
+def verdict_sentence(row: pd.Series) -> str:
+    """The caption of one comparison, from the same row it states."""
+    what = "gain over the un-amplified baseline" if row["kind"] == "gain" else "difference from its lr twin"
+    head = (
+        f"{row['metric']} · {row['optimizer']} · {row['arch']} · {row['amplification']} λ={row['factor']:g}: "
+        f"{what} {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], Holm p = {row['p_holm']:.2g}"
+    )
+    if row["verdict"] != "not detectable":
+        return f"{head} — {row['verdict']}."
+    return (
+        f"{head} — not detectable: the interval is ±{(row['ci_high'] - row['ci_low']) / 2:.3f}; "
+        f"{row['n_seeds']} seeds would detect an effect of {row['detectable']:.3f}"
+        + (
+            f", this estimate would need {int(row['seeds_needed'])} seeds."
+            if math.isfinite(row["seeds_needed"])
+            else "."
+        )
+    )
