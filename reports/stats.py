@@ -28,12 +28,16 @@ need (statsmodels `TTestPower` on the seed-paired difference).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
+
+from reports.extract import Study
+from reports.section import Panel, html_table
 
 STRATUM = ("metric", "optimizer", "arch")
 POWER = 0.8
@@ -163,3 +167,65 @@ def verdict_sentence(row: pd.Series) -> str:
             else "."
         )
     )
+
+
+@dataclass(frozen=True)
+class EffectsData:
+    """The comparisons of a study and what they were computed on."""
+
+    value: str  # the detection metric compared (test part)
+    effects: pd.DataFrame  # amplification_effects(...) rows
+    n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
+    alpha: float
+
+
+def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
+    """Effects on the test-part `auroc` of the study's finished trials."""
+    frame = study.finished()
+    needed = {"metric", "optimizer", "arch", "amplification", "factor", "seed", "auroc"}
+    if not needed <= set(frame.columns):
+        return EffectsData("auroc", pd.DataFrame(), 0, alpha)
+    frame = frame.assign(twin_of=frame.get("twin_of", 0.0))
+    return EffectsData("auroc", amplification_effects(frame, "auroc", alpha=alpha), len(frame), alpha)
+
+
+def draw_effects(data: EffectsData) -> list[Panel]:
+    """One panel per optimizer (never averaged over it): each comparison's sentence and numbers."""
+    if data.effects.empty:
+        return [
+            Panel(
+                "none",
+                "No comparison could be estimated: the study needs an un-amplified baseline (linear, λ = 1) "
+                "and more trials than settings + seeds (at least 2 seeds per setting).",
+            )
+        ]
+    panels = []
+    for optimizer, rows in data.effects.groupby("optimizer", sort=True):
+        counts = rows["verdict"].value_counts().to_dict()
+        caption = (
+            f"{optimizer}: {len(rows)} comparison(s) of {data.value} on the test part, from one linear model over "
+            f"{data.n_trials} finished trials (setting + seed effects, noise pooled, Holm-corrected at "
+            f"α = {data.alpha}): "
+            + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+            + ". "
+            + " ".join(verdict_sentence(r) for _, r in rows.iterrows())
+        )
+        table = html_table(
+            ["metric", "arch", "comparison", "form", "λ", "estimate", "95% CI", "Holm p", "verdict"],
+            [
+                (
+                    r["metric"],
+                    r["arch"],
+                    "vs baseline" if r["kind"] == "gain" else "vs lr twin",
+                    r["amplification"],
+                    f"{r['factor']:g}",
+                    f"{r['estimate']:+.4f}",
+                    f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                    f"{r['p_holm']:.2g}",
+                    r["verdict"],
+                )
+                for _, r in rows.iterrows()
+            ],
+        )
+        panels.append(Panel(f"effects-{optimizer}", caption, table_html=table))
+    return panels

@@ -49,3 +49,20 @@ def test_collapsed_champion_is_listed_not_crowned_and_baselines_call_out_the_bes
     assert data.baselines == {"baseline_intensity_auroc": 0.6, "baseline_mse_auroc": 0.95}
     assert data.best_auroc == pytest.approx(expected.metrics["auroc"])
     assert data.best_beats_baselines is False
+
+
+def test_a_two_seed_study_report_gives_a_verdict_with_an_interval(store, tmp_path) -> None:
+    """Wiring through MLflow: the report's effects section, read from its data, reaches verdicts."""
+    from reports.stats import draw_effects, extract_effects
+
+    root, uri = store
+    write_synthetic_study(uri, "two_seeds", root / "art2", n_failed=0, label_free=False)
+    data = extract_effects(load_study("two_seeds", tracking_uri=uri))
+    assert len(data.effects) > 0 and data.effects["n_seeds"].max() == 2  # (sgd, exp, 100) diverged once
+    assert (data.effects["ci_high"] > data.effects["ci_low"]).all()
+    # the generative model plants an exp gain beyond any lr change: detected under SGD
+    sgd_exp = data.effects[(data.effects.optimizer == "sgd") & (data.effects.amplification == "exp")]
+    assert "gain" in set(sgd_exp["verdict"])
+    panels = draw_effects(data)
+    assert {p.name for p in panels} == {"effects-adam", "effects-sgd"}
+    assert all("[" in p.caption and "Holm" in p.caption for p in panels)
