@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from scipy.stats import norm, spearmanr
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
@@ -177,6 +178,7 @@ class EffectsData:
     effects: pd.DataFrame  # amplification_effects(...) rows
     n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
     alpha: float
+    steepness: StratifiedRho | None = None  # rho(sharpness, value) within strata, finished trials only
 
 
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
@@ -186,7 +188,8 @@ def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     if not needed <= set(frame.columns):
         return EffectsData("auroc", pd.DataFrame(), 0, alpha)
     frame = frame.assign(twin_of=frame.get("twin_of", 0.0))
-    return EffectsData("auroc", amplification_effects(frame, "auroc", alpha=alpha), len(frame), alpha)
+    steep = stratified_spearman(frame) if "sharpness" in frame else None
+    return EffectsData("auroc", amplification_effects(frame, "auroc", alpha=alpha), len(frame), alpha, steep)
 
 
 def draw_effects(data: EffectsData) -> list[Panel]:
@@ -228,4 +231,79 @@ def draw_effects(data: EffectsData) -> list[Panel]:
             ],
         )
         panels.append(Panel(f"effects-{optimizer}", caption, table_html=table))
+    if data.steepness is not None and not data.steepness.per_stratum.empty:
+        panels.append(_steepness_panel(data.steepness, data.value))
     return panels
+
+
+def _steepness_panel(st: StratifiedRho, value: str) -> Panel:
+    """Stratified rho(sharpness, value): the caption states only what the combined test supports."""
+    verdict = (
+        "not significant (p >= 0.05): this study does not show that steeper minima detect better or worse"
+        if not st.combined_p < 0.05
+        else ("steeper minima detect better" if st.combined_rho > 0 else "steeper minima detect worse")
+    )
+    caption = (
+        f"Sharpness vs {value} within each metric × optimizer × architecture stratum (finished trials only; "
+        f"collapsed excluded). Combined stratified ρ = {st.combined_rho:+.2f} (Fisher z over "
+        f"{int((st.per_stratum['n'] >= 4).sum())} strata with n ≥ 4, p = {st.combined_p:.2g}): {verdict}. "
+        f"The pooled ρ ignoring strata is {st.pooled_rho:+.2f}; it mixes the strata and is not evidence."
+    )
+    table = html_table(
+        ["metric", "optimizer", "arch", "n", "ρ", "p"],
+        [
+            (r["metric"], r["optimizer"], r["arch"], int(r["n"]), f"{r['rho']:+.2f}", f"{r['p']:.2g}")
+            for _, r in st.per_stratum.iterrows()
+        ],
+    )
+    return Panel("steepness-stratified", caption, table_html=table)
+
+
+@dataclass(frozen=True)
+class StratifiedRho:
+    """Spearman rho of x vs y within each stratum and their combined estimate."""
+
+    per_stratum: pd.DataFrame  # metric, optimizer, arch, n, rho, p
+    combined_rho: float  # Fisher-z mean of the strata's rho, weights n - 3 (NaN without a stratum of n >= 4)
+    combined_p: float  # two-sided, z = combined z * sqrt(sum(n - 3))
+    pooled_rho: float  # ignoring strata: shown only to say how much pooling misleads
+
+
+def stratified_spearman(
+    trials: pd.DataFrame, x: str = "sharpness", y: str = "auroc", strata: tuple[str, ...] = STRATUM
+) -> StratifiedRho:
+    """rho within each metric x optimizer x arch stratum, combined, on finished trials only.
+
+    The metric (and optimizer) shift both steepness and AUROC, so a pooled rho
+    measures the strata, not LAMP's claim (Simpson's paradox). Strata with
+    fewer than 4 trials have no Fisher-z variance and are left out of the
+    combination.
+    """
+    df = trials[trials[x].notna() & trials[y].notna()]
+    rows = []
+    for key, group in df.groupby(list(strata), sort=True):
+        if len(group) >= 3 and group[x].nunique() > 1 and group[y].nunique() > 1:
+            res = spearmanr(group[x], group[y])
+            rows.append(
+                dict(
+                    zip(strata, key, strict=True), n=len(group), rho=float(res.statistic), p=float(res.pvalue)
+                )
+            )
+    per = pd.DataFrame(rows, columns=[*strata, "n", "rho", "p"])
+    usable = per[per["n"] >= 4]
+    if usable.empty:
+        combined, p = math.nan, math.nan
+    else:
+        w = usable["n"] - 3
+        # |rho| = 1 has an infinite z; clip just inside so a perfect stratum weighs, not breaks
+        z = float((np.arctanh(usable["rho"].clip(-0.9999, 0.9999)) * w).sum() / w.sum())
+        combined = math.tanh(z)
+        p = float(2 * norm.sf(abs(z) * math.sqrt(w.sum())))
+    pooled = float(spearmanr(df[x], df[y]).statistic) if len(df) >= 3 else math.nan
+    return StratifiedRho(per, combined, p, pooled)
+
+
+def median_iqr(values: pd.Series) -> tuple[float, float, float]:
+    """(median, 25th, 75th percentile): steepness values can be <= 0, so no geometric mean."""
+    q = values.dropna().quantile([0.5, 0.25, 0.75])
+    return float(q[0.5]), float(q[0.25]), float(q[0.75])

@@ -83,3 +83,30 @@ def test_null_studies_rarely_declare_a_gain() -> None:
     n = 120
     declared = sum((amplification_effects(_study(rng, {}))["verdict"] == "gain").any() for _ in range(n))
     assert declared <= binom.ppf(0.99, n, 0.05), declared
+
+
+def test_simpson_steepness_confound_across_metrics_is_undone_by_stratifying() -> None:
+    """Within each metric steeper is worse; ssim is both steeper and better: pooled rho says the opposite."""
+    from reports.stats import median_iqr, stratified_spearman
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for metric, (s0, a0) in {"mse": (1.0, 0.80), "ssim": (10.0, 0.95)}.items():
+        for i in range(12):
+            sharp = s0 + 0.5 * i + rng.normal(0, 0.05)
+            rows.append(
+                dict(
+                    metric=metric,
+                    optimizer="sgd",
+                    arch="conv_ae",
+                    sharpness=sharp,
+                    auroc=a0 - 0.004 * i + rng.normal(0, 0.001),
+                )
+            )
+    frame = pd.DataFrame(rows)
+    result = stratified_spearman(frame)
+    assert result.pooled_rho > 0.5
+    assert result.combined_rho < -0.8 and result.combined_p < 0.01
+    assert set(result.per_stratum["metric"]) == {"mse", "ssim"} and (result.per_stratum["rho"] < 0).all()
+    med, q1, q3 = median_iqr(frame["sharpness"])
+    assert q1 <= med <= q3

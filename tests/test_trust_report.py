@@ -63,6 +63,11 @@ def test_a_two_seed_study_report_gives_a_verdict_with_an_interval(store, tmp_pat
     # the generative model plants an exp gain beyond any lr change: detected under SGD
     sgd_exp = data.effects[(data.effects.optimizer == "sgd") & (data.effects.amplification == "exp")]
     assert "gain" in set(sgd_exp["verdict"])
-    panels = draw_effects(data)
-    assert {p.name for p in panels} == {"effects-adam", "effects-sgd"}
-    assert all("[" in p.caption and "Holm" in p.caption for p in panels)
+    panels = {p.name: p for p in draw_effects(data)}
+    assert set(panels) == {"effects-adam", "effects-sgd", "steepness-stratified"}
+    assert all(
+        "[" in panels[k].caption and "Holm" in panels[k].caption for k in ("effects-adam", "effects-sgd")
+    )
+    st = data.steepness
+    assert f"{st.combined_rho:+.2f}" in panels["steepness-stratified"].caption
+    assert len(st.per_stratum) == 8  # 2 metrics x 2 optimizers x 2 archs
