@@ -94,11 +94,11 @@ def test_register_best_model_alias_resolves_and_scores_every_sample(
     client = MlflowClient(tiny_study.tracking_uri, registry_uri=tiny_study.tracking_uri)
     _, runs = _children(client, tiny_study.name)
     finished = [r for r in runs if r.data.tags["lamp.status"] == "finished"]
-    best = max(finished, key=lambda r: r.data.metrics["auroc"])
+    best = max(finished, key=lambda r: r.data.metrics["val_auroc"])  # selected on validation
     assert info["run_id"] == best.info.run_id
     version = client.get_model_version_by_alias(info["model_name"], "champion")
     assert version.run_id == best.info.run_id
-    assert version.tags["lamp.study"] == tiny_study.name and version.tags["lamp.metric"] == "auroc"
+    assert version.tags["lamp.study"] == tiny_study.name and version.tags["lamp.metric"] == "val_auroc"
     out = tmp_path / "scores.csv"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.tracking_uri}
     res = subprocess.run(
