@@ -82,7 +82,7 @@ def test_twins_match_their_amplified_trial(tiny_study: Study) -> None:
     assert {float(t.data.params["twin_of"]) for t in twins} == {10.0, 100000.0}
     for twin in twins:
         assert twin.data.params["amplification"] == "linear" and float(twin.data.params["factor"]) == 1.0
-        assert float(twin.data.params["lr"]) == pytest.approx(0.01 * float(twin.data.params["twin_of"]))
+        assert float(twin.data.params["lr"]) == pytest.approx(0.05 * float(twin.data.params["twin_of"]))
 
 
 def test_register_best_model_alias_resolves_and_scores_every_sample(
