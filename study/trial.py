@@ -155,7 +155,7 @@ def run_trial(
     def on_epoch(epoch: int, stats: dict[str, float], snapshot: Callable[[], TrainState]) -> None:
         metrics = dict(stats)
         metrics["val_base_loss"] = float(anomaly_scores(model, val_x, metric).mean())
-        if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+        if epoch == cfg.epochs or (cfg.eval_every and epoch % cfg.eval_every == 0):  # 0 = only at the end
             val = detection_metrics(anomaly_scores(model, eval_x, metric), eval_y)
             metrics |= {"val_auroc": val["auroc"], "val_ap": val["ap"]}
         stats.update(metrics)
