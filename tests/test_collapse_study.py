@@ -41,6 +41,14 @@ def test_collapsed_and_diverged_trials_carry_their_status_and_measures(collapse_
     assert diverged.data.metrics["diverged_epoch"] == 1
 
 
+def test_parent_run_holds_the_model_free_baselines(collapse_study: Study) -> None:
+    client = MlflowClient(collapse_study.tracking_uri)
+    exp = client.get_experiment_by_name(collapse_study.name)
+    (parent,) = client.search_runs([exp.experiment_id], filter_string="tags.`lamp.role` = 'study'")
+    for key in ("baseline_mse_auroc", "baseline_intensity_auroc"):
+        assert 0.0 <= parent.data.metrics[key] <= 1.0
+
+
 def test_register_refuses_a_collapsed_trial_unless_asked(collapse_study: Study) -> None:
     with pytest.raises(RegistryError, match="collapsed.*--allow-collapsed"):
         register_best(collapse_study.name, tracking_uri=collapse_study.tracking_uri)
