@@ -22,7 +22,7 @@ The family of all comparisons is Holm-corrected (statsmodels `multipletests`,
 `gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable` with
 the interval and a power estimate: the smallest effect that `n` seeds detect
 with 80% power at this pooled noise, and the seeds the estimated effect would
-need (statsmodels `TTestPower` on the seed-paired difference).
+need (the noncentral-t approximation with the model's residual degrees of freedom).
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
-from scipy.stats import norm, spearmanr
+from scipy.stats import norm, spearmanr, t
 from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import TTestPower
 
 from reports.extract import Study
 from reports.section import Panel, html_table
@@ -45,8 +44,12 @@ POWER = 0.8
 
 
 def _setting(row: pd.Series) -> str:
-    form = "twin" if row.get("twin_of", 0) and row["twin_of"] > 0 else row["amplification"]
-    return "|".join([*(str(row[k]) for k in STRATUM), form, f"{float(row['factor']):g}"])
+    """A twin (linear, factor 1, lr x twin_of) is keyed by the factor it matches."""
+    twin = bool(row.get("twin_of", 0)) and row["twin_of"] > 0
+    factor = float(row["twin_of"]) if twin else float(row["factor"])
+    return "|".join(
+        [*(str(row[k]) for k in STRATUM), "twin" if twin else row["amplification"], f"{factor:g}"]
+    )
 
 
 def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05) -> pd.DataFrame:
@@ -130,24 +133,16 @@ def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: 
     out["p_holm"] = multipletests(out["p"], alpha=alpha, method="holm")[1]
     significant = out["p_holm"] < alpha
     out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
-    power = TTestPower()
-    # a seed-paired difference of two settings has standard deviation sigma * sqrt(2)
-    sd_diff = sigma * math.sqrt(2)
-    out["detectable"] = [
-        power.solve_power(nobs=max(n, 2), alpha=alpha, power=POWER) * sd_diff for n in out["n_seeds"]
-    ]
+    # power from the same model: a seed-paired difference of two settings with n seeds each has
+    # standard error sigma * sqrt(2 / n); it is detected with power POWER when
+    # |effect| >= (t_{1-alpha/2} + t_{POWER}) * se, t with the model's residual degrees of freedom
+    k = float(t.ppf(1 - alpha / 2, fit.df_resid) + t.ppf(POWER, fit.df_resid))
+    out["detectable"] = [k * sigma * math.sqrt(2 / n) for n in out["n_seeds"]]
     out["seeds_needed"] = [
-        _seeds_needed(power, abs(e) / sd_diff if sd_diff > 0 else 0.0, alpha) for e in out["estimate"]
+        float(max(2, math.ceil(2 * (k * sigma / abs(e)) ** 2))) if abs(e) > 0 else math.inf
+        for e in out["estimate"]
     ]
     return out[columns]
-
-
-def _seeds_needed(power: TTestPower, effect_size: float, alpha: float) -> float:
-    """Seeds a paired comparison needs to detect `effect_size` (inf when none would, or the solver fails)."""
-    if effect_size <= 0:
-        return math.inf
-    n = float(power.solve_power(effect_size=effect_size, alpha=alpha, power=POWER))
-    return float(math.ceil(n)) if math.isfinite(n) else math.inf
 
 
 def verdict_sentence(row: pd.Series) -> str:

@@ -21,9 +21,9 @@ def _study(
     for metric, opt, seed in itertools.product(("mse", "ssim"), ("adam", "sgd"), range(seeds)):
         settings = [("linear", 1.0, 0.0), ("exp", 10.0, 0.0), ("exp", 100.0, 0.0)]
         if opt == "sgd":
-            settings += [("linear", 10.0, 10.0), ("linear", 100.0, 100.0)]  # twins: lambda = 1 at lr x factor
+            settings += [("linear", 1.0, 10.0), ("linear", 1.0, 100.0)]  # twins: lambda = 1 at lr x twin_of
         for form, factor, twin_of in settings:
-            key = (metric, opt, "twin" if twin_of else form, factor)
+            key = (metric, opt, "twin", twin_of) if twin_of else (metric, opt, form, factor)
             y = 0.85 + seed_effect[seed] + effects.get(key, 0.0) + rng.normal(0, sigma)
             rows.append(
                 dict(
