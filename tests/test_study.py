@@ -327,13 +327,13 @@ def test_tpe_search_with_asha_logs_every_proposed_trial(tmp_path: Path) -> None:
     assert len(runs) == study.n_trials == 6
     for run in runs:
         status, p = run.data.tags["lamp.status"], run.data.params
-        assert status in {"finished", "diverged", "pruned"}
+        assert status in {"finished", "collapsed", "diverged", "pruned"}  # SGD at a small lr may collapse
         assert 1 <= float(p["factor"]) <= 1000 and 0.001 <= float(p["lr"]) <= 0.1
         assert p["amplification"] in {"linear", "exp"}
         epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val_auroc")]
         if status == "pruned":
             assert epochs and max(epochs) < 4 and "auroc" not in run.data.metrics
-        if status == "finished":
+        if status in ("finished", "collapsed"):
             assert epochs == [1, 2, 3, 4] and "auroc" in run.data.metrics
     assert len({(r.data.params["factor"], r.data.params["lr"]) for r in runs}) == 6  # six distinct proposals
 
