@@ -14,6 +14,7 @@ from reports.lr_control import draw_lr_control, extract_lr_control
 from reports.scores import draw_scores, extract_scores
 from reports.section import Section
 from reports.sensitivity import draw_sensitivity, extract_sensitivity
+from reports.stats import draw_effects, extract_effects
 from reports.steepness import draw_steepness, extract_steepness
 from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
 
@@ -60,6 +61,7 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
         return summary, sections
     sections += [
         Section("sensitivity", "Sensitivity to amplification", draw_sensitivity(extract_sensitivity(study))),
+        Section("effects", "Effects with intervals (one linear model)", draw_effects(extract_effects(study))),
         Section("lr-control", "Effective-learning-rate control", draw_lr_control(extract_lr_control(study))),
         Section("steepness", "Landscape steepness", draw_steepness(extract_steepness(study, artifacts))),
         Section("scores", "Score distributions", draw_scores(extract_scores(study, artifacts))),

@@ -10,8 +10,12 @@ else talks to MLflow.
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
 column per trial param parsed to its `TrialConfig` type (float, int, bool, str;
 "None" becomes None), then one float column per final metric (NaN when absent).
-Statuses are `lamp.status` (running, finished, diverged, failed, pruned); runs
-without the tag take theirs from the MLflow run status.
+Statuses are `lamp.status` (running, finished, collapsed, diverged, failed,
+pruned); runs without the tag take theirs from the MLflow run status. Only
+`finished` trials enter "best", gains, correlations and landscape figures: a
+collapsed trial's output does not depend on its input (study/collapse.py).
+"Best" ranks a detection objective by its validation value (`val_auroc`), so
+the test-part `auroc` the report states did not also choose the trial.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from study.metrics_meta import mode_of
 
 DETECTION_METRICS = ("auroc", "ap")  # label-based detection metrics, higher is better
 FIXED_COLUMNS = ("run_id", "trial_id", "status", "error", "group", "start_time")
-STATUSES = ("finished", "diverged", "failed", "pruned", "running")
+STATUSES = ("finished", "collapsed", "diverged", "failed", "pruned", "running")
 # Final metrics of the schema; each gets a column (NaN when no trial logged it) so sections can rely on it.
 KNOWN_METRICS = (
     "auroc",
@@ -96,12 +100,19 @@ class Study:
     def ranked(self, frame: pd.DataFrame | None = None) -> pd.DataFrame:
         """Finished trials with an objective value, best first (ties by trial id)."""
         frame = self.finished() if frame is None else frame
-        if self.objective not in frame:
+        key = self.selection_metric
+        if key not in frame:
             return frame.iloc[:0]
-        frame = frame[frame[self.objective].notna()]
-        return frame.sort_values(
-            [self.objective, "trial_id"], ascending=[self.mode == "min", True], kind="mergesort"
-        )
+        frame = frame[frame[key].notna()]
+        return frame.sort_values([key, "trial_id"], ascending=[self.mode == "min", True], kind="mergesort")
+
+    @property
+    def selection_metric(self) -> str:
+        """What ranks trials: `val_<objective>` for a detection objective when logged, else the objective."""
+        val = f"val_{self.objective}"
+        if self.objective in DETECTION_METRICS and val in self.trials and self.trials[val].notna().any():
+            return val
+        return self.objective
 
     def best(self) -> pd.Series | None:
         """The best finished trial by the study objective, or None."""

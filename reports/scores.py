@@ -61,7 +61,8 @@ def extract_scores(study: Study, artifacts: ArtifactLoader) -> ScoresData:
             continue
         scores = arrays["scores"].astype(float).ravel()
         labels = arrays["labels"].astype(int).ravel()
-        keep = np.isfinite(scores)
+        # the reported test part only (older runs hold no mask: all of it)
+        keep = np.isfinite(scores) & arrays.get("test_part", np.ones_like(scores, dtype=bool)).ravel()
         loaded.append((t, scores[keep], labels[keep]))
     if not loaded:
         return ScoresData(False, [], [], missing)

@@ -12,10 +12,12 @@ import plotly.graph_objects as go
 from reports.extract import STATUSES, ArtifactLoader, Study
 from reports.labels import CORE_PARAMS, describe
 from reports.section import Panel, html_table
+from study.collapse import VAR_RATIO_MIN
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
     "finished": "#2ca02c",
+    "collapsed": "#9467bd",
     "diverged": "#ff7f0e",
     "failed": "#d62728",
     "pruned": "#7f7f7f",
@@ -70,6 +72,11 @@ class SummaryData:
     problems: list[ProblemTrial]  # at most MAX_PROBLEM_ROWS
     n_problems: int
     notes: list[str]
+    baselines: dict[
+        str, float
+    ]  # model-free AUROCs on the test part (study/baselines.py), from the parent run
+    best_auroc: float | None  # the best trial's test-part auroc, set beside the baselines
+    best_beats_baselines: bool | None  # None without a best trial, baselines or auroc
 
 
 def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
@@ -92,13 +99,13 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         for m in (study.objective, *_SHOWN_METRICS):
             if m in best and pd.notna(best[m]) and m not in best_metrics:
                 best_metrics[m] = float(best[m])
-    problems_frame = trials[trials["status"].isin(["diverged", "failed"])]
+    problems_frame = trials[trials["status"].isin(["collapsed", "diverged", "failed"])]
     problems = [
         ProblemTrial(
             trial_id=str(row["trial_id"]),
             run_id=str(row["run_id"]),
             status=str(row["status"]),
-            error=row["error"] if isinstance(row["error"], str) else None,
+            error=row["error"] if isinstance(row["error"], str) else _collapse_note(row),
             diverged_epoch=_opt(row, "diverged_epoch"),
             epochs_run=_opt(row, "epochs_run"),
             setting=describe(row),
@@ -106,6 +113,12 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         for _, row in problems_frame.head(MAX_PROBLEM_ROWS).iterrows()
     ]
     wall, wall_note = _wall_time(study)
+    baselines = {
+        k: float(v)
+        for k, v in sorted((parent.metrics if parent else {}).items())
+        if k.startswith("baseline_")
+    }
+    best_auroc = _opt(best, "auroc") if best is not None else None
     return SummaryData(
         study_name=study.name,
         status=study.status,
@@ -125,6 +138,11 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         problems=problems,
         n_problems=len(problems_frame),
         notes=list(study.notes),
+        baselines=baselines,
+        best_auroc=best_auroc,
+        best_beats_baselines=(
+            None if best_auroc is None or not baselines else best_auroc > max(baselines.values())
+        ),
     )
 
 
@@ -141,6 +159,22 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 table_html=html_table(["parameter / metric", "value"], rows, css_class="kv"),
             )
         )
+    if data.baselines:
+        panels.append(
+            Panel(
+                "baselines",
+                _baselines_caption(data),
+                table_html=html_table(
+                    ["score (no model)", "test AUROC"],
+                    [
+                        (k.removeprefix("baseline_").removesuffix("_auroc"), f"{v:.4f}")
+                        for k, v in data.baselines.items()
+                    ]
+                    + ([("best trial", f"{data.best_auroc:.4f}")] if data.best_auroc is not None else []),
+                    css_class="kv",
+                ),
+            )
+        )
     if data.n_problems:
         rows = [
             (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error) for p in data.problems
@@ -154,8 +188,11 @@ def draw_summary(data: SummaryData) -> list[Panel]:
             Panel(
                 "problems",
                 f"{data.n_problems} trial(s) did not finish{shown}: diverged trials stopped when their loss "
-                "became non-finite; failed trials raised the error shown. They are excluded from every "
-                "figure below, but counted here.",
+                "became non-finite; failed trials raised the error shown; collapsed trials output nearly "
+                "the same image for every input (their reconstructions keep under "
+                f"{VAR_RATIO_MIN:.0%} of the inputs' variance), so their AUROC is that of a fixed image, "
+                "not of a model. They are excluded from every figure below and from the best trial, "
+                "but counted here.",
                 table_html=html_table(
                     ["trial", "status", "setting", "diverged at epoch", "epochs run", "error"], rows
                 ),
@@ -250,6 +287,41 @@ def _duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _baselines_caption(data: SummaryData) -> str:
+    """What the model-free scores say about the best trial; every number is in `data`."""
+    name, top = max(data.baselines.items(), key=lambda kv: kv[1])
+    head = (
+        "Model-free baselines on the same test part: distance to the mean training image under each "
+        "metric, and the unsigned deviation of mean intensity (its sign is not chosen, since choosing "
+        "it would use the test labels). "
+    )
+    if data.best_beats_baselines is None:
+        return head + "There is no best trial with a test AUROC to compare."
+    if data.best_beats_baselines:
+        return head + (
+            f"The best trial (AUROC {data.best_auroc:.4f}) beats the strongest baseline "
+            f"({name.removeprefix('baseline_').removesuffix('_auroc')}, {top:.4f})."
+        )
+    return head + (
+        f"Warning: the best trial (AUROC {data.best_auroc:.4f}) does not beat the baseline "
+        f"{name.removeprefix('baseline_').removesuffix('_auroc')} ({top:.4f}): on this data the models "
+        "detect nothing a score without a model does not."
+    )
+
+
+def _collapse_note(row: pd.Series) -> str | None:
+    """The collapse measures of a collapsed trial, as the table's error text."""
+    if row["status"] != "collapsed":
+        return None
+    var, loss = _opt(row, "collapse_var_ratio"), _opt(row, "collapse_loss_ratio")
+    parts = []
+    if var is not None:
+        parts.append(f"reconstruction/input variance {var:.4f} (< {VAR_RATIO_MIN})")
+    if loss is not None:
+        parts.append(f"loss / mean-image loss {loss:.2f}")
+    return "collapsed: " + ", ".join(parts) if parts else "collapsed"
 
 
 def _opt(row: pd.Series, key: str) -> float | None:

@@ -54,9 +54,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status == "finished":
+    if result.status in ("finished", "collapsed"):
         summary = (
-            f"{cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
+            f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
             f"train {m['train_time_s']:.1f}s"
         )
@@ -145,6 +145,7 @@ def cmd_register(args: argparse.Namespace) -> int:
         mode=args.mode,
         model_name=args.model_name,
         alias=args.alias,
+        allow_collapsed=args.allow_collapsed,
     )
     print(json.dumps(info, indent=1))
     return EXIT_OK
@@ -289,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     )
     p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
     p.add_argument("--alias", default="champion", help="alias given to the new version (default: champion)")
+    p.add_argument(
+        "--allow-collapsed",
+        action="store_true",
+        help="also consider trials flagged collapsed (reconstructions that ignore their input)",
+    )
     _add_tracking(p)
 
     p = _command(

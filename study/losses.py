@@ -7,7 +7,8 @@ differentiable in `x_hat`.
 
 Contract of an amplification form: `apply(loss, factor)` maps the batch-mean
 base loss L >= 0 to the training objective; g(0) = 0, g is increasing, and its
-slope at L = 0 is `factor` for every form, which is what the
+slope at L = 0 is `factor` for every form, and it is defined and increasing over
+the metric's whole range [0, metric.upper] (pass `upper`), which is what the
 effective-learning-rate control matches (a twin trains with lambda = 1 at lr
 eta * factor).
 """
@@ -30,6 +31,7 @@ class Metric:
 
     name: str
     score: Callable[[Tensor, Tensor], Tensor]  # (x_hat, x) -> [N]
+    upper: float  # largest per-sample value for inputs in [0, 1] (1 - SSIM reaches 2)
 
     def loss(self, x_hat: Tensor, x: Tensor) -> Tensor:
         """Batch mean of the per-sample score (the base loss L)."""
@@ -57,10 +59,10 @@ def _ssim_dissimilarity(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 METRICS: dict[str, Metric] = {
-    "mse": Metric("mse", _mse),
-    "mae": Metric("mae", _mae),
-    "huber": Metric("huber", _huber),
-    "ssim": Metric("ssim", _ssim_dissimilarity),
+    "mse": Metric("mse", _mse, 1.0),
+    "mae": Metric("mae", _mae, 1.0),
+    "huber": Metric("huber", _huber, 0.95),  # |d| = 1 with beta 0.1: 1 - beta / 2
+    "ssim": Metric("ssim", _ssim_dissimilarity, 2.0),
 }
 
 
@@ -71,22 +73,29 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-# Largest base loss fed to `log`; keeps -log(1 - L) finite.
-_LOG_CLAMP = 1.0 - 1e-6
-
-
 @dataclass(frozen=True)
 class Amplification:
     """A training objective g(L; factor) built from the base loss L."""
 
     name: str
-    apply: Callable[[Tensor, float], Tensor]
+    apply: Callable[..., Tensor]  # (loss, factor, upper=1.0) -> objective
+
+
+def _log(loss: Tensor, lam: float, upper: float = 1.0) -> Tensor:
+    """-lambda * u * log(1 - L / u) with u = a little above the metric's upper bound.
+
+    Slope lambda at L = 0 like every form, finite and increasing on the whole
+    range [0, upper] of the metric (1 - SSIM reaches 2, so a fixed clamp at 1
+    would flatten it above L = 1).
+    """
+    u = upper * (1.0 + 1e-3)
+    return -lam * u * torch.log1p(-loss / u)
 
 
 AMPLIFICATIONS: dict[str, Amplification] = {
-    "linear": Amplification("linear", lambda loss, lam: lam * loss),
-    "exp": Amplification("exp", lambda loss, lam: torch.expm1(lam * loss)),
-    "log": Amplification("log", lambda loss, lam: -lam * torch.log1p(-loss.clamp(max=_LOG_CLAMP))),
+    "linear": Amplification("linear", lambda loss, lam, upper=1.0: lam * loss),
+    "exp": Amplification("exp", lambda loss, lam, upper=1.0: torch.expm1(lam * loss)),
+    "log": Amplification("log", _log),
 }
 
 

@@ -1,8 +1,12 @@
 """Model Registry: register a study's best trial, and score data with a registered model.
 
 "Best" is by a detection metric or a label-free score of finished trials,
-never by the amplified training loss (not comparable across factors). Stages
-are deprecated in MLflow 3, so the version gets an alias (`champion`).
+never by the amplified training loss (not comparable across factors). A
+detection metric ranks by its validation value (`val_auroc` for `auroc`): the
+test-part value is what the report states, so it must not also pick the model.
+A collapsed trial (output independent of input, study/collapse.py) is never
+picked unless asked (`allow_collapsed`). Stages are deprecated in MLflow 3, so
+the version gets an alias (`champion`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ from study.errors import LampError
 from study.metrics_meta import mode_of
 from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID, check_tracking_uri
 
+SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
+
 
 class RegistryError(LampError):
     """Nothing to register, or nothing to score with."""
 
 
-def best_trial(client: Any, study: str, metric: str | None, mode: str | None) -> tuple[Any, Any, str, str]:
-    """(parent run, best child run, metric, mode) of a study's finished trials."""
+def best_trial(
+    client: Any, study: str, metric: str | None, mode: str | None, *, allow_collapsed: bool = False
+) -> tuple[Any, Any, str, str]:
+    """(parent run, best child run, ranking metric, mode) of a study's finished trials."""
     exp = client.get_experiment_by_name(study)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -41,15 +49,29 @@ def best_trial(client: Any, study: str, metric: str | None, mode: str | None) ->
     if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
         natural = mode_of(metric)
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
-    runs = client.search_runs(
+    if metric in SELECTED_ON_VALIDATION:
+        metric = f"val_{metric}"
+    statuses = ("finished", "collapsed") if allow_collapsed else ("finished",)
+    children = client.search_runs(
         [exp.experiment_id],
-        filter_string=f"tags.`{PARENT}` = '{parent.info.run_id}' and tags.`{STATUS}` = 'finished'",
+        filter_string=f"tags.`{PARENT}` = '{parent.info.run_id}'",
         order_by=[f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"],
         max_results=1000,
     )
-    runs = [r for r in runs if math.isfinite(r.data.metrics.get(metric, math.nan))]
+    runs = [
+        r
+        for r in children
+        if r.data.tags.get(STATUS) in statuses and math.isfinite(r.data.metrics.get(metric, math.nan))
+    ]
     if not runs:
-        raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register")
+        collapsed = [r for r in children if r.data.tags.get(STATUS) == "collapsed"]
+        hint = (
+            f"; {len(collapsed)} collapsed trial(s) (output independent of input) were left out, "
+            "pass --allow-collapsed to consider them"
+            if collapsed and not allow_collapsed
+            else ""
+        )
+        raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register{hint}")
     return parent, runs[0], metric, mode
 
 
@@ -61,6 +83,7 @@ def register_best(
     mode: str | None = None,
     model_name: str | None = None,
     alias: str = "champion",
+    allow_collapsed: bool = False,
 ) -> dict[str, Any]:
     """Register the best finished trial's model and point `alias` at the new version."""
     import mlflow
@@ -70,7 +93,7 @@ def register_best(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri)
-    parent, best, metric, mode = best_trial(client, study, metric, mode)
+    parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
     run_id = best.info.run_id
     if not client.list_artifacts(run_id, MODEL_ARTIFACT):
         raise RegistryError(f"best trial run {run_id} has no logged model under {MODEL_ARTIFACT!r}")

@@ -35,9 +35,15 @@ STATUS = "lamp.status"
 TRIAL_ID = "lamp.trial_id"
 SPEC_HASH = "lamp.spec_hash"
 PARENT = "mlflow.parentRunId"
-TERMINAL = ("finished", "diverged", "failed", "pruned")
+TERMINAL = ("finished", "collapsed", "diverged", "failed", "pruned")
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
-_RUN_STATUS = {"finished": "FINISHED", "diverged": "FINISHED", "pruned": "KILLED", "failed": "FAILED"}
+_RUN_STATUS = {
+    "finished": "FINISHED",
+    "collapsed": "FINISHED",
+    "diverged": "FINISHED",
+    "pruned": "KILLED",
+    "failed": "FAILED",
+}
 MODEL_ARTIFACT = "model"
 RETRIED = "retried"  # lamp status of a failed/interrupted run whose trial ran again in a new run
 EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged

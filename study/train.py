@@ -130,7 +130,7 @@ def train(
             with autocast:
                 x_hat = model(x)
             base = metric.loss(x_hat.float(), x)
-            objective = amplify(base, cfg.factor)
+            objective = amplify(base, cfg.factor, metric.upper)
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()

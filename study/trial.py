@@ -4,11 +4,20 @@
 nothing of Ray or MLflow: Ray Tune is one executor of it (study/runner.py), a
 plain loop is another (bench/), and the `lamp-study trial` command a third.
 
-Contract of a result: `status` is `finished` or `diverged`; a finished trial
-has detection metrics (auroc, ap, ...), steepness metrics and, when enabled,
-label-free metrics in `metrics`; a diverged one has `diverged_epoch`,
-`diverged_value` and the history up to the divergence. Exceptions other than
-divergence propagate: the executor records them as a failed trial.
+Contract of a result: `status` is `finished`, `collapsed` or `diverged`; a
+finished or collapsed trial has detection metrics (auroc, ap, ... on the test
+part; val_auroc, val_ap on the validation part), collapse measures, steepness
+metrics and, when enabled, label-free metrics in `metrics`; a collapsed one is a
+finished one whose output barely depends on its input (study/collapse.py). A
+diverged one has `diverged_epoch`, `diverged_value` and the history up to the
+divergence. Exceptions other than divergence propagate: the executor records
+them as a failed trial.
+
+Selection never sees the numbers it reports: the dataset's test split is cut
+once (seeded by `data.split_seed`, stratified by label) into a labelled
+validation part (`VAL_FRACTION`), which gives `val_auroc`/`val_ap` for pruning,
+the searcher, "best" and `register`, and a disjoint test part, which gives the
+reported `auroc`/`ap` and `scores.npz`.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from study.collapse import measure_collapse
 from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
@@ -40,6 +50,7 @@ MODEL_FILE = "model.pt"
 SCORES_FILE = "scores.npz"
 LANDSCAPE_FILE = "landscape.npz"
 RESULT_FILE = "result.json"
+VAL_FRACTION = 0.25  # share of the test split held out, stratified, for selection
 
 
 @dataclass
@@ -47,10 +58,11 @@ class TrialResult:
     """What one trial produced; `save`/`load` move it between a trial and the driver."""
 
     config: TrialConfig
-    status: str  # finished | diverged
+    status: str  # finished | collapsed | diverged
     metrics: dict[str, float]
     history: list[dict[str, float]]
-    scores: dict[str, np.ndarray] = field(default_factory=dict)  # scores, labels (test set)
+    # scores, labels of the whole test split; test_part marks the reported (non-validation) part
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
     landscape: dict[str, np.ndarray] = field(default_factory=dict)  # slices, trace samples
     model_state: dict[str, torch.Tensor] | None = None  # CPU state dict of the trained model
     model_meta: dict[str, Any] = field(default_factory=dict)  # what rebuilds the model
@@ -136,13 +148,16 @@ def run_trial(
     model = build_model(**meta).to(device)
     train_x = data.train.to(device)
     val_x = data.val.to(device)
-    eval_idx = stratified_subset(data.test_labels, cfg.eval_limit, cfg.data.split_seed)
-    eval_x, eval_y = data.test[eval_idx], data.test_labels[eval_idx].numpy()
+    val_idx, test_idx = selection_split(data.test_labels.numpy(), cfg.data.split_seed)
+    eval_idx = val_idx[
+        stratified_subset(data.test_labels[val_idx], cfg.eval_limit, cfg.data.split_seed).numpy()
+    ]
+    eval_x, eval_y = data.test[torch.from_numpy(eval_idx)], data.test_labels.numpy()[eval_idx]
 
     def on_epoch(epoch: int, stats: dict[str, float], snapshot: Callable[[], TrainState]) -> None:
         metrics = dict(stats)
         metrics["val_base_loss"] = float(anomaly_scores(model, val_x, metric).mean())
-        if cfg.eval_every and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+        if epoch == cfg.epochs or (cfg.eval_every and epoch % cfg.eval_every == 0):  # 0 = only at the end
             val = detection_metrics(anomaly_scores(model, eval_x, metric), eval_y)
             metrics |= {"val_auroc": val["auroc"], "val_ap": val["ap"]}
         stats.update(metrics)
@@ -155,15 +170,24 @@ def run_trial(
         "train_time_s": trained.train_time_s,
     }
     if trained.status == "diverged":
+        value = float(trained.diverged_value)
         metrics |= {
             "diverged_epoch": float(trained.diverged_epoch),
-            "diverged_value": float(trained.diverged_value),
+            # MLflow stores finite numbers only: +-inf as +-float max, NaN flagged apart.
+            "diverged_value": float(np.nan_to_num(value, nan=0.0)),
+            "diverged_is_nan": float(np.isnan(value)),
         }
         return TrialResult(cfg, "diverged", metrics, trained.history, model_meta=meta)
 
-    scores = anomaly_scores(model, data.test, metric)
-    labels = data.test_labels.numpy()
-    metrics |= detection_metrics(scores, labels)
+    all_scores = anomaly_scores(model, data.test, metric)
+    all_labels = data.test_labels.numpy()
+    val = detection_metrics(all_scores[eval_idx], all_labels[eval_idx])  # = the last epoch's
+    metrics |= {"val_auroc": val["auroc"], "val_ap": val["ap"]}
+    metrics |= detection_metrics(all_scores[test_idx], all_labels[test_idx])
+    test_part = np.zeros(len(all_labels), dtype=bool)
+    test_part[test_idx] = True
+    check = measure_collapse(model, data.val, data.train.mean(0), metric)
+    metrics |= check.metrics
     landscape, steep = _steepness(model, data, cfg, device)
     metrics |= steep
     if cfg.label_free.enabled:
@@ -171,14 +195,28 @@ def run_trial(
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
-        "finished",
+        "collapsed" if check.collapsed else "finished",
         metrics,
         trained.history,
-        scores={"scores": scores, "labels": labels},
+        scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},
         landscape=landscape,
         model_state=state_dict,
         model_meta=meta,
     )
+
+
+def selection_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, test) indices of the test split: seeded, stratified by label, disjoint, sorted.
+
+    Every trial of a study cuts the same way (the seed is the data's
+    `split_seed`), so trials are selected on the same samples and reported on
+    the same others.
+    """
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    val, test = train_test_split(idx, test_size=1 - VAL_FRACTION, random_state=seed, stratify=labels)
+    return np.sort(val), np.sort(test)
 
 
 def _subset(n: int, limit: int, seed: int) -> torch.Tensor:

@@ -150,6 +150,8 @@ def write_synthetic_study(
     n_failed: int = 2,
     label_free: bool = True,
     n_running: int = 2,
+    collapsed_champion: bool = False,
+    baselines: dict[str, float] | None = None,
 ) -> SyntheticStudy:
     """Log one synthetic study into `tracking_uri` and return what was logged.
 
@@ -166,6 +168,9 @@ def write_synthetic_study(
         n_failed: amplified trials that fail with an error.
         label_free: log the label-free scores.
         n_running: trials still running when `status == "running"`.
+        collapsed_champion: turn the first finished trial into a collapsed one whose validation
+            and test AUROC beat every other trial (a collapsed model must never be crowned).
+        baselines: model-free baseline AUROCs logged on the parent run (`baseline_<name>_auroc`).
     """
     grid = grid or SyntheticGrid()
     rng = np.random.default_rng(seed)
@@ -173,6 +178,16 @@ def write_synthetic_study(
     artifact_root.mkdir(parents=True, exist_ok=True)
     experiment_id = client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
     trials = _simulate(grid, rng, n_failed=n_failed, label_free=label_free)
+    if collapsed_champion:
+        champ = next(t for t in trials if t.status == "finished")
+        champ.status = "collapsed"
+        champ.metrics |= {
+            "auroc": 0.999,
+            "collapse_var_ratio": 0.002,
+            "collapse_loss_ratio": 1.3,
+            "collapsed": 1.0,
+        }
+        champ.history["val_auroc"] = [0.999] * len(champ.history["val_auroc"])
     if status == "running":
         for trial in trials[len(trials) - n_running :]:
             trial.status, trial.metrics, trial.arrays = "running", {}, {}
@@ -200,6 +215,8 @@ def write_synthetic_study(
     params = {"study.name": name, "search.algorithm": "grid", "objective.metric": objective[0]}
     params["objective.mode"] = objective[1]
     client.log_batch(parent_id, params=[Param(k, v) for k, v in params.items()])
+    if baselines:
+        client.log_batch(parent_id, metrics=[Metric(k, v, T0_MS, 0) for k, v in baselines.items()])
 
     with tempfile.TemporaryDirectory() as tmp:
         spec_path = Path(tmp) / "spec.yaml"
@@ -400,7 +417,9 @@ def _log_trial(
         np.savez(path, **trial.arrays[name])
         client.log_artifact(trial.run_id, str(path))
     if trial.status != "running":
-        end_status = {"finished": "FINISHED", "diverged": "FINISHED"}.get(trial.status, "FAILED")
+        end_status = {"finished": "FINISHED", "collapsed": "FINISHED", "diverged": "FINISHED"}.get(
+            trial.status, "FAILED"
+        )
         client.set_terminated(trial.run_id, end_status, end_time=start + TRIAL_MS)
 
 

@@ -88,8 +88,27 @@ def test_exp_and_log_follow_their_definitions() -> None:
     assert float(AMPLIFICATIONS["exp"].apply(loss, 2.0)) == pytest.approx(
         torch.exp(torch.tensor(0.6)).item() - 1
     )
+    u = 1.0 + 1e-3  # log's pole sits just above the metric's upper bound (1 by default)
     assert float(AMPLIFICATIONS["log"].apply(loss, 2.0)) == pytest.approx(
-        -2.0 * torch.log(torch.tensor(0.7)).item()
+        -2.0 * u * torch.log(torch.tensor(1 - 0.3 / u, dtype=torch.float64)).item()
     )
-    # log clamps L below 1 so the objective stays finite
-    assert torch.isfinite(AMPLIFICATIONS["log"].apply(torch.tensor(1.5), 1.0))
+
+
+@pytest.mark.parametrize("amp_name", sorted(AMPLIFICATIONS))
+@pytest.mark.parametrize("metric_name", sorted(METRICS))
+def test_amplification_is_finite_and_increasing_over_the_metric_range(
+    amp_name: str, metric_name: str
+) -> None:
+    """1 - SSIM reaches 2: every form must stay defined and increasing up to each metric's upper bound."""
+    upper = METRICS[metric_name].upper
+    losses = torch.linspace(0.0, upper, 201, dtype=torch.float64)
+    out = AMPLIFICATIONS[amp_name].apply(losses, 3.0, upper)
+    assert bool(torch.isfinite(out).all())
+    assert bool((out.diff() > 0).all())
+
+
+def test_metric_upper_bounds_hold_on_extreme_images() -> None:
+    x = torch.zeros(4, 1, 16, 16)
+    x[:, :, ::2] = 1.0  # stripes: the extreme pair is this image and its inverse
+    for metric in METRICS.values():
+        assert float(metric.score(1.0 - x, x).max()) <= metric.upper + 1e-6, metric.name

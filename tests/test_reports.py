@@ -35,7 +35,7 @@ from reports.steepness import extract_steepness
 from reports.summary import extract_summary
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
-SECTIONS = ("summary", "sensitivity", "lr-control", "steepness", "scores", "label-free")
+SECTIONS = ("summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "label-free")
 
 
 # ---------------------------------------------------------------- fixtures

@@ -84,7 +84,7 @@ def test_twins_match_their_amplified_trial(tiny_study: Study) -> None:
     assert {float(t.data.params["twin_of"]) for t in twins} == {10.0, 100000.0}
     for twin in twins:
         assert twin.data.params["amplification"] == "linear" and float(twin.data.params["factor"]) == 1.0
-        assert float(twin.data.params["lr"]) == pytest.approx(0.01 * float(twin.data.params["twin_of"]))
+        assert float(twin.data.params["lr"]) == pytest.approx(0.05 * float(twin.data.params["twin_of"]))
 
 
 def test_register_best_model_alias_resolves_and_scores_every_sample(
@@ -96,11 +96,11 @@ def test_register_best_model_alias_resolves_and_scores_every_sample(
     client = MlflowClient(tiny_study.tracking_uri, registry_uri=tiny_study.tracking_uri)
     _, runs = _children(client, tiny_study.name)
     finished = [r for r in runs if r.data.tags["lamp.status"] == "finished"]
-    best = max(finished, key=lambda r: r.data.metrics["auroc"])
+    best = max(finished, key=lambda r: r.data.metrics["val_auroc"])  # selected on validation
     assert info["run_id"] == best.info.run_id
     version = client.get_model_version_by_alias(info["model_name"], "champion")
     assert version.run_id == best.info.run_id
-    assert version.tags["lamp.study"] == tiny_study.name and version.tags["lamp.metric"] == "auroc"
+    assert version.tags["lamp.study"] == tiny_study.name and version.tags["lamp.metric"] == "val_auroc"
     out = tmp_path / "scores.csv"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.tracking_uri}
     res = subprocess.run(
@@ -267,13 +267,13 @@ def test_tpe_search_with_asha_logs_every_proposed_trial(tmp_path: Path) -> None:
     assert len(runs) == study.n_trials == 6
     for run in runs:
         status, p = run.data.tags["lamp.status"], run.data.params
-        assert status in {"finished", "diverged", "pruned"}
+        assert status in {"finished", "collapsed", "diverged", "pruned"}  # SGD at a small lr may collapse
         assert 1 <= float(p["factor"]) <= 1000 and 0.001 <= float(p["lr"]) <= 0.1
         assert p["amplification"] in {"linear", "exp"}
         epochs = [m.step for m in client.get_metric_history(run.info.run_id, "val_auroc")]
         if status == "pruned":
             assert epochs and max(epochs) < 4 and "auroc" not in run.data.metrics
-        if status == "finished":
+        if status in ("finished", "collapsed"):
             assert epochs == [1, 2, 3, 4] and "auroc" in run.data.metrics
     assert len({(r.data.params["factor"], r.data.params["lr"]) for r in runs}) == 6  # six distinct proposals
 

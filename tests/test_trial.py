@@ -21,6 +21,7 @@ TINY = {
     "width": 4,
     "epochs": 2,
     "batch_size": 32,
+    "lr": 0.03,  # at the default 1e-3 two epochs leave this tiny model collapsed (constant output)
     "eval_limit": 200,
     "landscape": {"batch_size": 32, "power_iters": 5, "hutchinson_probes": 4, "grid_1d": 5, "grid_2d": 3},
     "label_free": {"pool_size": 100, "tune_steps": 3},
@@ -59,8 +60,43 @@ def test_scores_cover_the_test_set_and_reproduce_the_auroc(finished: TrialResult
     from sklearn.metrics import roc_auc_score
 
     scores, labels = finished.scores["scores"], finished.scores["labels"]
-    assert scores.shape == labels.shape and set(np.unique(labels)) == {0, 1}
-    assert roc_auc_score(labels, scores) == pytest.approx(finished.metrics["auroc"])
+    part = finished.scores["test_part"]
+    assert scores.shape == labels.shape == part.shape and set(np.unique(labels)) == {0, 1}
+    assert roc_auc_score(labels[part], scores[part]) == pytest.approx(finished.metrics["auroc"])
+
+
+def test_validation_and_test_parts_are_disjoint_stratified_and_seeded() -> None:
+    from study.trial import VAL_FRACTION, selection_split
+
+    labels = np.array([0] * 300 + [1] * 700)
+    val, test = selection_split(labels, seed=3)
+    assert not set(val) & set(test) and len(val) + len(test) == len(labels)
+    assert labels[val].mean() == pytest.approx(labels.mean(), abs=0.01)  # stratified
+    assert len(val) == pytest.approx(VAL_FRACTION * len(labels), abs=1)
+    again, _ = selection_split(labels, seed=3)
+    other, _ = selection_split(labels, seed=4)
+    np.testing.assert_array_equal(val, again)
+    assert not np.array_equal(val, other)
+
+
+def test_a_trained_model_is_not_collapsed(finished: TrialResult) -> None:
+    from study.collapse import VAR_RATIO_MIN
+
+    assert finished.metrics["collapsed"] == 0.0
+    assert finished.metrics["collapse_var_ratio"] >= VAR_RATIO_MIN
+
+
+def test_exp_at_a_large_factor_under_sgd_collapses() -> None:
+    """Constant output: the reconstructions keep almost none of the inputs' variance."""
+    cfg = TrialConfig.from_dict(
+        {**TINY, "optimizer": "sgd", "lr": 0.01, "amplification": "exp", "factor": 100.0, "batch_size": 64}
+        | {"label_free": {"enabled": False}}
+    )
+    result = run_trial(cfg)
+    assert result.status == "collapsed"
+    assert result.metrics["collapsed"] == 1.0
+    assert result.metrics["collapse_var_ratio"] < 0.01
+    assert result.model_state is not None and "auroc" in result.metrics
 
 
 def test_result_round_trips_through_files_and_rebuilds_the_model(
@@ -89,6 +125,7 @@ def test_huge_exp_factor_gives_a_diverged_result_not_a_crash() -> None:
     result = run_trial(cfg)
     assert result.status == "diverged"
     assert result.metrics["diverged_epoch"] == 1
+    assert np.isfinite(result.metrics["diverged_value"])  # MLflow keeps finite numbers only
     assert "auroc" not in result.metrics and result.model_state is None
 
 
@@ -104,7 +141,7 @@ def test_trial_command_prints_json_and_exits_zero(tmp_path: Path) -> None:
             "--normal-class",
             "1",
             "--epochs",
-            "1",
+            "2",
             "--width",
             "4",
             "--latent-dim",
@@ -115,6 +152,10 @@ def test_trial_command_prints_json_and_exits_zero(tmp_path: Path) -> None:
             "landscape.grid_2d=3",
             "--set",
             "label_free.enabled=false",
+            "--set",
+            "lr=0.03",  # the default 1e-3 (or one epoch) leaves this tiny model collapsed
+            "--set",
+            "batch_size=32",
             "--out",
             str(tmp_path / "r"),
         ],

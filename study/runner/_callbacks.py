@@ -157,7 +157,8 @@ def _final_metrics(result: dict[str, Any]) -> dict[str, Any]:
         "done",
         NODE_KEY,
     }
-    return {k: v for k, v in result.items() if k not in skip and not k.startswith(("train_", "val_"))}
+    per_epoch = _epoch_metrics(result).keys() - {"train_time_s"}
+    return {k: v for k, v in result.items() if k not in skip and k not in per_epoch}
 
 
 def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
@@ -167,7 +168,7 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
         return  # left open for `resume`; `interrupt_open_trials` ends the run if the driver stops
     metrics = _final_metrics(result)
     checkpoint = trial.checkpoint
-    if checkpoint is not None and status in ("finished", "diverged"):
+    if checkpoint is not None and status in ("finished", "collapsed", "diverged"):
         with checkpoint.as_directory() as d:
             tracker.end_trial(trial.trial_id, status, metrics, result_dir=d, tags=_run_tags(trial))
     else:

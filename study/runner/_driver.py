@@ -196,6 +196,8 @@ def _execute(
         "n_trials": str(spec.n_trials),
     }
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
+    if not restore and select is None:
+        _log_baselines(tracker, spec, parent)
     exp_dir = study_dir(storage, spec.name)
     configs = select(tracker) if select is not None else None
     planned = len(configs) if configs is not None else spec.n_trials
@@ -240,7 +242,12 @@ def _execute(
         # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
         # a study with fewer ended trials than planned is interrupted.
         status = "finished" if ended >= (planned or len(results)) else "interrupted"
-        if status == "finished" and not set(_counts(tracker)) & {"finished", "diverged", "pruned"}:
+        if status == "finished" and not set(_counts(tracker)) & {
+            "finished",
+            "collapsed",
+            "diverged",
+            "pruned",
+        }:
             status = "failed"  # nothing to compare: the caller must see an error, not a finished study
             print(
                 f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
@@ -304,7 +311,7 @@ def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
         if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
             continue
         tags = {NODE_TAG: str((result.metrics or {}).get(NODE_KEY) or "")}
-        if result.checkpoint is not None and status in ("finished", "diverged"):
+        if result.checkpoint is not None and status in ("finished", "collapsed", "diverged"):
             with result.checkpoint.as_directory() as d:
                 tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d, tags=tags)
         else:
@@ -324,6 +331,16 @@ def _counts(tracker: StudyTracker) -> dict[str, int]:
         status = run.data.tags.get("lamp.status", "running")
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
+    """Model-free baseline AUROCs (study/baselines.py) on the parent run; a tpe study has no
+    trial list, so its fixed configuration stands for it."""
+    from study.baselines import study_baselines
+
+    configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
+    for key, value in study_baselines(configs).items():
+        tracker.client.log_metric(parent, key, value)
 
 
 def _preflight_data(spec: StudySpec) -> None:

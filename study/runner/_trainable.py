@@ -117,7 +117,7 @@ def trainable(
         )
         return
     final = with_es({**last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: json.dumps(pending)})
-    value = result.metrics.get(objective)
+    value = result.metrics.get(f"val_{objective}", result.metrics.get(objective))  # select on validation
     final[OBJECTIVE_KEY] = value if value is not None and math.isfinite(value) else _worst(mode)
     with tempfile.TemporaryDirectory() as d:
         result.save(d)
