@@ -22,7 +22,7 @@ TINY = {
     "epochs": 2,
     "batch_size": 32,
     "eval_limit": 200,
-    "landscape": {"batch_size": 32, "power_iters": 5, "hutchinson_probes": 4, "grid_1d": 5, "grid_2d": 3},
+    "landscape": {"batch_size": 32, "power_iters": 20, "hutchinson_probes": 4, "grid_1d": 5, "grid_2d": 3},
     "label_free": {"pool_size": 100, "tune_steps": 3},
 }
 
