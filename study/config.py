@@ -43,7 +43,7 @@ class LandscapeConfig:
     # The counts are maxima: `budget` scales them down to a share of the trial's training work
     # (study/steepness.py), so a small dataset or few epochs do not pay for a full measurement.
     batch_size: int = 64  # fixed seeded batch of held-out normal samples
-    power_iters: int = 20  # most Lanczos steps (HVPs) for the top eigenvalue; stops at power_tol
+    power_iters: int = 15  # most Lanczos steps (HVPs) for the top eigenvalue; stops at power_tol
     hutchinson_probes: int = 8  # Rademacher probes for the Hessian trace
     grid_1d: int = 21  # alphas in [-1, 1] for the 1-D slice
     grid_2d: int = 5  # side of the 2-D slice grid (coarse; 0 skips it)

@@ -69,7 +69,7 @@ def plan_measurement(lc: LandscapeConfig, budget_work: float, available: int) ->
 
     Coarsening order, each step only if the previous does not fit with a batch
     of at least half the configured one: the full counts; a 5 x 5 2-D grid, 9
-    1-D points, at most 4 probes; then no 2-D grid, 5 1-D points, 2 probes. The
+    1-D points, at most 4 probes; then no 2-D grid and 5 1-D points. The
     Lanczos step limit is never cut (a cut would only leave sharpness
     unconverged); the batch takes up what is left, down to MIN_BATCH. A
     budget of 0 means the configured counts.
@@ -91,7 +91,7 @@ def plan_measurement(lc: LandscapeConfig, budget_work: float, available: int) ->
         grid_2d=min(full.grid_2d, 5),
     )
     minimal = replace(
-        coarse, hutchinson_probes=min(full.hutchinson_probes, 2), grid_1d=min(full.grid_1d, 5), grid_2d=0
+        coarse, hutchinson_probes=min(full.hutchinson_probes, 4), grid_1d=min(full.grid_1d, 5), grid_2d=0
     )
     floor = max(min(MIN_BATCH, full.batch_size), full.batch_size // 2)
     for plan, lowest in ((full, floor), (coarse, floor), (minimal, min(MIN_BATCH, full.batch_size))):
