@@ -48,7 +48,7 @@ class LandscapeConfig:
     grid_1d: int = 21  # alphas in [-1, 1] for the 1-D slice
     grid_2d: int = 5  # side of the 2-D slice grid (coarse; 0 skips it)
     budget: float = 0.1  # measurement work / training work (0: always the counts above)
-    power_tol: float = 1e-3  # relative Ritz residual under which sharpness counts as converged
+    power_tol: float = 1e-2  # relative Ritz residual under which sharpness counts as converged
     amplified: bool = True  # also measure the amplified objective
 
 

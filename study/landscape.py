@@ -4,9 +4,11 @@ The LAMP claim is that an amplified reconstruction loss steepens the landscape.
 This module measures steepness of any scalar objective `loss_fn(model(x), x)`
 on a fixed batch `x`, as a function of the model parameters:
 
-- `sharpness`: dominant Hessian eigenvalue, by power iteration on
-  Hessian-vector products (double backward, as in PyHessian). At a trained
-  minimum the Hessian is close to PSD, so this is the largest curvature.
+- `sharpness`: the largest Hessian eigenvalue (the top *positive* curvature,
+  not the largest magnitude), by Lanczos on Hessian-vector products (double
+  backward, as in PyHessian), stopped at a relative Ritz residual. Its
+  iterations, residual and a converged flag are always reported; an
+  unconverged estimate is not reported as `sharpness`.
 - `hessian_trace`: Hutchinson's estimate E[v^T H v] with Rademacher (+-1)
   probes; every per-probe sample is kept so a report can show the spread.
 - `loss_1d` / `loss_2d`: the loss along filter-normalised random directions
@@ -22,10 +24,11 @@ its running statistics, so the objective is a deterministic function of the
 parameters and matches how the model scores samples). The model's parameters,
 their `.grad` and every module's train/eval flag are left as they were. All
 randomness comes from `seed` through CPU generators, so results do not depend
-on the device, and two calls with the same seed (e.g. base loss and amplified
-objective) use the same start vector, probes and directions, which makes their
-numbers directly comparable: for `linear` amplification with factor lambda,
-sharpness, trace samples and slices are exactly lambda times the base ones.
+on the device. An objective g(L) of the batch-mean base loss L (an amplified
+loss) is measured from L's own forward passes and HVPs, exactly: g of L's
+slices, and g'(L) H + g''(L) grad grad^T for its Hessian (`measure_steepness`).
+For `linear` amplification with factor lambda, sharpness, trace samples and
+slices are exactly lambda times the base ones.
 """
 
 from __future__ import annotations
