@@ -227,6 +227,17 @@ def test_hvp_matches_explicit_hessian() -> None:
     torch.testing.assert_close(torch.cat([t.flatten() for t in hv]), h @ v, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["mse", "ssim"])
+def test_batched_probes_equal_one_probe_at_a_time(metric: str) -> None:
+    model, x = _conv_model().eval(), _batch()
+    opts = dict(power_iters=0, hutchinson_probes=5, grid_1d=0, grid_2d=0, seed=2)
+    one = measure_steepness(model, x, get_metric(metric).loss, chunk_size=1, **opts)
+    batched = measure_steepness(model, x, get_metric(metric).loss, chunk_size=3, **opts)  # chunks of 3 and 2
+    np.testing.assert_allclose(
+        batched.arrays["trace_samples"], one.arrays["trace_samples"], rtol=1e-5, atol=1e-6
+    )
+
+
 def test_filter_normalised_direction_matches_filter_norms() -> None:
     model = _conv_model()
     params = dict(model.named_parameters())
@@ -358,7 +369,7 @@ def test_derived_objective_equals_direct_measurement(form: str, factor: float) -
     assert joint.metrics.keys() == base.metrics.keys() | direct.metrics.keys()
     assert joint.metrics["amp_sharpness_converged"] == 1.0
     for key in ("sharpness", "hessian_trace", "loss_at_minimum", "slice_curvature"):
-        assert joint.metrics[key] == base.metrics[key], key
+        assert joint.metrics[key] == pytest.approx(base.metrics[key], rel=1e-5), key  # chunked vs single HVPs
         assert joint.metrics["amp_" + key] == pytest.approx(direct.metrics["amp_" + key], rel=1e-4), key
     for key in ("trace_samples", "loss_1d", "loss_2d"):
         np.testing.assert_allclose(joint.arrays["amp_" + key], direct.arrays["amp_" + key], rtol=1e-4)
