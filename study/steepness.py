@@ -79,6 +79,12 @@ def plan_measurement(lc: LandscapeConfig, budget_work: float, available: int) ->
         budget_work: lc.budget times the training work, in sample forwards.
         available: held-out samples there are for the batch.
     """
+    if available < 1 or lc.batch_size < 1:
+        msg = (
+            f"landscape batch of {min(available, lc.batch_size)} samples ({available} held-out normal samples, "
+            f"landscape.batch_size {lc.batch_size}): raise data.val_fraction or landscape.batch_size"
+        )
+        raise ValueError(msg)
     full = MeasurementPlan(
         min(lc.batch_size, available), lc.power_iters, lc.hutchinson_probes, lc.grid_1d, lc.grid_2d
     )
