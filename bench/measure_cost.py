@@ -98,6 +98,7 @@ def main() -> None:
                     "arch": "conv_ae",
                     "epochs": epochs,
                     "batch_size": 32,
+                    "label_free": {"enabled": not args.no_label_free},
                 }
             )
             m = result.metrics
