@@ -80,6 +80,9 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=470, help="training images per folder")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument(
+        "--no-label-free", action="store_true", help="skip label-free scoring (steepness only)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (1: steady on a shared machine)"
     )
     args = parser.parse_args()
