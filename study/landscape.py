@@ -222,8 +222,11 @@ def lanczos_top_eigenvalues(
 def top_eigenvalue(hessian: Hessian, *, iters: int, generator: torch.Generator, tol: float = 1e-3) -> Eigen:
     """Largest Hessian eigenvalue (the top positive curvature at a minimum), by Lanczos.
 
-    Starts from the gradient (see `measure_steepness` for why), or from a seeded
-    Gaussian vector when the gradient is zero.
+    Starts from the gradient, or from a seeded Gaussian vector when the
+    gradient is zero: near a minimum the gradient H (theta - theta*) leans
+    towards the top eigenvectors, and the same run then measures g(L) too
+    (`RankOneUpdate`). Like any Krylov method it misses an eigenvector the start
+    has no component along (probability zero for a generic start).
     """
     start = _flat(hessian.grads)
     if not bool(start.any()):
