@@ -41,13 +41,15 @@ class DataConfig:
 class LandscapeConfig:
     """How steepness is measured at the end of a trial (0 disables a measure)."""
 
-    # Defaults sized so steepness costs a small fraction of a CPU trial's training (bench/trial_speed.py);
-    # GPU studies can afford more (lamp_grid.yaml).
+    # The counts are maxima: `budget` scales them down to a share of the trial's training work
+    # (study/steepness.py), so a small dataset or few epochs do not pay for a full measurement.
     batch_size: int = 64  # fixed seeded batch of held-out normal samples
-    power_iters: int = 10  # Hessian power-iteration steps (top eigenvalue; stops early at rel. tol 1e-3)
+    power_iters: int = 15  # most Lanczos steps (HVPs) for the top eigenvalue; stops at power_tol
     hutchinson_probes: int = 8  # Rademacher probes for the Hessian trace
     grid_1d: int = 21  # alphas in [-1, 1] for the 1-D slice
-    grid_2d: int = 7  # side of the 2-D slice grid
+    grid_2d: int = 5  # side of the 2-D slice grid (coarse; 0 skips it)
+    budget: float = 0.1  # measurement work / training work (0: always the counts above)
+    power_tol: float = 1e-2  # relative Ritz residual under which sharpness counts as converged
     amplified: bool = True  # also measure the amplified objective
 
 

@@ -38,9 +38,9 @@ from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
 from study.labelfree import label_free_scores
-from study.landscape import measure_steepness, quadratic_curvature
-from study.losses import get_amplification, get_metric
+from study.losses import get_metric
 from study.models import build_model
+from study.steepness import trial_steepness
 from study.train import TrainState, resolve_device, train
 
 # Per-epoch hook of an executor: (epoch, metrics, snapshot) -> None.
@@ -188,7 +188,7 @@ def run_trial(
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
     metrics |= check.metrics
-    landscape, steep = _steepness(model, data, cfg, device)
+    landscape, steep = trial_steepness(model, data, cfg, device, trained.epochs_run)
     metrics |= steep
     if cfg.label_free.enabled:
         metrics |= _label_free(model, data, cfg, device)
@@ -224,53 +224,6 @@ def _subset(n: int, limit: int, seed: int) -> torch.Tensor:
     if limit <= 0 or limit >= n:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
-
-
-def _steepness(
-    model: nn.Module, data: OneClassData, cfg: TrialConfig, device: torch.device
-) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Steepness of the base loss and of the amplified objective on a fixed held-out batch.
-
-    The objective is g(L) of the same batch-mean base loss L, so its loss
-    slices are g applied to the base slices: exact, and no extra forward pass.
-    Only its Hessian measures (sharpness, trace) need their own products.
-    """
-    t0 = time.perf_counter()
-    lc = cfg.landscape
-    x = data.val[_subset(len(data.val), lc.batch_size, cfg.seed)].to(device)
-    metric = get_metric(cfg.metric)
-    amplify = get_amplification(cfg.amplification).apply
-    options = dict(seed=cfg.seed, power_iters=lc.power_iters, hutchinson_probes=lc.hutchinson_probes)
-    base = measure_steepness(model, x, metric.loss, grid_1d=lc.grid_1d, grid_2d=lc.grid_2d, **options)
-    arrays, metrics = dict(base.arrays), dict(base.metrics)
-    if lc.amplified and cfg.amplification == "linear":
-        # lambda * L has exactly lambda times every Hessian measure and slice of L (tested in test_landscape).
-        lam = cfg.factor
-        arrays |= {
-            f"amp_{k}": v * lam
-            for k, v in base.arrays.items()
-            if k in ("loss_1d", "loss_2d", "trace_samples")
-        }
-        metrics |= {f"amp_{k}": v * lam for k, v in base.metrics.items()}
-    elif lc.amplified:
-        amp = measure_steepness(
-            model,
-            x,
-            lambda x_hat, y: amplify(metric.loss(x_hat, y), cfg.factor),
-            grid_1d=0,
-            grid_2d=0,
-            prefix="amp_",
-            **options,
-        )
-        arrays |= amp.arrays
-        metrics |= amp.metrics
-        for key in ("loss_1d", "loss_2d"):
-            if key in arrays:
-                arrays[f"amp_{key}"] = amplify(torch.from_numpy(arrays[key]), cfg.factor).numpy()
-        if "amp_loss_1d" in arrays:
-            metrics["amp_slice_curvature"] = quadratic_curvature(arrays["alphas_1d"], arrays["amp_loss_1d"])
-    metrics["steepness_time_s"] = time.perf_counter() - t0
-    return arrays, metrics
 
 
 def _label_free(

@@ -90,6 +90,8 @@ WRONG_VALUES: list[tuple[str, st.SearchStrategy]] = [
     ("dataset/normal_classes", st.sampled_from([[], [1.5], [True], {"a": 1}])),
     ("landscape/power_iters", st.one_of(st.integers(max_value=-1), not_a_number)),
     ("landscape/grid_1d", st.sampled_from([-1, "x"])),
+    ("landscape/budget", st.sampled_from([-0.1, "x"])),
+    ("landscape/power_tol", st.sampled_from([0, -1e-3, 1.5])),
     ("label_free/pool_size", st.integers(max_value=0)),
     ("label_free/area", st.sampled_from([1.5, -0.5])),
     ("early_stopping/grace_period", st.integers(max_value=0)),

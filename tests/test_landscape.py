@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.func import functional_call
 
+from study.config import LandscapeConfig, TrialConfig
+from study.data import load_dataset
 from study.landscape import (
     evaluate_along,
     filter_normalised_direction,
     hessian_at,
     hutchinson_trace,
-    measure_objectives,
     measure_steepness,
     quadratic_curvature,
     slice_directions,
+    slice_forwards,
     top_eigenvalue,
 )
 from study.losses import get_amplification, get_metric
 from study.models import build_model
+from study.steepness import MIN_BATCH, MeasurementPlan, plan_measurement, trial_steepness
+from study.train import train
 
 mse = get_metric("mse").loss
-CHEAP = dict(power_iters=5, hutchinson_probes=3, grid_1d=5, grid_2d=3)
+CHEAP = dict(power_iters=20, hutchinson_probes=3, grid_1d=5, grid_2d=3)
 
 
 class LinearAE(nn.Module):
@@ -95,22 +101,75 @@ def _batch(n: int = 8) -> torch.Tensor:
     return torch.rand(n, 1, 28, 28, generator=_gen(3))
 
 
-def test_power_iteration_recovers_top_eigenvalue_of_quadratic() -> None:
+def test_lanczos_recovers_top_eigenvalue_of_quadratic() -> None:
     a = _psd(
         12, torch.tensor([9.0, 5.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.3, 0.2, 0.1, 0.0], dtype=torch.float64)
     )
-    value, steps = top_eigenvalue(_quadratic_hessian(a), iters=200, generator=_gen(), tol=1e-10)
-    assert value == pytest.approx(float(torch.linalg.eigvalsh(a).max()), rel=1e-3)
-    assert steps < 200  # the relative-tolerance stop fired
+    eig = top_eigenvalue(_quadratic_hessian(a), iters=200, generator=_gen(), tol=1e-10)
+    assert eig.value == pytest.approx(9.0, rel=1e-8)
+    assert eig.converged and eig.residual <= 1e-10
+    assert eig.iters <= 12  # a Krylov space of dimension 12 is the whole space
 
 
-def test_power_iteration_stops_early_and_respects_the_budget() -> None:
-    a = _psd(12, torch.linspace(1.0, 10.0, 12, dtype=torch.float64))
-    _, loose = top_eigenvalue(_quadratic_hessian(a), iters=500, generator=_gen(), tol=1e-2)
-    _, tight = top_eigenvalue(_quadratic_hessian(a), iters=500, generator=_gen(), tol=1e-8)
-    _, capped = top_eigenvalue(_quadratic_hessian(a), iters=3, generator=_gen(), tol=0.0)
-    assert loose < tight
-    assert capped == 3
+def test_top_positive_curvature_when_a_negative_eigenvalue_dominates() -> None:
+    """Power iteration would return -10 here (largest magnitude); sharpness is the top positive one."""
+    spectrum = torch.cat([torch.tensor([-10.0, -6.0, 3.0, 2.5]), torch.linspace(-1.0, 2.0, 36)]).double()
+    a = _psd(40, spectrum, seed=5)
+    eig = top_eigenvalue(_quadratic_hessian(a), iters=40, generator=_gen(), tol=1e-6)
+    assert eig.converged
+    assert eig.value == pytest.approx(3.0, rel=1e-5)
+    # Through the whole measurement, on a quadratic "model" (parameters w, objective 0.5 w^T A w).
+    model = _Quadratic(a)
+    res = measure_steepness(
+        model,
+        torch.zeros(1),
+        lambda out, _: out,
+        power_iters=40,
+        hutchinson_probes=0,
+        grid_1d=0,
+        grid_2d=0,
+        power_tol=1e-6,
+    )
+    assert res.metrics["sharpness"] == pytest.approx(3.0, rel=1e-5)
+
+
+class _Quadratic(nn.Module):
+    """A 'model' whose output is 0.5 w^T A w: its loss Hessian is A."""
+
+    def __init__(self, a: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("a", a.float())
+        self.w = nn.Parameter(torch.randn(a.shape[0], generator=_gen(1)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * self.w @ self.a @ self.w + 0.0 * x.sum()
+
+
+def test_lanczos_stops_early_and_marks_an_unconverged_measurement() -> None:
+    a = _psd(60, torch.linspace(1.0, 10.0, 60, dtype=torch.float64))
+    loose = top_eigenvalue(_quadratic_hessian(a), iters=60, generator=_gen(), tol=1e-2)
+    tight = top_eigenvalue(_quadratic_hessian(a), iters=60, generator=_gen(), tol=1e-8)
+    capped = top_eigenvalue(_quadratic_hessian(a), iters=3, generator=_gen(), tol=1e-8)
+    assert loose.converged and tight.converged and loose.iters < tight.iters
+    assert loose.residual <= 1e-2 < capped.residual
+    assert capped.iters == 3 and not capped.converged
+    # The residual bounds the error: some eigenvalue lies within residual * scale of the estimate.
+    assert abs(loose.value - 10.0) <= loose.residual * 10.0 + 1e-12
+    model = _Quadratic(a)
+    res = measure_steepness(
+        model,
+        torch.zeros(1),
+        lambda out, _: out,
+        power_iters=3,
+        hutchinson_probes=0,
+        grid_1d=0,
+        grid_2d=0,
+        power_tol=1e-8,
+    )
+    assert "sharpness" not in res.metrics  # not converged: marked, not reported as a number
+    assert res.metrics["sharpness_converged"] == 0.0
+    assert res.metrics["sharpness_iters"] == 3.0
+    assert res.metrics["sharpness_residual"] > 1e-8
 
 
 def test_sharpness_and_trace_of_linear_autoencoder_match_closed_form() -> None:
@@ -166,6 +225,17 @@ def test_hvp_matches_explicit_hessian() -> None:
     vs = list(torch.split(v, [s.numel() for s in shapes]))
     hv = hessian_at(loss_of, params).matvec([t.view(s) for t, s in zip(vs, shapes, strict=True)])
     torch.testing.assert_close(torch.cat([t.flatten() for t in hv]), h @ v, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["mse", "ssim"])
+def test_batched_probes_equal_one_probe_at_a_time(metric: str) -> None:
+    model, x = _conv_model().eval(), _batch()
+    opts = dict(power_iters=0, hutchinson_probes=5, grid_1d=0, grid_2d=0, seed=2)
+    one = measure_steepness(model, x, get_metric(metric).loss, chunk_size=1, **opts)
+    batched = measure_steepness(model, x, get_metric(metric).loss, chunk_size=3, **opts)  # chunks of 3 and 2
+    np.testing.assert_allclose(
+        batched.arrays["trace_samples"], one.arrays["trace_samples"], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_filter_normalised_direction_matches_filter_norms() -> None:
@@ -281,24 +351,30 @@ def test_linear_amplification_scales_every_measure_by_lambda() -> None:
     amp = measure_steepness(model, x, amplified, prefix="amp_", **CHEAP)
     assert set(amp.metrics) == {"amp_" + k for k in base.metrics}
     for key, value in base.metrics.items():
-        assert amp.metrics["amp_" + key] == pytest.approx(lam * value, rel=1e-6), key
+        scale = 1.0 if key.startswith("sharpness_") else lam  # iterations, residual, flag are scale-free
+        assert amp.metrics["amp_" + key] == pytest.approx(scale * value, rel=1e-6), key
     for key in ("trace_samples", "loss_1d", "loss_2d"):
         np.testing.assert_allclose(amp.arrays["amp_" + key], lam * base.arrays[key], rtol=1e-6)
 
 
-def test_joint_objectives_equal_separate_calls() -> None:
-    """Sharing forwards (and the vmap chunking) is a pure optimisation."""
+@pytest.mark.parametrize("form, factor", [("exp", 4.0), ("log", 3.0), ("linear", 8.0)])
+def test_derived_objective_equals_direct_measurement(form: str, factor: float) -> None:
+    """g(L)'s measures come from L's run (g' H + g'' grad grad^T); measuring g(L) directly must agree."""
     model, x = _conv_model(), _batch()
-    amplified = lambda x_hat, x: get_amplification("exp").apply(mse(x_hat, x), 4.0)  # noqa: E731
-    joint = measure_objectives(model, x, {"": mse, "amp_": amplified}, seed=1, chunk_size=3, **CHEAP)
-    base = measure_steepness(model, x, mse, seed=1, **CHEAP)
-    amp = measure_steepness(model, x, amplified, seed=1, prefix="amp_", **CHEAP)
-    assert joint.metrics.keys() == base.metrics.keys() | amp.metrics.keys()
-    for key, value in (base.metrics | amp.metrics).items():
-        assert joint.metrics[key] == pytest.approx(value, rel=1e-6), key
-    for key, value in (base.arrays | amp.arrays).items():
-        np.testing.assert_allclose(joint.arrays[key], value, rtol=1e-6)
-    assert amp.metrics["amp_sharpness"] > base.metrics["sharpness"]  # exp with factor 4 is steeper
+    g = lambda loss: get_amplification(form).apply(loss, factor)  # noqa: E731
+    opts = dict(seed=1, power_iters=30, power_tol=1e-4, hutchinson_probes=3, grid_1d=5, grid_2d=3)
+    joint = measure_steepness(model, x, mse, transforms={"amp_": g}, chunk_size=3, **opts)
+    base = measure_steepness(model, x, mse, **opts)
+    direct = measure_steepness(model, x, lambda x_hat, y: g(mse(x_hat, y)), prefix="amp_", **opts)
+    assert joint.metrics.keys() == base.metrics.keys() | direct.metrics.keys()
+    assert joint.metrics["amp_sharpness_converged"] == 1.0
+    for key in ("sharpness", "hessian_trace", "loss_at_minimum", "slice_curvature"):
+        assert joint.metrics[key] == pytest.approx(base.metrics[key], rel=1e-5), key  # chunked vs single HVPs
+        assert joint.metrics["amp_" + key] == pytest.approx(direct.metrics["amp_" + key], rel=1e-4), key
+    for key in ("trace_samples", "loss_1d", "loss_2d"):
+        np.testing.assert_allclose(joint.arrays["amp_" + key], direct.arrays["amp_" + key], rtol=1e-4)
+    if form == "exp":
+        assert joint.metrics["amp_sharpness"] > factor * joint.metrics["sharpness"]  # g'' > 0 adds curvature
 
 
 def test_zero_counts_skip_measures_and_bad_grids_raise() -> None:
@@ -308,8 +384,11 @@ def test_zero_counts_skip_measures_and_bad_grids_raise() -> None:
     )
     assert set(res.metrics) == {"p_loss_at_minimum"}
     assert res.arrays == {}
-    res = measure_steepness(model, x, mse, power_iters=2, hutchinson_probes=0, grid_1d=3, grid_2d=0)
-    assert set(res.metrics) == {"loss_at_minimum", "sharpness", "slice_curvature"}
+    res = measure_steepness(
+        model, x, mse, power_iters=2, power_tol=1.0, hutchinson_probes=0, grid_1d=3, grid_2d=0
+    )
+    convergence = {"sharpness_iters", "sharpness_residual", "sharpness_converged"}
+    assert set(res.metrics) == {"loss_at_minimum", "sharpness", "slice_curvature"} | convergence
     assert set(res.arrays) == {"alphas_1d", "loss_1d"}
     with pytest.raises(ValueError, match="grid_1d"):
         measure_steepness(model, x, mse, grid_1d=2)
@@ -323,3 +402,103 @@ def test_cuda_matches_cpu() -> None:
     for key, value in cpu.metrics.items():
         assert gpu.metrics[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
     np.testing.assert_allclose(gpu.arrays["loss_2d"], cpu.arrays["loss_2d"], rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- budgeted measurement
+
+
+def test_plan_follows_the_budget() -> None:
+    lc = LandscapeConfig(budget=0.1)
+    full = plan_measurement(LandscapeConfig(budget=0.0), 0.0, available=500)
+    assert full == MeasurementPlan(64, lc.power_iters, lc.hutchinson_probes, lc.grid_1d, lc.grid_2d)
+    assert plan_measurement(lc, 10 * full.work(), available=500) == full  # ample budget: the full counts
+    assert plan_measurement(lc, full.work(), available=40).batch_size == 40  # never more than there is
+    works = [plan_measurement(lc, w, available=500).work() for w in np.geomspace(1e2, 1e6, 25)]
+    assert works == sorted(works)  # more budget never buys less measurement
+    for budget_work in (full.work() / 2, full.work() / 5, full.work() / 10):
+        plan = plan_measurement(lc, budget_work, available=500)
+        assert plan.work() <= budget_work
+        assert plan.power_iters == lc.power_iters  # Lanczos is never cut, only the rest
+    tiny = plan_measurement(lc, 1.0, available=500)  # below the minimal plan: the minimal plan, over budget
+    assert tiny.batch_size == MIN_BATCH and tiny.grid_2d == 0 and tiny.work() > 1.0
+
+
+def test_slice_forwards_count_each_distinct_point_once() -> None:
+    assert slice_forwards(21, 0) == 20  # the centre is the base loss
+    assert slice_forwards(0, 5) == 24
+    assert slice_forwards(21, 5) == 20 + 24 - 4  # the 2-D grid's beta = 0 row is on the 1-D grid
+    assert slice_forwards(21, 7) == 20 + 48 - 2  # only +-1 are shared with a 1/3 step
+
+
+def test_budgeted_estimates_match_full_cost_on_a_quadratic() -> None:
+    """A linear AE under MSE is quadratic in its weights, with Hessian kron(I, 2/(N D) X^T X).
+
+    Tolerances: sharpness and slice curvature 10% (the budget halves the batch,
+    which changes X^T X by sampling), the trace 4 combined standard errors
+    (Hutchinson's own noise).
+    """
+    model, x, _ = _linear_ae_setup(n=64)
+    lc = LandscapeConfig(budget=0.1, hutchinson_probes=16)
+    full = plan_measurement(LandscapeConfig(budget=0.0, hutchinson_probes=16), 0.0, available=64)
+    cheap = plan_measurement(lc, full.work() / 4, available=64)
+    assert cheap.work() <= full.work() / 4 and cheap.batch_size < full.batch_size
+
+    def measure(plan: MeasurementPlan):
+        return measure_steepness(
+            model,
+            x[: plan.batch_size],
+            mse,
+            power_iters=plan.power_iters,
+            hutchinson_probes=plan.hutchinson_probes,
+            grid_1d=plan.grid_1d,
+            grid_2d=plan.grid_2d,
+        )
+
+    a, b = measure(full), measure(cheap)
+    for res, plan in ((a, full), (b, cheap)):  # each against its own batch's closed form
+        xf = x[: plan.batch_size].flatten(1).double()
+        block = 2.0 / (plan.batch_size * xf.shape[1]) * xf.T @ xf
+        assert res.metrics["sharpness"] == pytest.approx(float(torch.linalg.eigvalsh(block).max()), rel=1e-3)
+    assert b.metrics["sharpness"] == pytest.approx(a.metrics["sharpness"], rel=0.1)
+    assert b.metrics["slice_curvature"] == pytest.approx(a.metrics["slice_curvature"], rel=0.1)
+    se = np.hypot(
+        *(r.arrays["trace_samples"].std(ddof=1) / len(r.arrays["trace_samples"]) ** 0.5 for r in (a, b))
+    )
+    assert abs(b.metrics["hessian_trace"] - a.metrics["hessian_trace"]) <= 4 * se
+
+
+@pytest.mark.slow
+def test_budgeted_estimates_match_full_cost_on_a_trained_model() -> None:
+    """Same seed, same trained conv AE: the default budget against the full counts.
+
+    Tolerances: sharpness 10%, slice curvature 25% (the budget's 5-point fit of
+    a non-quadratic slice on a smaller batch), trace 4 combined standard errors.
+    """
+    cfg = TrialConfig.from_dict(
+        {
+            "data": {"name": "digits", "normal_classes": list(range(9))},
+            "latent_dim": 8,
+            "width": 8,
+            "epochs": 2,
+            "batch_size": 32,
+            "amplification": "exp",
+            "factor": 10.0,
+        }
+    )
+    data = load_dataset(cfg.data)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, data.in_channels, data.image_size, cfg.latent_dim, cfg.width)
+    train(model, data.train, cfg, torch.device("cpu"))
+    runs = {}
+    for budget in (0.0, cfg.landscape.budget):
+        c = dataclasses.replace(cfg, landscape=dataclasses.replace(cfg.landscape, budget=budget))
+        runs[budget] = trial_steepness(model, data, c, torch.device("cpu"), cfg.epochs)
+    (full_arrays, full), (cheap_arrays, cheap) = runs[0.0], runs[cfg.landscape.budget]
+    assert cheap["steepness_batch_size"] < full["steepness_batch_size"]  # the budget did bind
+    assert full["sharpness_converged"] == cheap["sharpness_converged"] == 1.0
+    for prefix in ("", "amp_"):
+        assert cheap[prefix + "sharpness"] == pytest.approx(full[prefix + "sharpness"], rel=0.1)
+        assert cheap[prefix + "slice_curvature"] == pytest.approx(full[prefix + "slice_curvature"], rel=0.25)
+        samples = [r[prefix + "trace_samples"] for r in (full_arrays, cheap_arrays)]
+        se = np.hypot(*(s.std(ddof=1) / len(s) ** 0.5 for s in samples))
+        assert abs(cheap[prefix + "hessian_trace"] - full[prefix + "hessian_trace"]) <= 4 * se

@@ -23,7 +23,7 @@ TINY = {
     "batch_size": 32,
     "lr": 0.03,  # at the default 1e-3 two epochs leave this tiny model collapsed (constant output)
     "eval_limit": 200,
-    "landscape": {"batch_size": 32, "power_iters": 5, "hutchinson_probes": 4, "grid_1d": 5, "grid_2d": 3},
+    "landscape": {"batch_size": 32, "power_iters": 20, "hutchinson_probes": 4, "grid_1d": 5, "grid_2d": 3},
     "label_free": {"pool_size": 100, "tune_steps": 3},
 }
 

@@ -50,6 +50,8 @@ RANGES: dict[str, dict[str, float]] = {
     "landscape.hutchinson_probes": {"ge": 0},
     "landscape.grid_1d": {"ge": 0},
     "landscape.grid_2d": {"ge": 0},
+    "landscape.budget": {"ge": 0},
+    "landscape.power_tol": {"gt": 0, "lt": 1},
     "label_free.pool_size": {"ge": 1},
     "label_free.tune_steps": {"ge": 0},
     "label_free.tune_lr": {"gt": 0},
