@@ -27,7 +27,7 @@ from torch import nn
 from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics
-from study.labelfree import label_free_scores
+from study.labelfree import label_free_metrics
 from study.landscape import measure_steepness, quadratic_curvature
 from study.losses import get_amplification, get_metric
 from study.models import build_model
@@ -167,7 +167,9 @@ def run_trial(
     landscape, steep = _steepness(model, data, cfg, device)
     metrics |= steep
     if cfg.label_free.enabled:
-        metrics |= _label_free(model, data, cfg, device)
+        metrics |= label_free_metrics(
+            model, data, cfg, device, train_samples=trained.epochs_run * len(train_x)
+        )
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
@@ -233,24 +235,3 @@ def _steepness(
             metrics["amp_slice_curvature"] = quadratic_curvature(arrays["alphas_1d"], arrays["amp_loss_1d"])
     metrics["steepness_time_s"] = time.perf_counter() - t0
     return arrays, metrics
-
-
-def _label_free(
-    model: nn.Module, data: OneClassData, cfg: TrialConfig, device: torch.device
-) -> dict[str, float]:
-    """Label-free scores; the test pool is passed without its labels."""
-    t0 = time.perf_counter()
-    lf = cfg.label_free
-    pool = data.test[_subset(len(data.test), lf.pool_size, cfg.data.split_seed + 1)].to(device)
-    result = label_free_scores(
-        model,
-        get_metric(cfg.metric).score,
-        data.val.to(device),
-        pool,
-        seed=cfg.seed,
-        steps=lf.tune_steps,
-        lr=lf.tune_lr,
-        area=lf.area,
-        aspect=lf.aspect,
-    )
-    return result.metrics | {"labelfree_time_s": time.perf_counter() - t0}
