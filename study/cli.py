@@ -225,7 +225,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("register", help="register the best finished trial's model")
     p.add_argument("name")
-    p.add_argument("--metric", default=None, help="ranking metric (default: the study objective)")
+    p.add_argument(
+        "--metric",
+        "--by",
+        dest="metric",
+        default=None,
+        help="ranking metric or label-free selector (borda, rra, or label-free = the default selector); "
+        "default: the study objective, or the default selector when the objective is label-free",
+    )
     p.add_argument("--mode", choices=["max", "min"], default=None)
     p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
     p.add_argument("--alias", default="champion")

@@ -57,6 +57,7 @@ from study.config import (
     trial_fields,
 )
 from study.errors import LampError
+from study.selection import TRIAL_METRICS as LABEL_FREE_METRICS
 from study.train import SCALE_SENSITIVE_OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -66,10 +67,7 @@ if TYPE_CHECKING:
 OBJECTIVES: dict[str, Literal["min", "max"]] = {
     "auroc": "max",
     "ap": "max",
-    "synthetic_auroc": "max",
-    "synthetic_auroc_tuned": "max",
-    "alignment_loss": "min",
-    "alignment_loss_tuned": "min",
+    **{name: "max" if higher else "min" for name, higher in LABEL_FREE_METRICS.items()},
 }
 # Per-epoch metrics an early-stopping scheduler may compare across trials (all higher-is-better).
 EARLY_STOPPING_METRICS: dict[str, Literal["min", "max"]] = {"val_auroc": "max", "val_ap": "max"}
