@@ -45,6 +45,7 @@ from study.trial import run_trial
 
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_regret"))
 RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
+CACHE_VERSION = 2  # bump when what a trial logs changes (v2: reference_auroc_<family>)
 SEEDS = (0, 1)
 COMMON: dict[str, Any] = {
     "batch_size": 64,
@@ -100,7 +101,7 @@ def trial_config(task: dict[str, Any], overrides: dict[str, Any], seed: int) -> 
 
 def run_cached(cfg: TrialConfig) -> dict[str, Any]:
     """status, metrics and test scores of one trial, from the cache or by running it."""
-    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps([CACHE_VERSION, cfg.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
     path = CACHE / f"{key}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
