@@ -15,7 +15,8 @@ Prints, per selector, the median and worst regret, the share of tasks where it
 beats the random pick's expected regret and the share where it is no worse;
 writes the record the report shows (reports/label_free_record.json). Trials run
 in-process with study.trial.run_trial (no Ray, no MLflow) and are cached on disk
-(keyed by their full config), so a re-run only recomputes the selectors.
+(keyed by their full config, not by the code: delete $LAMP_BENCH_CACHE after
+changing how trials are scored), so a re-run only recomputes the selectors.
 
     nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~25 min on one core, first time
     .venv/bin/python bench/label_free_regret.py --smoke-test          # 2 tasks, 3 settings, 1 seed
@@ -45,7 +46,6 @@ from study.trial import run_trial
 
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_regret"))
 RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
-CACHE_VERSION = 2  # bump when what a trial logs changes (v2: reference_auroc_<family>)
 SEEDS = (0, 1)
 COMMON: dict[str, Any] = {
     "batch_size": 64,
@@ -101,7 +101,7 @@ def trial_config(task: dict[str, Any], overrides: dict[str, Any], seed: int) -> 
 
 def run_cached(cfg: TrialConfig) -> dict[str, Any]:
     """status, metrics and test scores of one trial, from the cache or by running it."""
-    key = hashlib.sha1(json.dumps([CACHE_VERSION, cfg.to_dict()], sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
     path = CACHE / f"{key}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import beta, spearmanr
 
 from study.labelfree.families import FAMILIES
-from study.labelfree.trial_scores import MEAN_METRIC, MIN_REFERENCE_AUROC, family_metric
+from study.labelfree.trial_scores import MEAN_METRIC, family_metric
 
 # Per-trial label-free metrics and whether higher is better.
 TRIAL_METRICS: dict[str, bool] = {
@@ -51,21 +51,13 @@ class Selector:
 
 
 def family_columns(frame: Frame) -> list[str]:
-    """The per-family synthetic AUROC columns to aggregate, in registry order.
+    """The per-family synthetic AUROC columns the frame holds, in registry order.
 
-    A family is left out where the model-free reference does not see its copies
-    as anomalies (median `reference_auroc_<family>` below MIN_REFERENCE_AUROC):
-    on such data it measures something other than anomaly detection.
+    Every family counts, even one the model-free reference cannot see (e.g. `mix`
+    on Fashion-MNIST): leaving those out per study made the regret benchmark
+    worse (bench/RESULTS.md); the trimming already drops a trial's outlier family.
     """
-    out = []
-    for name in FAMILIES:
-        col, ref = family_metric(name), f"reference_auroc_{name}"
-        if col not in frame or not frame[col].notna().any():
-            continue
-        if ref in frame and frame[ref].notna().any() and frame[ref].median() < MIN_REFERENCE_AUROC:
-            continue
-        out.append(col)
-    return out
+    return [c for c in (family_metric(n) for n in FAMILIES) if c in frame and frame[c].notna().any()]
 
 
 def rankable(frame: Frame) -> Frame:
