@@ -57,7 +57,6 @@ from study.config import (
     trial_fields,
 )
 from study.errors import LampError
-from study.selection import TRIAL_METRICS as LABEL_FREE_METRICS
 from study.train import SCALE_SENSITIVE_OPTIMIZERS
 
 if TYPE_CHECKING:
@@ -67,7 +66,19 @@ if TYPE_CHECKING:
 OBJECTIVES: dict[str, Literal["min", "max"]] = {
     "auroc": "max",
     "ap": "max",
-    **{name: "max" if higher else "min" for name, higher in LABEL_FREE_METRICS.items()},
+    "synthetic_auroc": "max",
+    "synthetic_auroc_tuned": "max",
+    "alignment_loss": "min",
+    "alignment_loss_tuned": "min",
+    # Label-free per-trial metrics (study.selection.TRIAL_METRICS; listed, not imported, to keep
+    # `lamp-study validate` free of pandas/scipy; tests/test_selection.py checks they match).
+    "synthetic_auroc_mean": "max",
+    "synthetic_auroc_cutdiff": "max",
+    "synthetic_auroc_cutpaste": "max",
+    "synthetic_auroc_perlin": "max",
+    "synthetic_auroc_intensity": "max",
+    "synthetic_auroc_rotate": "max",
+    "synthetic_auroc_mix": "max",
 }
 # Per-epoch metrics an early-stopping scheduler may compare across trials (all higher-is-better).
 EARLY_STOPPING_METRICS: dict[str, Literal["min", "max"]] = {"val_auroc": "max", "val_ap": "max"}

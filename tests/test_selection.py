@@ -91,3 +91,11 @@ def test_nothing_rankable_picks_nothing() -> None:
     frame = _consistent(3)
     frame["status"] = "diverged"
     assert pick(frame) is None
+
+
+def test_every_label_free_metric_is_a_study_objective_in_its_direction() -> None:
+    from study.selection import TRIAL_METRICS
+    from study.spec import OBJECTIVES
+
+    for name, higher in TRIAL_METRICS.items():
+        assert OBJECTIVES.get(name) == ("max" if higher else "min"), name
