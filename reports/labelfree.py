@@ -1,40 +1,65 @@
 """Label-free selection section: would picking a trial without labels have found a good one?
 
-For each label-free score (ST-SSAD-style synthetic AUROC and alignment loss,
-plain and self-tuned) the section shows how it ranks trials against the
-labelled detection metric (Spearman ρ) and its regret: best detection metric in
-the study minus the detection metric of the trial the score picks.
+For each label-free selector the study can evaluate — the per-trial scores
+(ST-SSAD's synthetic AUROC and alignment loss, the calibrated per-family
+synthetic AUROCs and their mean) and the cross-trial rank aggregations of
+study/selection.py — the section shows how it ranks finished trials against
+the labelled detection metric (Spearman ρ) and its regret (best detection
+metric minus that of the trial it picks), beside the expected regret of a
+random pick and of the default configuration. Every selector gets a verdict:
+"ranks trials" only when ρ is significantly positive (one-sided p < 0.05 in the
+better direction); "no better than random here" otherwise, or "wrong sign".
+
+For the chosen selector (the study's label-free objective, else the default
+selector) it adds its benchmark record (median and worst regret over the
+regret benchmark's tasks, reports/label_free_record.json written by
+bench/label_free_regret.py) and whether it ranks trials at all on this study:
+the synthetic families must agree with each other (mean pairwise Spearman ρ
+between families over trials) and must not saturate.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import spearmanr
 
 from reports.extract import Study
-from reports.labels import HIGHER_IS_BETTER, describe, fmt_p
+from reports.labels import describe, fmt_p
 from reports.section import Panel, html_table
+from study.config import TrialConfig
+from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS, family_columns, selector_scores
 
-SCORES = ("synthetic_auroc", "synthetic_auroc_tuned", "alignment_loss", "alignment_loss_tuned")
+RECORD = Path(__file__).with_name("label_free_record.json")
+ALPHA = 0.05  # one-sided level for "ranks trials"
+SATURATED = 0.99  # a family AUROC at or above this ranks nothing
+# Shown in this order when present; per-family columns follow the aggregate ones.
+SHOWN = ("borda", "rra", "synthetic_auroc_mean", *TRIAL_METRICS)
+# Parameters whose TrialConfig default defines "the default configuration" of a study.
+DEFAULT_PARAMS = ("arch", "optimizer", "metric", "amplification", "factor", "twin_of")  # lr: twins vary it
 
 
 @dataclass(frozen=True)
 class SelectionScore:
-    """One label-free score against the detection metric over finished trials."""
+    """One label-free selector against the detection metric over finished trials."""
 
     name: str
-    higher_is_better: bool
-    x: list[float]  # the score
+    higher_is_better: bool  # of the raw per-trial metric (selectors: True)
+    x: list[float]  # the raw score shown in the scatter (a metric, or the selector's aggregate)
     y: list[float]  # the detection metric
     trial_ids: list[str]
-    rho: float
-    p: float
+    rho: float  # Spearman ρ of the raw score with the detection metric
+    p: float  # two-sided
     picked_trial: str
     picked_setting: str
     picked_detection: float
@@ -45,62 +70,174 @@ class SelectionScore:
         """ρ signed so that positive means the score ranks trials like the detection metric."""
         return self.rho if self.higher_is_better else -self.rho
 
+    @property
+    def verdict(self) -> str:
+        """`ranks trials`, `no better than random here` or `wrong sign` (one-sided test of the agreement)."""
+        if not math.isfinite(self.agreement):
+            return "no better than random here"
+        if self.agreement < 0 and self.p / 2 < ALPHA:
+            return "wrong sign"
+        if self.agreement > 0 and self.p / 2 < ALPHA:
+            return "ranks trials"
+        return "no better than random here"
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """Do the synthetic families rank this study's trials at all?"""
+
+    n_families: int
+    mean_pairwise_rho: float  # between families, over finished trials
+    saturated_share: float  # share of (trial, family) AUROCs >= SATURATED
+
+    @property
+    def ranks(self) -> bool:
+        return self.n_families >= 2 and self.mean_pairwise_rho > 0.2 and self.saturated_share < 0.5
+
 
 @dataclass(frozen=True)
 class LabelFreeData:
-    """Scores present in the study, with the oracle they are judged against."""
+    """Selectors present in the study, with the oracle, the baselines and the benchmark record."""
 
     detection: str
     oracle: float  # best detection metric over finished trials
     oracle_trial: str
+    random_regret: float  # expected regret of a uniformly random finished trial
+    default_regret: float  # regret of the default configuration (mean over its trials); NaN when absent
+    default_setting: str
     scores: list[SelectionScore]
+    chosen: str  # the selector this study would use
+    consensus: Consensus | None  # None when the trials carry no per-family scores
+    record: dict[str, Any] | None  # the chosen selector's benchmark record
 
 
-def extract_label_free(study: Study) -> LabelFreeData | None:
+def extract_label_free(study: Study, record_path: Path = RECORD) -> LabelFreeData | None:
     """None when the study logged no label-free score or no detection metric (the section is left out)."""
     y = study.detection
-    done = study.finished()
-    present = [s for s in SCORES if s in done and done[s].notna().any()]
-    if not present or y not in done or done[y].isna().all():
+    trials = study.trials.copy()
+    trials.index = pd.Index(trials["trial_id"].astype(str).to_numpy())  # selectors index trials by id
+    done = trials[trials["status"] == "finished"]
+    if y not in done or done[y].isna().all():
         return None
     labelled = done[done[y].notna()]
+    has_families = bool(family_columns(labelled))
+    names = [
+        n for n in SHOWN if n in SELECTORS and (n in labelled or (has_families and n not in TRIAL_METRICS))
+    ]
+    names = [n for n in dict.fromkeys(names) if n not in TRIAL_METRICS or labelled[n].notna().any()]
+    if not names:
+        return None
     ordered = labelled.sort_values([y, "trial_id"], ascending=[False, True], kind="mergesort")
     oracle_row = ordered.iloc[0]
     oracle = float(oracle_row[y])
-    scores = []
-    for name in present:
-        both = labelled[labelled[name].notna()]
-        if both.empty:
-            continue
-        higher = HIGHER_IS_BETTER[name]
-        pick = both.sort_values([name, "trial_id"], ascending=[not higher, True], kind="mergesort").iloc[0]
-        x, v = both[name].to_numpy(float), both[y].to_numpy(float)
-        rho, p = math.nan, math.nan
-        if len(both) >= 3:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                result = spearmanr(x, v)
-            rho, p = float(result.statistic), float(result.pvalue)
-        scores.append(
-            SelectionScore(
-                name=name,
-                higher_is_better=higher,
-                x=x.tolist(),
-                y=v.tolist(),
-                trial_ids=both["trial_id"].astype(str).tolist(),
-                rho=rho,
-                p=p,
-                picked_trial=str(pick["trial_id"]),
-                picked_setting=describe(pick),
-                picked_detection=float(pick[y]),
-                regret=oracle - float(pick[y]),
-            )
-        )
-    return LabelFreeData(y, oracle, str(oracle_row["trial_id"]), scores)
+    scores = [s for s in (_score(name, labelled, y, oracle) for name in names) if s is not None]
+    if not scores:
+        return None
+    default_value, default_setting = _default_configuration(labelled, y)
+    chosen = study.objective if study.objective in TRIAL_METRICS else DEFAULT_SELECTOR
+    if chosen not in {s.name for s in scores}:
+        chosen = scores[0].name
+    return LabelFreeData(
+        detection=y,
+        oracle=oracle,
+        oracle_trial=str(oracle_row["trial_id"]),
+        random_regret=oracle - float(labelled[y].mean()),
+        default_regret=oracle - default_value,
+        default_setting=default_setting,
+        scores=scores,
+        chosen=chosen,
+        consensus=_consensus(labelled) if has_families else None,
+        record=_record(record_path, chosen),
+    )
+
+
+def _score(name: str, labelled: pd.DataFrame, y: str, oracle: float) -> SelectionScore | None:
+    higher = TRIAL_METRICS.get(name, True)
+    raw = labelled[name] if name in TRIAL_METRICS else selector_scores(labelled, name)
+    value = selector_scores(labelled, name).reindex(labelled.index)  # higher is better
+    ok = value.notna() & raw.reindex(labelled.index).notna()
+    if not ok.any():
+        return None
+    both = labelled[ok]
+    v = value[ok]
+    tie = both[v == v.max()].sort_values("trial_id", kind="mergesort")
+    pick = tie.iloc[0]
+    x, d = raw.reindex(both.index).to_numpy(float), both[y].to_numpy(float)
+    rho, p = math.nan, math.nan
+    if len(both) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = spearmanr(x, d)
+        rho, p = float(result.statistic), float(result.pvalue)
+    return SelectionScore(
+        name=name,
+        higher_is_better=higher,
+        x=x.tolist(),
+        y=d.tolist(),
+        trial_ids=both["trial_id"].astype(str).tolist(),
+        rho=rho,
+        p=p,
+        picked_trial=str(pick["trial_id"]),
+        picked_setting=describe(pick),
+        picked_detection=float(pick[y]),
+        regret=oracle - float(pick[y]),
+    )
+
+
+def _default_configuration(labelled: pd.DataFrame, y: str) -> tuple[float, str]:
+    """Mean detection of the trials at TrialConfig's default in every parameter the study varies.
+
+    A varied parameter whose default no trial runs (e.g. a study of SGD only) is left free.
+    """
+    defaults = TrialConfig().to_dict()
+    match = pd.Series(True, index=labelled.index)
+    fixed = []
+    for p in DEFAULT_PARAMS:
+        if p in labelled and labelled[p].nunique(dropna=True) > 1 and (labelled[p] == defaults[p]).any():
+            match &= labelled[p] == defaults[p]
+            fixed.append(f"{p}={defaults[p]}")
+    setting = ", ".join(fixed) or "every trial"
+    if not match.any():
+        return math.nan, setting
+    return float(labelled.loc[match, y].mean()), setting
+
+
+def _consensus(labelled: pd.DataFrame) -> Consensus:
+    cols = family_columns(labelled)
+    values = labelled[cols].astype(float)
+    rhos = []
+    for a, b in itertools.combinations(cols, 2):
+        ok = values[a].notna() & values[b].notna()
+        if ok.sum() >= 3 and values.loc[ok, a].nunique() > 1 and values.loc[ok, b].nunique() > 1:
+            rhos.append(float(spearmanr(values.loc[ok, a], values.loc[ok, b]).statistic))
+    flat = values.to_numpy(float)
+    flat = flat[np.isfinite(flat)]
+    return Consensus(
+        n_families=len(cols),
+        mean_pairwise_rho=float(np.mean(rhos)) if rhos else math.nan,
+        saturated_share=float(np.mean(flat >= SATURATED)) if len(flat) else math.nan,
+    )
+
+
+def _record(path: Path, selector: str) -> dict[str, Any] | None:
+    """The benchmark's figures for `selector` and the random pick, or None when the bench never ran it."""
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text())
+    summary = record.get("selectors", {})
+    if selector not in summary:
+        return None
+    return {
+        "selector": summary[selector],
+        "random": summary.get("random"),
+        "default": summary.get("default"),
+        "n_tasks": len(record.get("tasks", [])),
+        "date": record.get("date", "?"),
+    }
 
 
 def draw_label_free(data: LabelFreeData) -> list[Panel]:
-    """Score-vs-detection scatters and a table of ρ and regret."""
+    """Score-vs-detection scatters and a table of ρ, verdict and regret beside random and default."""
     titles = [f"{s.name} ({'higher' if s.higher_is_better else 'lower'} is better)" for s in data.scores]
     fig = make_subplots(rows=1, cols=len(data.scores), subplot_titles=titles, shared_yaxes=True)
     for i, s in enumerate(data.scores, start=1):
@@ -123,19 +260,34 @@ def draw_label_free(data: LabelFreeData) -> list[Panel]:
     fig.update_layout(height=360, margin={"t": 40})
     rows = [
         (
-            s.name,
+            s.name + (" (chosen)" if s.name == data.chosen else ""),
             "higher" if s.higher_is_better else "lower",
             s.rho,
             fmt_p(s.p).removeprefix("p = "),
+            s.verdict,
             len(s.x),
             f"{s.picked_trial} ({s.picked_setting})",
             s.picked_detection,
             s.regret,
+            data.random_regret,
+            data.default_regret,
         )
         for s in data.scores
     ]
     table = html_table(
-        ["score", "better", "Spearman ρ", "p", "trials", "picks", data.detection, "regret"],
+        [
+            "score",
+            "better",
+            "Spearman ρ",
+            "p",
+            "verdict",
+            "trials",
+            "picks",
+            data.detection,
+            "regret",
+            "random pick's regret",
+            "default's regret",
+        ],
         rows,
         css_class="regret",
     )
@@ -143,12 +295,50 @@ def draw_label_free(data: LabelFreeData) -> list[Panel]:
 
 
 def _caption(data: LabelFreeData) -> str:
-    parts = [f"{s.name}: ρ = {s.rho:.2f} ({fmt_p(s.p)}), regret {s.regret:.4f}" for s in data.scores]
-    best = min(data.scores, key=lambda s: (s.regret, -s.agreement if not math.isnan(s.agreement) else 0.0))
+    parts = [
+        f"{s.name}: ρ = {s.rho:.2f} ({fmt_p(s.p)}), regret {s.regret:.4f} ({s.verdict})" for s in data.scores
+    ]
+    chosen = next(s for s in data.scores if s.name == data.chosen)
+    default = (
+        f"the default configuration ({data.default_setting}) {data.default_regret:.4f}"
+        if math.isfinite(data.default_regret)
+        else f"no trial runs the default configuration ({data.default_setting})"
+    )
     return (
         f"Each point is one finished trial: a label-free score (computed without anomaly labels) against "
         f"{data.detection}. A useful score ranks trials like {data.detection} (ρ > 0 for higher-is-better scores, "
         f"ρ < 0 for losses) and picks a trial close to the best one ({data.detection} {data.oracle:.4f}, "
         f"{data.oracle_trial}); regret is that best value minus the {data.detection} of the trial the score picks. "
-        f"{'; '.join(parts)}. Selecting with {best.name} would cost {best.regret:.4f} {data.detection}."
+        f"For comparison, a random pick's expected regret is {data.random_regret:.4f} and {default}. "
+        f"A score is flagged 'no better than random here' unless its ρ is significantly positive "
+        f"(one-sided p < {ALPHA}), and 'wrong sign' when it is significantly negative. "
+        f"{'; '.join(parts)}. "
+        f"Selecting with {chosen.name} (this study's label-free choice) costs {chosen.regret:.4f} {data.detection} "
+        f"here, against {data.random_regret:.4f} for a random pick. "
+        f"{_record_sentence(data)} {_consensus_sentence(data)}"
+    )
+
+
+def _record_sentence(data: LabelFreeData) -> str:
+    r = data.record
+    if r is None:
+        return f"The regret benchmark has no record for {data.chosen}."
+    s, rnd = r["selector"], r["random"] or {}
+    return (
+        f"Benchmark record of {data.chosen} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
+        f"median regret {s['median_regret']:.4f}, worst {s['worst_regret']:.4f}, no worse than a random pick on "
+        f"{s['no_worse_than_random']:.0%} of tasks (random pick: median {rnd.get('median_regret', math.nan):.4f})."
+    )
+
+
+def _consensus_sentence(data: LabelFreeData) -> str:
+    c = data.consensus
+    if c is None:
+        return "The trials carry no per-family synthetic AUROCs, so the rank aggregation cannot run here."
+    state = (
+        "rank trials" if c.ranks else "do NOT rank trials here: treat every label-free pick as a random one"
+    )
+    return (
+        f"On this study the {c.n_families} synthetic families {state} (mean pairwise ρ between families "
+        f"{c.mean_pairwise_rho:.2f}; {c.saturated_share:.0%} of family AUROCs ≥ {SATURATED})."
     )

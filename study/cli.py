@@ -281,7 +281,14 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         cmd_register,
     )
     p.add_argument("name", help="the study's name")
-    p.add_argument("--metric", default=None, help="ranking metric (default: the study objective)")
+    p.add_argument(
+        "--metric",
+        "--by",
+        dest="metric",
+        default=None,
+        help="ranking metric or label-free selector (borda, rra, or label-free = the default selector); "
+        "default: the study objective, or the default selector when the objective is label-free",
+    )
     p.add_argument(
         "--mode",
         choices=["max", "min"],

@@ -63,6 +63,12 @@ class LabelFreeConfig:
     tune_lr: float = 0.2  # 30 Adam steps at 0.05 barely move the logit-parametrised area
     area: float = 0.5  # initial augmentation parameters in [0, 1]
     aspect: float = 0.5
+    # Cost: label-free forward passes as a share of training's (one training sample ~ 3 forward passes);
+    # pool_size and tune_steps are then caps, and fewer normal images are scored. None = full cost.
+    budget: float | None = 0.1
+    target_auroc: float = 0.65  # model-free reference AUROC each synthetic family's severity is calibrated to
+    draws: int = 2  # seeded corrupted copies of each normal image per synthetic family
+    min_normal: int = 64  # fewest normal images scored per family, whatever the budget
 
 
 @dataclass(frozen=True)

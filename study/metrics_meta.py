@@ -18,6 +18,15 @@ OBJECTIVES: dict[str, Mode] = {
     "synthetic_auroc_tuned": "max",
     "alignment_loss": "min",
     "alignment_loss_tuned": "min",
+    # Label-free per-trial metrics (study.selection.TRIAL_METRICS; listed, not imported, to keep this
+    # module free of pandas/scipy; tests/test_selection.py checks they match).
+    "synthetic_auroc_mean": "max",
+    "synthetic_auroc_cutdiff": "max",
+    "synthetic_auroc_cutpaste": "max",
+    "synthetic_auroc_perlin": "max",
+    "synthetic_auroc_intensity": "max",
+    "synthetic_auroc_rotate": "max",
+    "synthetic_auroc_mix": "max",
 }
 # Per-epoch metrics an early-stopping scheduler may compare across trials.
 EARLY_STOPPING_METRICS: dict[str, Mode] = {"val_auroc": "max", "val_ap": "max"}

@@ -22,6 +22,7 @@ from study.metrics_meta import mode_of
 from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID, check_tracking_uri
 
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
+LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector
 
 
 class RegistryError(LampError):
@@ -45,7 +46,20 @@ def best_trial(
         )
     parent = parents[0]
     objective = parent.data.tags.get("lamp.objective_metric", "auroc")
+    from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
+
+    if metric == LABEL_FREE or (metric is None and objective in TRIAL_METRICS):
+        metric = (
+            DEFAULT_SELECTOR  # label-free: rank aggregation over the synthetic families (bench/RESULTS.md)
+        )
     metric = metric or objective
+    if metric in SELECTORS and metric not in TRIAL_METRICS:
+        return (
+            parent,
+            _pick_by_selector(client, exp.experiment_id, parent.info.run_id, study, metric),
+            metric,
+            "max",
+        )
     if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
         natural = mode_of(metric)
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
@@ -75,6 +89,28 @@ def best_trial(
     return parent, runs[0], metric, mode
 
 
+def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: str, selector: str) -> Any:
+    """The finished trial a cross-trial label-free selector (study/selection.py) picks."""
+    import pandas as pd
+
+    from study.selection import get_selector, pick
+
+    if get_selector(selector).needs_pool:
+        raise RegistryError(
+            f"selector {selector!r} needs every trial's test-pool scores; register --by borda or rra"
+        )
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PARENT}` = '{parent_id}' and tags.`{STATUS}` = 'finished'",
+        max_results=5000,
+    )
+    frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
+    chosen = pick(frame.set_index("run_id"), selector) if not frame.empty else None
+    if chosen is None:
+        raise RegistryError(f"study {study!r} has no finished trial that selector {selector!r} can rank")
+    return next(r for r in runs if r.info.run_id == chosen)
+
+
 def register_best(
     study: str,
     *,
@@ -98,7 +134,9 @@ def register_best(
     if not client.list_artifacts(run_id, MODEL_ARTIFACT):
         raise RegistryError(f"best trial run {run_id} has no logged model under {MODEL_ARTIFACT!r}")
     name = model_name or f"lamp-{study}"
-    value = best.data.metrics[metric]
+    value = best.data.metrics.get(
+        metric, math.nan
+    )  # NaN for a cross-trial selector: it has no per-trial value
     tags = {
         "lamp.study": study,
         SPEC_HASH: parent.data.tags.get(SPEC_HASH, ""),

@@ -23,7 +23,6 @@ reported `auroc`/`ap` and `scores.npz`.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +34,9 @@ from torch import nn
 
 from study.collapse import measure_collapse
 from study.config import TrialConfig
-from study.data import OneClassData, load_dataset
+from study.data import load_dataset
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
-from study.labelfree import label_free_scores
+from study.labelfree import label_free_metrics
 from study.losses import get_metric
 from study.models import build_model
 from study.steepness import trial_steepness
@@ -191,7 +190,9 @@ def run_trial(
     landscape, steep = trial_steepness(model, data, cfg, device, trained.epochs_run)
     metrics |= steep
     if cfg.label_free.enabled:
-        metrics |= _label_free(model, data, cfg, device)
+        metrics |= label_free_metrics(
+            model, data, cfg, device, train_samples=trained.epochs_run * len(train_x)
+        )
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
@@ -217,31 +218,3 @@ def selection_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     idx = np.arange(len(labels))
     val, test = train_test_split(idx, test_size=1 - VAL_FRACTION, random_state=seed, stratify=labels)
     return np.sort(val), np.sort(test)
-
-
-def _subset(n: int, limit: int, seed: int) -> torch.Tensor:
-    """A seeded subset of at most `limit` indices of range(n), sorted."""
-    if limit <= 0 or limit >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
-
-
-def _label_free(
-    model: nn.Module, data: OneClassData, cfg: TrialConfig, device: torch.device
-) -> dict[str, float]:
-    """Label-free scores; the test pool is passed without its labels."""
-    t0 = time.perf_counter()
-    lf = cfg.label_free
-    pool = data.test[_subset(len(data.test), lf.pool_size, cfg.data.split_seed + 1)].to(device)
-    result = label_free_scores(
-        model,
-        get_metric(cfg.metric).score,
-        data.val.to(device),
-        pool,
-        seed=cfg.seed,
-        steps=lf.tune_steps,
-        lr=lf.tune_lr,
-        area=lf.area,
-        aspect=lf.aspect,
-    )
-    return result.metrics | {"labelfree_time_s": time.perf_counter() - t0}

@@ -57,6 +57,10 @@ RANGES: dict[str, dict[str, float]] = {
     "label_free.tune_lr": {"gt": 0},
     "label_free.area": {"ge": 0, "le": 1},
     "label_free.aspect": {"ge": 0, "le": 1},
+    "label_free.budget": {"gt": 0},
+    "label_free.target_auroc": {"gt": 0.5, "lt": 1},
+    "label_free.draws": {"ge": 1},
+    "label_free.min_normal": {"ge": 1},
 }
 # Parameters whose value must be a key of a registry: param -> (what it is, module, registry name).
 REGISTRIES: dict[str, tuple[str, str, str]] = {

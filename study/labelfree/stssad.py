@@ -68,6 +68,7 @@ class LabelFreeResult:
     """
 
     metrics: dict[str, float]
+    normal_scores: Tensor | None = None  # [N] anomaly scores of the normal images, for reuse by callers
 
 
 def draw_patches(n: int, seed: int) -> PatchDraw:
@@ -211,7 +212,7 @@ def score_and_embed(
     return torch.cat(scores), torch.cat(embeds)
 
 
-def _auroc(s_normal: Tensor, s_aug: Tensor) -> float:
+def separation_auroc(s_normal: Tensor, s_aug: Tensor) -> float:
     """AUROC of normal (negative) vs augmented (positive) scores; NaN when a score is not finite."""
     s = torch.cat([s_normal, s_aug]).double().cpu()
     if not torch.isfinite(s).all():
@@ -232,7 +233,7 @@ def synthetic_auroc(
         s_aug, _ = score_and_embed(model, score, normal, a=a, draw=draw, batch_size=batch_size)
     finally:
         model.train(was_training)
-    return _auroc(s_normal, s_aug)
+    return separation_auroc(s_normal, s_aug)
 
 
 def tune_augmentation(
@@ -341,29 +342,36 @@ def label_free_scores(
         s_trn, z_trn = score_and_embed(model, score, normal, **kw)
         _, z_pool = score_and_embed(model, score, pool, **kw)
         s_aug, z_aug = score_and_embed(model, score, normal, a=a0, draw=draw, **kw)
-        a1 = tune_augmentation(
-            model,
-            score,
-            normal,
-            z_trn,
-            z_pool,
-            a0,
-            draw,
-            steps=steps,
-            lr=lr,
-            tune_batch=tune_batch,
-            grid=grid,
-            seed=seed,
-        ).to(dtype)
-        s_aug1, z_aug1 = score_and_embed(model, score, normal, a=a1, draw=draw, **kw)
+        a1 = (
+            a0
+            if steps == 0
+            else tune_augmentation(
+                model,
+                score,
+                normal,
+                z_trn,
+                z_pool,
+                a0,
+                draw,
+                steps=steps,
+                lr=lr,
+                tune_batch=tune_batch,
+                grid=grid,
+                seed=seed,
+            ).to(dtype)
+        )
+        if steps > 0:
+            s_aug1, z_aug1 = score_and_embed(model, score, normal, a=a1, draw=draw, **kw)
+        else:  # untuned: the augmentation is the initial one
+            s_aug1, z_aug1 = s_aug, z_aug
     finally:
         model.train(was_training)
     metrics = {
-        "synthetic_auroc": _auroc(s_trn, s_aug),
+        "synthetic_auroc": separation_auroc(s_trn, s_aug),
         "alignment_loss": float(alignment_loss(z_trn, z_aug, z_pool)),
-        "synthetic_auroc_tuned": _auroc(s_trn, s_aug1),
+        "synthetic_auroc_tuned": separation_auroc(s_trn, s_aug1),
         "alignment_loss_tuned": float(alignment_loss(z_trn, z_aug1, z_pool)),
         "aug_area": float(a1[0]),
         "aug_aspect": float(a1[1]),
     }
-    return LabelFreeResult(metrics)
+    return LabelFreeResult(metrics, s_trn)
