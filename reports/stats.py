@@ -59,7 +59,7 @@ def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: 
     columns metric, optimizer, arch, amplification, factor, seed, twin_of and `value`.
     """
     df = trials[trials[value].notna()].copy()
-    df["setting"] = df.apply(_setting, axis=1)
+    df["setting"] = [_setting(row) for _, row in df.iterrows()]  # (DataFrame.apply turns an empty frame 2-D)
     df["seed"] = df["seed"].astype(str)
     df = df.rename(columns={value: "y"})
     columns = [
