@@ -80,7 +80,7 @@ def test_an_optimizer_interaction_is_reported_per_optimizer_not_averaged() -> No
 def test_null_studies_rarely_declare_a_gain() -> None:
     """Holm controls the family-wise error: <= 5% of null studies declare any gain, + binomial tolerance."""
     rng = np.random.default_rng(123)
-    n = 60
+    n = 120
     declared = sum((amplification_effects(_study(rng, {}))["verdict"] == "gain").any() for _ in range(n))
     assert declared <= binom.ppf(0.99, n, 0.05), declared
 
