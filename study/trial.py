@@ -126,13 +126,7 @@ def run_trial(
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.data)
     metric = get_metric(cfg.metric)
-    meta = {
-        "arch": cfg.arch,
-        "in_channels": data.in_channels,
-        "image_size": data.image_size,
-        "latent_dim": cfg.latent_dim,
-        "width": cfg.width,
-    }
+    meta = model_meta(cfg, data)
     model = build_model(**meta).to(device)
     train_x = data.train.to(device)
     val_x = data.val.to(device)
@@ -160,10 +154,37 @@ def run_trial(
             "diverged_value": float(trained.diverged_value),
         }
         return TrialResult(cfg, "diverged", metrics, trained.history, model_meta=meta)
+    return measure_trained(model, data, cfg, device, metrics, trained.history)
 
+
+def model_meta(cfg: TrialConfig, data: OneClassData) -> dict[str, Any]:
+    """The `build_model` arguments of a trial: what rebuilds its model."""
+    return {
+        "arch": cfg.arch,
+        "in_channels": data.in_channels,
+        "image_size": data.image_size,
+        "latent_dim": cfg.latent_dim,
+        "width": cfg.width,
+    }
+
+
+def measure_trained(
+    model: nn.Module,
+    data: OneClassData,
+    cfg: TrialConfig,
+    device: torch.device,
+    metrics: dict[str, float],
+    history: list[dict[str, float]],
+) -> TrialResult:
+    """Detection, steepness and label-free scores of a trained model: the end of a finished trial.
+
+    Shared by solo trials and packed ones (study.packing), so a pack member is measured exactly as
+    a solo trial is. `metrics` holds what training recorded (epochs_run, train_time_s).
+    """
+    metric = get_metric(cfg.metric)
     scores = anomaly_scores(model, data.test, metric)
     labels = data.test_labels.numpy()
-    metrics |= detection_metrics(scores, labels)
+    metrics = metrics | detection_metrics(scores, labels)
     landscape, steep = _steepness(model, data, cfg, device)
     metrics |= steep
     if cfg.label_free.enabled:
@@ -173,11 +194,11 @@ def run_trial(
         cfg,
         "finished",
         metrics,
-        trained.history,
+        history,
         scores={"scores": scores, "labels": labels},
         landscape=landscape,
         model_state=state_dict,
-        model_meta=meta,
+        model_meta=model_meta(cfg, data),
     )
 
 
