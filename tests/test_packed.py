@@ -23,8 +23,11 @@ import pytest
 import torch
 
 from study.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConfig
+from study.losses import get_metric
+from study.models import build_model
 from study.packing import BATCHABLE, pack_key, pack_plan, run_pack
 from study.packing.plan import check_packable
+from study.packing.stack import StackedModel
 from study.trial import TrialResult, run_trial
 
 # A tiny Fashion-MNIST subset: 28x28 images, so conv_ae has three BatchNorm'd stride-2 blocks.
@@ -133,6 +136,31 @@ def test_adamw_pack_matches_solo_on_mlp() -> None:
     cfgs = configs("adamw", ADAM_MEMBERS[:3], arch="mlp_ae", epochs=2, weight_decay=0.05)
     for packed, solo in zip(run_pack(cfgs), [run_trial(c) for c in cfgs], strict=True):
         assert_same_trial(packed, solo)
+
+
+@pytest.mark.parametrize("arch", ["conv_ae", "unet_ae", "mlp_ae"])
+def test_vmapped_evaluation_equals_the_member_loop(arch: str) -> None:
+    """Evaluation is vmapped on a GPU and looped on a CPU; both give each member's eval-mode scores."""
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model(arch, 1, 28, 8, 4))
+    for m in models:  # non-trivial running statistics
+        m(torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0)))
+    stack = StackedModel.from_modules(models, torch.device("cpu"))
+    x = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    mse = get_metric("mse").score
+    scores = {}
+    for loop in (True, False):
+        stack.loop_eval = loop
+        scores[loop] = stack.score_shared(
+            x, lambda x_hat, xb: mse(x_hat.flatten(0, 1), xb.repeat(3, 1, 1, 1)).view(3, -1)
+        )
+    for k, m in enumerate(models):
+        m.eval()
+        with torch.no_grad():
+            torch.testing.assert_close(scores[False][k], mse(m(x), x), rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(scores[True], scores[False], rtol=1e-5, atol=1e-7)
 
 
 def test_diverging_member_is_masked_at_its_epoch_and_the_others_go_on() -> None:
