@@ -15,6 +15,7 @@ by up to 2.6e-3 between 1 and 2 threads for the same reason.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import random
 
@@ -26,6 +27,7 @@ from study.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConf
 from study.losses import get_metric
 from study.models import build_model
 from study.packing import BATCHABLE, pack_key, pack_plan, run_pack
+from study.packing.optim import build_stacked_optimizer
 from study.packing.plan import check_packable
 from study.packing.stack import StackedModel
 from study.trial import TrialResult, run_trial
@@ -136,6 +138,42 @@ def test_adamw_pack_matches_solo_on_mlp() -> None:
     cfgs = configs("adamw", ADAM_MEMBERS[:3], arch="mlp_ae", epochs=2, weight_decay=0.05)
     for packed, solo in zip(run_pack(cfgs), [run_trial(c) for c in cfgs], strict=True):
         assert_same_trial(packed, solo)
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_stacked_optimizer_steps_each_member_as_torch_optim(name: str) -> None:
+    """Same gradients in, same parameters out: per-member lr, momentum (0 included) and weight decay."""
+    hyper = {"lr": [1e-3, 3e-2, 0.1], "momentum": [0.9, 0.0, 0.5], "weight_decay": [0.0, 1e-2, 1e-3]}
+    solo_optimizer = {
+        "adam": lambda p, h: torch.optim.Adam(p, lr=h["lr"], weight_decay=h["weight_decay"]),
+        "adamw": lambda p, h: torch.optim.AdamW(p, lr=h["lr"], weight_decay=h["weight_decay"]),
+        "sgd": lambda p, h: torch.optim.SGD(
+            p, lr=h["lr"], momentum=h["momentum"], weight_decay=h["weight_decay"]
+        ),
+    }[name]
+    models = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        models.append(build_model("conv_ae", 1, 8, 8, 4))
+    solos = [copy.deepcopy(m) for m in models]
+    stack = StackedModel.from_modules(models, torch.device("cpu"))
+    member_hyper = [{k: v[i] for k, v in hyper.items()} for i in range(3)]
+    optimizers = [solo_optimizer(list(m.parameters()), h) for m, h in zip(solos, member_hyper, strict=True)]
+    stacked = build_stacked_optimizer(
+        name, torch.device("cpu"), **{k: torch.tensor(v, dtype=torch.float64) for k, v in hyper.items()}
+    )
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        for key, p in stack.params.items():
+            p.grad = torch.randn(p.shape, generator=gen)
+            for k, m in enumerate(solos):
+                m.get_parameter(key).grad = p.grad[k].clone()
+        for opt in optimizers:
+            opt.step()
+        stacked.step(stack.params)
+    for k, m in enumerate(solos):
+        for key, p in m.named_parameters():
+            torch.testing.assert_close(stack.params[key][k], p, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("arch", ["conv_ae", "unet_ae", "mlp_ae"])

@@ -40,16 +40,34 @@ class StackedOptimizer(Protocol):
 
 
 def _per_member(values: Tensor, like: Tensor) -> Tensor:
-    """[K] float64 hyperparameters as a [K, 1, ...] tensor broadcasting over `like` ([K, ...])."""
-    return values.to(device=like.device, dtype=like.dtype).view(-1, *[1] * (like.dim() - 1))
+    """[K] per-member values as a [K, 1, ...] view broadcasting over `like` ([K, ...])."""
+    return values.view(-1, *[1] * (like.dim() - 1))
+
+
+class _Hyper:
+    """Per-member hyperparameters as float64 [K] tensors on the parameters' device.
+
+    Kept on the device so a step copies nothing from the host: on CUDA a
+    host-to-device copy from pageable memory would wait for the queued kernels
+    and stall the pipeline every step.
+    """
+
+    def __init__(self, device: torch.device, **values: Tensor) -> None:
+        self.values = {k: v.to(device=device, dtype=torch.float64) for k, v in values.items()}
+        self.nonzero = {k: bool((v != 0).any()) for k, v in values.items()}
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.values[name]
+
+    def keep(self, index: Tensor) -> None:
+        self.values = {k: v[index] for k, v in self.values.items()}
 
 
 class StackedAdam:
     """Adam (L2 weight decay added to the gradient) or AdamW (decoupled decay) per member."""
 
-    def __init__(self, lr: Tensor, weight_decay: Tensor, *, decoupled: bool) -> None:
-        self.lr = lr.double().cpu()
-        self.weight_decay = weight_decay.double().cpu()
+    def __init__(self, hyper: _Hyper, *, decoupled: bool) -> None:
+        self.hyper = hyper
         self.decoupled = decoupled
         self.steps = 0
         self.exp_avg: dict[str, Tensor] = {}
@@ -61,15 +79,18 @@ class StackedAdam:
         self.steps += 1
         bias1 = 1 - beta1 ** float(self.steps)
         bias2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
-        neg_step = -(self.lr / bias1)
-        decay = 1 - self.lr * self.weight_decay
-        use_decay = bool((self.weight_decay != 0).any())
+        dtype = next(iter(params.values())).dtype
+        lr, wd = self.hyper["lr"], self.hyper["weight_decay"]
+        neg_step = (-(lr / bias1)).to(dtype)  # float64 like torch's Python scalars, then cast
+        use_decay = self.hyper.nonzero["weight_decay"]
+        decay = (1 - lr * wd).to(dtype) if use_decay and self.decoupled else None
+        wd = wd.to(dtype)
         for name, p in params.items():
             grad = p.grad
-            if use_decay and self.decoupled:
+            if decay is not None:
                 p.mul_(_per_member(decay, p))
             elif use_decay:
-                grad = torch.addcmul(grad, p, _per_member(self.weight_decay, p))
+                grad = torch.addcmul(grad, p, _per_member(wd, p))
             if name not in self.exp_avg:
                 self.exp_avg[name] = torch.zeros_like(p)
                 self.exp_avg_sq[name] = torch.zeros_like(p)
@@ -81,7 +102,7 @@ class StackedAdam:
             p.addcdiv_(exp_avg * _per_member(neg_step, p), denom)
 
     def keep(self, index: Tensor) -> None:
-        self.lr, self.weight_decay = self.lr[index.cpu()], self.weight_decay[index.cpu()]
+        self.hyper.keep(index)
         self.exp_avg = {k: v[index] for k, v in self.exp_avg.items()}
         self.exp_avg_sq = {k: v[index] for k, v in self.exp_avg_sq.items()}
 
@@ -89,46 +110,42 @@ class StackedAdam:
 class StackedSGD:
     """SGD with per-member momentum (0 = plain SGD) and L2 weight decay."""
 
-    def __init__(self, lr: Tensor, momentum: Tensor, weight_decay: Tensor) -> None:
-        self.lr = lr.double().cpu()
-        self.momentum = momentum.double().cpu()
-        self.weight_decay = weight_decay.double().cpu()
+    def __init__(self, hyper: _Hyper) -> None:
+        self.hyper = hyper
         self.buffers: dict[str, Tensor] = {}
 
     @torch.no_grad()
     def step(self, params: dict[str, Tensor]) -> None:
-        use_decay = bool((self.weight_decay != 0).any())
-        use_momentum = bool((self.momentum != 0).any())
+        dtype = next(iter(params.values())).dtype
+        neg_lr = (-self.hyper["lr"]).to(dtype)
+        momentum = self.hyper["momentum"].to(dtype)
+        wd = self.hyper["weight_decay"].to(dtype)
         for name, p in params.items():
             grad = p.grad
-            if use_decay:
-                grad = torch.addcmul(grad, p, _per_member(self.weight_decay, p))
-            if use_momentum:
+            if self.hyper.nonzero["weight_decay"]:
+                grad = torch.addcmul(grad, p, _per_member(wd, p))
+            if self.hyper.nonzero["momentum"]:
                 if name not in self.buffers:
                     self.buffers[name] = grad.detach().clone()
                 else:
-                    self.buffers[name].mul_(_per_member(self.momentum, p)).add_(grad)
+                    self.buffers[name].mul_(_per_member(momentum, p)).add_(grad)
                 grad = self.buffers[name]
-            p.addcmul_(grad, _per_member(-self.lr, p))
+            p.addcmul_(grad, _per_member(neg_lr, p))
 
     def keep(self, index: Tensor) -> None:
-        cpu = index.cpu()
-        self.lr, self.momentum, self.weight_decay = self.lr[cpu], self.momentum[cpu], self.weight_decay[cpu]
+        self.hyper.keep(index)
         self.buffers = {k: v[index] for k, v in self.buffers.items()}
 
 
-# name -> factory(lr, momentum, weight_decay), each a [K] tensor
-StackedFactory = Callable[[Tensor, Tensor, Tensor], StackedOptimizer]
-
-STACKED_OPTIMIZERS: dict[str, StackedFactory] = {
-    "adam": lambda lr, momentum, wd: StackedAdam(lr, wd, decoupled=False),
-    "adamw": lambda lr, momentum, wd: StackedAdam(lr, wd, decoupled=True),
-    "sgd": lambda lr, momentum, wd: StackedSGD(lr, momentum, wd),
+STACKED_OPTIMIZERS: dict[str, Callable[[_Hyper], StackedOptimizer]] = {
+    "adam": lambda hyper: StackedAdam(hyper, decoupled=False),
+    "adamw": lambda hyper: StackedAdam(hyper, decoupled=True),
+    "sgd": StackedSGD,
 }
 
 
 def build_stacked_optimizer(
-    name: str, lr: Tensor, momentum: Tensor, weight_decay: Tensor
+    name: str, device: torch.device, *, lr: Tensor, momentum: Tensor, weight_decay: Tensor
 ) -> StackedOptimizer:
     """The stacked counterpart of study.train.build_optimizer; the error says what exists."""
     if name not in STACKED_OPTIMIZERS:
@@ -138,4 +155,5 @@ def build_stacked_optimizer(
             f"optimizer {name!r} has no packed version; packed: {', '.join(sorted(STACKED_OPTIMIZERS))}{hint}"
         )
         raise KeyError(msg)
-    return STACKED_OPTIMIZERS[name](lr, momentum, weight_decay)
+    hyper = _Hyper(device, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return STACKED_OPTIMIZERS[name](hyper)

@@ -122,7 +122,7 @@ def train_pack(
         name: torch.tensor([float(getattr(c, name)) for c in cfgs], dtype=torch.float64)
         for name in ("lr", "momentum", "weight_decay")
     }
-    optimizer = build_stacked_optimizer(lead.optimizer, hyper["lr"], hyper["momentum"], hyper["weight_decay"])
+    optimizer = build_stacked_optimizer(lead.optimizer, device, **hyper)
     factors = torch.tensor([c.factor for c in cfgs], dtype=torch.float32, device=device)
     objective = PackObjective([c.metric for c in cfgs], [c.amplification for c in cfgs], factors)
     gens = [torch.Generator().manual_seed(c.seed) for c in cfgs]
