@@ -34,7 +34,7 @@ from torch import nn
 
 from study.collapse import measure_collapse
 from study.config import TrialConfig
-from study.data import load_dataset
+from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
 from study.labelfree import label_free_metrics
 from study.losses import get_metric
@@ -137,20 +137,11 @@ def run_trial(
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.data)
     metric = get_metric(cfg.metric)
-    meta = {
-        "arch": cfg.arch,
-        "in_channels": data.in_channels,
-        "image_size": data.image_size,
-        "latent_dim": cfg.latent_dim,
-        "width": cfg.width,
-    }
+    meta = model_meta(cfg, data)
     model = build_model(**meta).to(device)
     train_x = data.train.to(device)
     val_x = data.val.to(device)
-    val_idx, test_idx = selection_split(data.test_labels.numpy(), cfg.data.split_seed)
-    eval_idx = val_idx[
-        stratified_subset(data.test_labels[val_idx], cfg.eval_limit, cfg.data.split_seed).numpy()
-    ]
+    eval_idx, _ = evaluation_split(data, cfg)
     eval_x, eval_y = data.test[torch.from_numpy(eval_idx)], data.test_labels.numpy()[eval_idx]
 
     def on_epoch(epoch: int, stats: dict[str, float], snapshot: Callable[[], TrainState]) -> None:
@@ -169,41 +160,82 @@ def run_trial(
         "train_time_s": trained.train_time_s,
     }
     if trained.status == "diverged":
-        value = float(trained.diverged_value)
-        metrics |= {
-            "diverged_epoch": float(trained.diverged_epoch),
-            # MLflow stores finite numbers only: +-inf as +-float max, NaN flagged apart.
-            "diverged_value": float(np.nan_to_num(value, nan=0.0)),
-            "diverged_is_nan": float(np.isnan(value)),
-        }
+        metrics |= diverged_metrics(trained.diverged_epoch, trained.diverged_value)
         return TrialResult(cfg, "diverged", metrics, trained.history, model_meta=meta)
+    return measure_trained(model, data, cfg, device, metrics, trained.history)
 
+
+def diverged_metrics(epoch: int, value: float) -> dict[str, float]:
+    """Where and how a trial diverged, as MLflow can store it: finite numbers only (+-inf becomes
+    +-float max; NaN is flagged apart)."""
+    value = float(value)
+    return {
+        "diverged_epoch": float(epoch),
+        "diverged_value": float(np.nan_to_num(value, nan=0.0)),
+        "diverged_is_nan": float(np.isnan(value)),
+    }
+
+
+def model_meta(cfg: TrialConfig, data: OneClassData) -> dict[str, Any]:
+    """The `build_model` arguments of a trial: what rebuilds its model."""
+    return {
+        "arch": cfg.arch,
+        "in_channels": data.in_channels,
+        "image_size": data.image_size,
+        "latent_dim": cfg.latent_dim,
+        "width": cfg.width,
+    }
+
+
+def measure_trained(
+    model: nn.Module,
+    data: OneClassData,
+    cfg: TrialConfig,
+    device: torch.device,
+    metrics: dict[str, float],
+    history: list[dict[str, float]],
+) -> TrialResult:
+    """Detection, steepness and label-free scores of a trained model: the end of a finished trial.
+
+    Shared by solo trials and packed ones (study.packing), so a pack member is measured exactly as
+    a solo trial is. `metrics` holds what training recorded (epochs_run, train_time_s).
+    """
+    metric = get_metric(cfg.metric)
+    epochs_run = int(metrics["epochs_run"])
+    eval_idx, test_idx = evaluation_split(data, cfg)
     all_scores = anomaly_scores(model, data.test, metric)
     all_labels = data.test_labels.numpy()
     val = detection_metrics(all_scores[eval_idx], all_labels[eval_idx])  # = the last epoch's
-    metrics |= {"val_auroc": val["auroc"], "val_ap": val["ap"]}
+    metrics = metrics | {"val_auroc": val["auroc"], "val_ap": val["ap"]}
     metrics |= detection_metrics(all_scores[test_idx], all_labels[test_idx])
     test_part = np.zeros(len(all_labels), dtype=bool)
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
     metrics |= check.metrics
-    landscape, steep = trial_steepness(model, data, cfg, device, trained.epochs_run)
+    landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
     if cfg.label_free.enabled:
-        metrics |= label_free_metrics(
-            model, data, cfg, device, train_samples=trained.epochs_run * len(train_x)
-        )
+        metrics |= label_free_metrics(model, data, cfg, device, train_samples=epochs_run * len(data.train))
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
         "collapsed" if check.collapsed else "finished",
         metrics,
-        trained.history,
+        history,
         scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},
         landscape=landscape,
         model_state=state_dict,
-        model_meta=meta,
+        model_meta=model_meta(cfg, data),
     )
+
+
+def evaluation_split(data: OneClassData, cfg: TrialConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(eval, test) indices: `eval_limit` samples of the validation part, stratified, and the test part."""
+    val_idx, test_idx = selection_split(data.test_labels.numpy(), cfg.data.split_seed)
+    eval_idx = val_idx[
+        stratified_subset(data.test_labels[val_idx], cfg.eval_limit, cfg.data.split_seed).numpy()
+    ]
+    return eval_idx, test_idx
 
 
 def selection_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
