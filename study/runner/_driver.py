@@ -25,6 +25,7 @@ from study.runner._keys import (
 )
 from study.runner._tuner import _tuner
 from study.spec import StudySpec, load_spec
+from study.storage import check_storage
 from study.tracking import (
     TERMINAL,
     StudyTracker,
@@ -37,7 +38,9 @@ from study.tracking import (
 
 
 def _storage(storage_path: str | None) -> Path:
-    return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    path = Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+    check_storage(path)
+    return path
 
 
 def study_dir(storage: Path, name: str) -> Path:
