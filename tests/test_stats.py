@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from reports.stats import amplification_effects, verdict_sentence
+from reports.stats import amplification_effects
+from reports.verdicts import verdict_sentence
 
 
 def _study(
