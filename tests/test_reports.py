@@ -557,6 +557,27 @@ def test_report_on_real_study(tiny_study, tmp_path) -> None:
     assert f"recorded {len(children)} trials" in page
 
 
+@pytest.mark.slow
+def test_cost_and_divergence_metrics_reach_mlflow(tiny_study) -> None:
+    """README's metric list: `train_time_s` on every trained trial, `diverged_value` on diverged ones."""
+    import sys
+
+    client = MlflowClient(tracking_uri=tiny_study.tracking_uri)
+    experiment = client.get_experiment_by_name(tiny_study.name)
+    runs = client.search_runs([experiment.experiment_id], "tags.`lamp.role` = 'trial'", max_results=10_000)
+    by_status = defaultdict(list)
+    for run in runs:
+        by_status[run.data.tags["lamp.status"]].append(run.data.metrics)
+    trained = by_status["finished"] + by_status["collapsed"] + by_status["diverged"]
+    assert by_status["diverged"], "tests/specs/tiny.yaml's exp at λ=1e5 must diverge"
+    assert trained and all(m["train_time_s"] > 0 for m in trained)
+    for m in by_status["diverged"]:
+        assert m["diverged_epoch"] >= 1 and m["diverged_is_nan"] in (0.0, 1.0)
+        # the loss was non-finite: MLflow keeps +-inf as +-float max, NaN as 0 with the flag
+        value, is_nan = m["diverged_value"], m["diverged_is_nan"] == 1.0
+        assert value == 0.0 if is_nan else abs(value) == sys.float_info.max
+
+
 def test_pairing_uses_the_same_seed_and_falls_back_to_the_partner_seed_mean() -> None:
     import pandas as pd
 
