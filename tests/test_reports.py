@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import math
 import os
 import shutil
@@ -444,6 +445,22 @@ def test_label_free_regret_and_rank_correlation(main) -> None:
         rho, _ = stats.spearmanr([t.metrics[name] for t in done], [t.metrics["auroc"] for t in done])
         assert score.rho == pytest.approx(rho)
         assert f"{name}: ρ = {rho:.2f}" in page and f"regret {oracle - pick.metrics['auroc']:.4f}" in page
+        # these scores track AUROC in the generative model: significantly, in the right direction
+        assert score.verdict == "ranks trials" and f"regret {score.regret:.4f} (ranks trials)" in page
+    # each selector is set beside a random pick and the default configuration (TrialConfig's defaults)
+    random_regret = oracle - float(np.mean([t.metrics["auroc"] for t in done]))
+    default = [
+        t.metrics["auroc"]
+        for t in done
+        if (t.config.arch, t.config.optimizer, t.config.metric, t.config.amplification, t.config.factor)
+        == ("conv_ae", "adam", "mse", "linear", 1.0)
+        and t.config.twin_of == 0.0
+    ]
+    assert data.random_regret == pytest.approx(random_regret)
+    assert data.default_regret == pytest.approx(oracle - float(np.mean(default)))
+    assert html.escape(f"a random pick's expected regret is {random_regret:.4f}") in page
+    assert f"{oracle - float(np.mean(default)):.4f}" in page
+    assert html.escape("random pick's regret") in page and html.escape("default's regret") in page  # columns
     assert len(figure(page, "fig-label-free-scatter")["data"]) == 4
 
 
