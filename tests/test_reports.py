@@ -593,6 +593,19 @@ def test_cost_and_divergence_metrics_reach_mlflow(tiny_study) -> None:
         # the loss was non-finite: MLflow keeps +-inf as +-float max, NaN as 0 with the flag
         value, is_nan = m["diverged_value"], m["diverged_is_nan"] == 1.0
         assert value == 0.0 if is_nan else abs(value) == sys.float_info.max
+    # every metric a trial logs is in README's list (`amp_x` under x, per-family metrics as `<family>`)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("## What a study looks like in MLflow")[1].split("\n## ")[0]
+    from study.labelfree import FAMILIES
+
+    def family_form(key: str) -> str:
+        for prefix in ("synthetic_auroc_", "reference_auroc_", "severity_"):
+            if key.removeprefix(prefix) in FAMILIES:
+                return f"{prefix}<family>"
+        return key
+
+    logged = {family_form(k.removeprefix("amp_")) for run in runs for k in run.data.metrics}
+    assert len(logged) > 20 and {k for k in logged if f"`{k}`" not in listed} == set()
 
 
 def test_pairing_uses_the_same_seed_and_falls_back_to_the_partner_seed_mean() -> None:
