@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from reports.extract import STATUSES, ArtifactLoader, Study
 from reports.labels import CORE_PARAMS, describe
 from reports.section import Panel, html_table
+from reports.verdicts import baseline_sentence
 from study.collapse import VAR_RATIO_MIN
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
@@ -310,15 +311,8 @@ def _baselines_caption(data: SummaryData) -> str:
     )
     if data.best_beats_baselines is None:
         return head + "There is no best trial with a test AUROC to compare."
-    if data.best_beats_baselines:
-        return head + (
-            f"The best trial (AUROC {data.best_auroc:.4f}) beats the strongest baseline "
-            f"({name.removeprefix('baseline_').removesuffix('_auroc')}, {top:.4f})."
-        )
-    return head + (
-        f"Warning: the best trial (AUROC {data.best_auroc:.4f}) does not beat the baseline "
-        f"{name.removeprefix('baseline_').removesuffix('_auroc')} ({top:.4f}): on this data the models "
-        "detect nothing a score without a model does not."
+    return head + baseline_sentence(
+        data.best_auroc, name.removeprefix("baseline_").removesuffix("_auroc"), top, data.best_beats_baselines
     )
 
 

@@ -120,3 +120,33 @@ def steepness_sentence(measure: str, value: str, st: StratifiedRho, alpha: float
         f"with n ≥ 4, {fmt_p(combined_p)}): {verdict}. The pooled ρ ignoring strata is {pooled}; it mixes "
         "the strata (the metric shifts both steepness and detection) and is not evidence"
     )
+
+
+def baseline_sentence(best_auroc: float, baseline: str, top: float, beats: bool) -> str:
+    """The best trial against the strongest model-free score: two values on one test part, not a test."""
+    if beats:
+        return (
+            f"The best trial (AUROC {best_auroc:.4f}) is above the strongest baseline ({baseline}, {top:.4f}) "
+            "on this test part (a comparison of two values, not a test)."
+        )
+    return (
+        f"Warning: the best trial (AUROC {best_auroc:.4f}) does not beat the baseline {baseline} ({top:.4f}): "
+        "on this test part a score without a model detects at least as well as the best model of the study."
+    )
+
+
+def selector_verdict(agreement: float, p_two_sided: float, alpha: float) -> str:
+    """`ranks trials` only when the agreement ρ is significantly positive (one-sided p < alpha)."""
+    if not math.isfinite(agreement):
+        return "no better than random here"
+    if p_two_sided / 2 < alpha:
+        return "ranks trials" if agreement > 0 else "wrong sign"
+    return "no better than random here"
+
+
+def selector_rule(alpha: float) -> str:
+    """How a label-free score is flagged, stated once beside the flags."""
+    return (
+        f"A score is flagged 'no better than random here' unless its ρ is significantly positive "
+        f"(one-sided p < {alpha}), and 'wrong sign' when it is significantly negative."
+    )
