@@ -40,7 +40,8 @@ def verdict_sentence(row: pd.Series) -> str:
     )
     return (
         f"{head} — not detectable: the interval is ±{(row['ci_high'] - row['ci_low']) / 2:.3f}; "
-        f"{row['n_seeds']} seeds would detect an effect of {row['detectable']:.3f}{needed}"
+        f"{row['n_seeds']} seed{'s' if row['n_seeds'] != 1 else ''} would detect an effect of "
+        f"{row['detectable']:.3f}{needed}"
     )
 
 
