@@ -16,10 +16,11 @@ import plotly.graph_objects as go
 from reports.extract import Study
 from reports.section import Panel, html_table
 from reports.stats import STRATUM, amplification_effects
-from reports.verdicts import effects_caption
+from reports.verdicts import cell_label, effects_caption
 
 VERDICT_COLOURS = {"gain": "#2ca02c", "harm": "#d62728", "not detectable": "#7f7f7f"}
 NEEDED = {*STRATUM, "amplification", "factor", "seed"}
+_NOT_OTHER = ("amplification", "factor", "seed", "twin_of")  # the comparison itself and the replicate
 
 
 @dataclass(frozen=True)
@@ -32,23 +33,34 @@ class EffectsData:
     alpha: float
 
 
-def model_frame(study: Study) -> pd.DataFrame:
-    """The finished trials the linear model uses (with `twin_of`), or an empty frame without the columns."""
+def model_frame(study: Study) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The finished trials the linear model uses (with `twin_of`) and the other params they vary.
+
+    An lr varied only by the twins (lr x twin_of) is not "other": the twin's setting carries it.
+    """
     frame = study.finished()
     if not NEEDED | {study.detection} <= set(frame.columns):
-        return frame.iloc[:0]
+        return frame.iloc[:0], ()
     frame = frame[frame[study.detection].notna()]
-    return frame.assign(twin_of=frame.get("twin_of", 0.0))
+    frame = frame.assign(twin_of=frame.get("twin_of", 0.0))
+    twin = frame["twin_of"].astype(float) > 0
+    extra = []
+    for p in study.param_columns:
+        if p in (*STRATUM, *_NOT_OTHER) or p not in frame:
+            continue
+        values = frame[p] / frame["twin_of"].where(twin, 1.0) if p == "lr" else frame[p]
+        if values.map(lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)).nunique() > 1:
+            extra.append(p)
+    return frame, tuple(extra)
 
 
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     """Effects on the test-part detection metric of the study's finished trials."""
-    frame = model_frame(study)
+    frame, extra = model_frame(study)
     if frame.empty:
         return EffectsData(study.detection, pd.DataFrame(), 0, alpha)
-    return EffectsData(
-        study.detection, amplification_effects(frame, study.detection, alpha=alpha), len(frame), alpha
-    )
+    effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra)
+    return EffectsData(study.detection, effects, len(frame), alpha)
 
 
 def draw_effects(data: EffectsData) -> list[Panel]:
@@ -74,8 +86,8 @@ def draw_effects(data: EffectsData) -> list[Panel]:
 
 def comparison_label(row: pd.Series) -> str:
     """`mse · conv_ae · exp λ=10 vs baseline` (the optimizer is the panel)."""
-    other = "vs baseline" if row["kind"] == "gain" else "vs lr twin"
-    return f"{row['metric']} · {row['arch']} · {row['amplification']} λ={row['factor']:g} {other}"
+    versus = "vs baseline" if row["kind"] == "gain" else "vs lr twin"
+    return f"{cell_label(row, optimizer=False)} · {row['amplification']} λ={row['factor']:g} {versus}"
 
 
 def _forest(rows: pd.DataFrame, value: str) -> go.Figure:
@@ -114,11 +126,23 @@ def _forest(rows: pd.DataFrame, value: str) -> go.Figure:
 
 def _table(rows: pd.DataFrame) -> str:
     return html_table(
-        ["metric", "arch", "comparison", "form", "λ", "estimate", "95% CI", "Holm p", "verdict"],
+        [
+            "metric",
+            "arch",
+            "other params",
+            "comparison",
+            "form",
+            "λ",
+            "estimate",
+            "95% CI",
+            "Holm p",
+            "verdict",
+        ],
         [
             (
                 r["metric"],
                 r["arch"],
+                r["other"].replace("|", ", "),
                 "vs baseline" if r["kind"] == "gain" else "vs lr twin",
                 r["amplification"],
                 f"{r['factor']:g}",

@@ -22,8 +22,8 @@ from reports.effects import model_frame
 from reports.extract import Study
 from reports.pairing import is_twin
 from reports.section import Panel
-from reports.stats import amplification_effects, fit_settings
-from reports.verdicts import lr_control_caption, scale_free_sentence
+from reports.stats import amplification_effects, fit_settings, partners
+from reports.verdicts import cell_label, lr_control_caption, scale_free_sentence
 from study.train import SCALE_SENSITIVE_OPTIMIZERS
 
 
@@ -53,26 +53,24 @@ class LrControlData:
 def extract_lr_control(study: Study, *, alpha: float = 0.05) -> LrControlData:
     """Amplified − twin rows of the effects model, with both gains over the baseline for the bars."""
     y = study.detection
-    frame = model_frame(study)
+    frame, extra = model_frame(study)
     optimizers = sorted(frame["optimizer"].astype(str).unique()) if "optimizer" in frame else []
     scale_free = [o for o in optimizers if o not in SCALE_SENSITIVE_OPTIMIZERS]
     n_twins = int(is_twin(frame).sum())
     needs_twins = len(scale_free) < len(optimizers)
-    model = fit_settings(frame, y) if not frame.empty else None
+    model = fit_settings(frame, y, extra) if not frame.empty else None
     if model is None:
         return LrControlData(y, n_twins, [], scale_free, needs_twins, alpha)
-    effects = amplification_effects(frame, y, alpha=alpha)
+    effects = amplification_effects(frame, y, alpha=alpha, extra=extra)
     comparisons = []
     for _, row in effects[effects["kind"] == "vs_twin"].iterrows():
-        stratum = f"{row['metric']}|{row['optimizer']}|{row['arch']}"
-        amplified = f"{stratum}|{row['amplification']}|{row['factor']:g}"
-        base, twin = f"{stratum}|linear|1", f"{stratum}|twin|{row['factor']:g}"
+        amplified, base, twin = partners(row)
         if base not in model.settings:
             continue
         comparisons.append(
             TwinComparison(
                 optimizer=str(row["optimizer"]),
-                label=f"{row['metric']} · {row['arch']} · {row['amplification']} λ={row['factor']:g}",
+                label=f"{cell_label(row, optimizer=False)} · {row['amplification']} λ={row['factor']:g}",
                 gain=model.contrast(amplified, base, alpha=alpha),
                 twin_gain=model.contrast(twin, base, alpha=alpha),
                 vs_twin=row,

@@ -48,12 +48,35 @@ STRATUM = ("metric", "optimizer", "arch")
 POWER = 0.8
 
 
-def setting_of(row: pd.Series) -> str:
-    """`metric|optimizer|arch|form|factor`; a twin (linear, factor 1, lr x twin_of) is `...|twin|twin_of`."""
+def setting_of(row: pd.Series, extra: tuple[str, ...] = ()) -> str:
+    """`metric|optimizer|arch[|k=v ...]|form|factor`; a twin (linear, λ 1, lr x twin_of) is `...|twin|twin_of`.
+
+    `extra` names the other params the study varies (lr, width, ...): each is part of the stratum, so
+    no comparison averages over it. A twin's lr is keyed by the lr it matches (lr / twin_of).
+    """
     twin = bool(row.get("twin_of", 0)) and row["twin_of"] > 0
     factor = float(row["twin_of"]) if twin else float(row["factor"])
+    others = [f"{k}={_base_value(row, k, twin):.6g}" if _numeric(row[k]) else f"{k}={row[k]}" for k in extra]
     return "|".join(
-        [*(str(row[k]) for k in STRATUM), "twin" if twin else row["amplification"], f"{factor:g}"]
+        [*(str(row[k]) for k in STRATUM), *others, "twin" if twin else row["amplification"], f"{factor:g}"]
+    )
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _base_value(row: pd.Series, key: str, twin: bool) -> float:
+    return float(row[key]) / float(row["twin_of"]) if key == "lr" and twin else float(row[key])
+
+
+def partners(row: pd.Series) -> tuple[str, str, str]:
+    """(amplified, baseline, twin) setting keys of an `amplification_effects` row."""
+    stratum = "|".join([*(str(row[k]) for k in STRATUM), *([row["other"]] if row["other"] else [])])
+    return (
+        f"{stratum}|{row['amplification']}|{row['factor']:g}",
+        f"{stratum}|linear|1",
+        f"{stratum}|twin|{row['factor']:g}",
     )
 
 
@@ -61,6 +84,7 @@ EFFECT_COLUMNS = [
     "metric",
     "optimizer",
     "arch",
+    "other",  # the other varied params of the stratum, `k=v|k=v` ("" when none)
     "kind",
     "amplification",
     "factor",
@@ -103,16 +127,17 @@ class SettingModel:
         )
 
 
-def fit_settings(trials: pd.DataFrame, value: str = "auroc") -> SettingModel | None:
+def fit_settings(
+    trials: pd.DataFrame, value: str = "auroc", extra: tuple[str, ...] = ()
+) -> SettingModel | None:
     """OLS of `value` on setting and seed over `trials`; None when it has no residual degree of freedom.
 
     `trials` holds finished trials only (collapsed, diverged, failed excluded by the caller) with
-    columns metric, optimizer, arch, amplification, factor, seed, twin_of and `value`.
+    columns metric, optimizer, arch, amplification, factor, seed, twin_of, `extra` and `value`.
     """
     df = trials[trials[value].notna()].copy()
-    df["setting"] = [
-        setting_of(row) for _, row in df.iterrows()
-    ]  # (DataFrame.apply turns an empty frame 2-D)
+    # a list comprehension, not DataFrame.apply: apply turns an empty frame 2-D
+    df["setting"] = [setting_of(row, extra) for _, row in df.iterrows()]
     df["seed"] = df["seed"].astype(str)
     df = df.rename(columns={value: "y"})
     if df["setting"].nunique() < 2 or len(df) <= df["setting"].nunique() + df["seed"].nunique() - 1:
@@ -132,16 +157,17 @@ def _comparisons(model: SettingModel, alpha: float) -> pd.DataFrame:
         pairs = [("gain", "|".join([*stratum, "linear", "1"]))]
         if stratum[1] in SCALE_SENSITIVE_OPTIMIZERS:  # under Adam the baseline already is the twin
             pairs.append(("vs_twin", "|".join([*stratum, "twin", factor])))
-        for kind, other in pairs:
-            if other in model.settings:
+        for kind, partner in pairs:
+            if partner in model.settings:
                 rows.append(
                     dict(
-                        zip(STRATUM, stratum, strict=True),
+                        zip(STRATUM, stratum[:3], strict=True),
+                        other="|".join(stratum[3:]),
                         kind=kind,
                         amplification=form,
                         factor=float(factor),
                     )
-                    | model.contrast(setting, other, alpha=alpha)
+                    | model.contrast(setting, partner, alpha=alpha)
                 )
     return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED])
 
@@ -166,12 +192,14 @@ def _verdicts(out: pd.DataFrame, model: SettingModel, alpha: float) -> pd.DataFr
     return out[EFFECT_COLUMNS]
 
 
-def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05) -> pd.DataFrame:
+def amplification_effects(
+    trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """One row per comparison (EFFECT_COLUMNS): stratum, kind, factor, estimate, interval, Holm p, verdict, power.
 
-    `trials` as for `fit_settings`; an empty frame (with the columns) when nothing can be compared.
+    `trials` and `extra` as for `fit_settings`; an empty frame (with the columns) when nothing can be compared.
     """
-    model = fit_settings(trials, value)
+    model = fit_settings(trials, value, extra)
     out = _comparisons(model, alpha) if model is not None else pd.DataFrame()
     if out.empty:
         return pd.DataFrame(columns=EFFECT_COLUMNS)

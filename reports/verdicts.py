@@ -24,11 +24,18 @@ ABSENCE = (
 )
 
 
+def cell_label(row: pd.Series, *, optimizer: bool = True) -> str:
+    """`mse · sgd · conv_ae` (+ ` · lr=0.01` for the other varied params of the stratum)."""
+    parts = [row["metric"], *([row["optimizer"]] if optimizer else []), row["arch"]]
+    other = row.get("other") or ""
+    return " · ".join([*map(str, parts), *(other.split("|") if other else [])])
+
+
 def verdict_sentence(row: pd.Series) -> str:
     """The caption of one `reports.stats.amplification_effects` row, from the same row."""
     what = "gain over the un-amplified baseline" if row["kind"] == "gain" else "difference from its lr twin"
     head = (
-        f"{row['metric']} · {row['optimizer']} · {row['arch']} · {row['amplification']} λ={row['factor']:g}: "
+        f"{cell_label(row)} · {row['amplification']} λ={row['factor']:g}: "
         f"{what} {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], Holm p = {row['p_holm']:.2g}"
     )
     if row["verdict"] != "not detectable":
