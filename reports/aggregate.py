@@ -41,14 +41,6 @@ class Estimate:
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.half_width)
 
-    def text(self, digits: int = 3, signed: bool = True) -> str:
-        """`+0.012 ± 0.004`, or `+0.012 (1 seed)` without an interval."""
-        sign = "+" if signed else ""
-        mean = f"{self.mean:{sign}.{digits}f}"
-        if not self.has_interval:
-            return f"{mean} ({self.n} seed{'s' if self.n != 1 else ''})"
-        return f"{mean} ± {self.half_width:.{digits}f}"
-
 
 def estimate(values: Sequence[float] | np.ndarray | pd.Series) -> Estimate:
     """Mean and t-based 95% half width of finite values (one value per seed)."""
