@@ -3,7 +3,9 @@
 Seeds are the unit of replication. A cell that mixes several settings (other
 params averaged out) is first averaged within each seed, then summarised over
 seeds, so the interval reflects seed-to-seed noise of the marginal mean and
-never counts one seed twice.
+never counts one seed twice. These intervals describe a figure's points; no
+verdict is drawn from them (tests of effects are `reports.stats`, their
+sentences `reports.verdicts`).
 """
 
 from __future__ import annotations
@@ -38,25 +40,6 @@ class Estimate:
     @property
     def has_interval(self) -> bool:
         return self.n >= 2 and math.isfinite(self.half_width)
-
-    @property
-    def within_noise(self) -> bool:
-        """True when the interval covers zero (or there is no interval to tell)."""
-        return not self.has_interval or abs(self.mean) <= self.half_width
-
-    def text(self, digits: int = 3, signed: bool = True) -> str:
-        """`+0.012 ± 0.004`, or `+0.012 (1 seed)` without an interval."""
-        sign = "+" if signed else ""
-        mean = f"{self.mean:{sign}.{digits}f}"
-        if not self.has_interval:
-            return f"{mean} ({self.n} seed{'s' if self.n != 1 else ''})"
-        return f"{mean} ± {self.half_width:.{digits}f}"
-
-    def verdict(self) -> str:
-        """Plain words for whether the mean differs from zero beyond seed noise."""
-        if not self.has_interval:
-            return "a single seed, so no noise estimate"
-        return "within seed noise" if self.within_noise else "beyond seed noise"
 
 
 def estimate(values: Sequence[float] | np.ndarray | pd.Series) -> Estimate:

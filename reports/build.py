@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from reports.effects import draw_effects, extract_effects
 from reports.extract import ArtifactLoader, Study, load_study
 from reports.html import render_html
 from reports.labelfree import draw_label_free, extract_label_free
@@ -14,7 +15,6 @@ from reports.lr_control import draw_lr_control, extract_lr_control
 from reports.scores import draw_scores, extract_scores
 from reports.section import Section
 from reports.sensitivity import draw_sensitivity, extract_sensitivity
-from reports.stats import draw_effects, extract_effects
 from reports.steepness import draw_steepness, extract_steepness
 from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
 

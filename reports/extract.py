@@ -266,10 +266,10 @@ def _trials_frame(runs: list[Run]) -> tuple[pd.DataFrame, list[str], list[str]]:
             row[metric_cols[m]] = v
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*FIXED_COLUMNS, *param_names, *metric_cols.values()])
-    for p in param_names:
-        frame[p] = _parse_param(frame[p], declared.get(p))
-    for m in metric_cols.values():
-        frame[m] = pd.to_numeric(frame[m], errors="coerce").astype(float)
+    parsed = {p: _parse_param(frame[p], declared.get(p)) for p in param_names}
+    parsed |= {m: pd.to_numeric(frame[m], errors="coerce").astype(float) for m in metric_cols.values()}
+    # one concat, not a column at a time: a frame built column by column is fragmented (slow to extend)
+    frame = pd.concat([frame[list(FIXED_COLUMNS)], pd.DataFrame(parsed, index=frame.index)], axis=1)
     frame = frame.sort_values(["start_time", "trial_id"], kind="mergesort").reset_index(drop=True)
     return frame, param_names, list(metric_cols.values())
 

@@ -37,6 +37,7 @@ from scipy.stats import spearmanr
 from reports.extract import Study
 from reports.labels import describe, fmt_p
 from reports.section import Panel, html_table
+from reports.verdicts import selector_rule, selector_verdict
 from study.config import TrialConfig
 from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS, family_columns, selector_scores
 
@@ -73,13 +74,7 @@ class SelectionScore:
     @property
     def verdict(self) -> str:
         """`ranks trials`, `no better than random here` or `wrong sign` (one-sided test of the agreement)."""
-        if not math.isfinite(self.agreement):
-            return "no better than random here"
-        if self.agreement < 0 and self.p / 2 < ALPHA:
-            return "wrong sign"
-        if self.agreement > 0 and self.p / 2 < ALPHA:
-            return "ranks trials"
-        return "no better than random here"
+        return selector_verdict(self.agreement, self.p, ALPHA)
 
 
 @dataclass(frozen=True)
@@ -310,8 +305,7 @@ def _caption(data: LabelFreeData) -> str:
         f"ρ < 0 for losses) and picks a trial close to the best one ({data.detection} {data.oracle:.4f}, "
         f"{data.oracle_trial}); regret is that best value minus the {data.detection} of the trial the score picks. "
         f"For comparison, a random pick's expected regret is {data.random_regret:.4f} and {default}. "
-        f"A score is flagged 'no better than random here' unless its ρ is significantly positive "
-        f"(one-sided p < {ALPHA}), and 'wrong sign' when it is significantly negative. "
+        f"{selector_rule(ALPHA)} "
         f"{'; '.join(parts)}. "
         f"Selecting with {chosen.name} (this study's label-free choice) costs {chosen.regret:.4f} {data.detection} "
         f"here, against {data.random_regret:.4f} for a random pick. "

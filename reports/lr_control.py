@@ -1,196 +1,134 @@
 """Effective-learning-rate control: is an amplification gain more than a larger step size?
 
-For every amplified setting (factor != 1, not a twin) the gain over its baseline
-is set beside the gain of its lr-matched twin (linear, factor 1, lr x factor);
-`reports.pairing` defines both partners. Under SGD, linear amplification *is*
-the twin (DESIGN fact 1), so their difference measures what LAMP adds.
+Under a scale-sensitive optimizer (SGD) linear amplification *is* a larger
+learning rate (DESIGN fact 1), so every amplified setting has an lr-matched
+twin (linear, λ = 1, lr × λ) and the test is amplified − twin. Those contrasts
+are rows of the effects model (`reports.stats`, one Holm family with the
+gains); the twin's own gain over the baseline is a contrast of the same model,
+shown beside the amplified gain as a picture, not tested. One panel per
+optimizer; under Adam-like optimizers the baseline is the control and the
+effects section's gains are the test.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.aggregate import Estimate, factor_levels, fmt_factor, seed_estimates
+from reports.effects import model_frame
 from reports.extract import Study
-from reports.pairing import is_twin, paired
+from reports.pairing import is_twin
 from reports.section import Panel
+from reports.stats import amplification_effects, fit_settings, partners
+from reports.verdicts import cell_label, lr_control_caption, scale_free_sentence
 from study.train import SCALE_SENSITIVE_OPTIMIZERS
-
-_BY = ("optimizer", "metric", "amplification")
-_AXIS = {"optimizer": "optimizer", "metric": "loss metric", "amplification": "amplification"}
-MAX_BARS = 24  # beyond this, bars pool over loss metrics, then over amplification forms
 
 
 @dataclass(frozen=True)
 class TwinComparison:
-    """One amplified setting (averaged over the params not named) against its twin."""
+    """One amplified setting of a scale-sensitive optimizer against its baseline and its lr twin."""
 
-    label: str
     optimizer: str
-    metric: str
-    amplification: str
-    factor: float
-    amp_gain: Estimate  # amplified minus baseline
-    twin_gain: Estimate  # twin minus baseline
-    diff: Estimate  # amplified minus twin
-    n_trials: int
+    label: str  # metric · arch · form λ
+    gain: dict[str, float]  # amplified − baseline: estimate, ci_low, ci_high (model contrast)
+    twin_gain: dict[str, float]  # twin − baseline, same model (shown, not tested)
+    vs_twin: pd.Series  # the Holm-tested amplified − twin row of amplification_effects
 
 
 @dataclass(frozen=True)
 class LrControlData:
-    """Grouped-bar data and the pooled verdict."""
+    """The twin comparisons of every scale-sensitive optimizer, and which optimizers need none."""
 
     detection: str
     n_twins: int  # finished twin trials in the study
-    n_amplified: int  # finished amplified trials
     comparisons: list[TwinComparison]
-    overall: Estimate | None  # amplified minus twin, pooled per seed over all settings
-    by_optimizer: dict[str, Estimate]
-    n_compared: int = 0  # amplified trials with a finished baseline and twin
-    pooled: list[str] = field(default_factory=list)  # of _BY, the columns bars average over (too many groups)
+    scale_free: list[str]  # optimizers of the study whose baseline is the lr control
+    needs_twins: bool  # the study has a scale-sensitive optimizer (SGD)
+    alpha: float = 0.05
 
 
-def extract_lr_control(study: Study) -> LrControlData:
-    """Pair amplified trials with baselines and twins, then summarise per setting and overall."""
+def extract_lr_control(study: Study, *, alpha: float = 0.05) -> LrControlData:
+    """Amplified − twin rows of the effects model, with both gains over the baseline for the bars."""
     y = study.detection
-    done = study.finished()
-    done = done[done[y].notna()] if y in done else done.iloc[:0]
-    frame = done.copy()
-    for col, default in (("optimizer", "all"), ("metric", "all"), ("amplification", "linear")):
-        frame[col] = frame[col].astype(str) if col in frame else default
-    frame["_level"], _ = factor_levels(frame["factor"].astype(float)) if "factor" in frame else (1.0, False)
-    compared = paired(frame, y, study.param_columns)
-    compared = compared[(compared["factor"] != 1.0) & compared["twin"].notna() & compared["gain"].notna()]
-    n_twins = int(is_twin(done).sum())
-    n_amp = int(((done["factor"] != 1.0) & ~is_twin(done)).sum()) if "factor" in done else 0
-    if compared.empty:
-        return LrControlData(y, n_twins, n_amp, [], None, {})
-    by = _grouping(compared)
-    for col in _BY:
-        if col not in by:
-            compared[col] = "all"
-    keys = [*_BY, "_level"]
-    amp = seed_estimates(compared, "gain", keys)
-    twin = seed_estimates(compared, "twin_gain", keys)
-    diff = seed_estimates(compared, "diff", keys)
-    sizes = compared.groupby(keys).size()
-    comparisons = [
-        TwinComparison(
-            label=" · ".join(v for v, col in zip((o, m, a), _BY, strict=True) if col in by)
-            + f" λ={fmt_factor(f)}",
-            optimizer=o,
-            metric=m,
-            amplification=a,
-            factor=float(f),
-            amp_gain=amp[(o, m, a, f)],
-            twin_gain=twin[(o, m, a, f)],
-            diff=diff[(o, m, a, f)],
-            n_trials=int(sizes[(o, m, a, f)]),
+    frame, extra = model_frame(study)
+    optimizers = sorted(frame["optimizer"].astype(str).unique()) if "optimizer" in frame else []
+    scale_free = [o for o in optimizers if o not in SCALE_SENSITIVE_OPTIMIZERS]
+    n_twins = int(is_twin(frame).sum())
+    needs_twins = len(scale_free) < len(optimizers)
+    model = fit_settings(frame, y, extra) if not frame.empty else None
+    if model is None:
+        return LrControlData(y, n_twins, [], scale_free, needs_twins, alpha)
+    effects = amplification_effects(frame, y, alpha=alpha, extra=extra)
+    comparisons = []
+    for _, row in effects[effects["kind"] == "vs_twin"].iterrows():
+        amplified, base, twin = partners(row)
+        if base not in model.settings:
+            continue
+        comparisons.append(
+            TwinComparison(
+                optimizer=str(row["optimizer"]),
+                label=f"{cell_label(row, optimizer=False)} · {row['amplification']} λ={row['factor']:g}",
+                gain=model.contrast(amplified, base, alpha=alpha),
+                twin_gain=model.contrast(twin, base, alpha=alpha),
+                vs_twin=row,
+            )
         )
-        for (o, m, a, f) in sorted(amp)
-    ]
-    compared = compared.assign(_all="all")
-    overall = seed_estimates(compared, "diff", ["_all"])[("all",)]
-    by_opt = {str(k[0]): e for k, e in seed_estimates(compared, "diff", ["optimizer"]).items()}
-    pooled = [col for col in _BY if col not in by]
-    return LrControlData(y, n_twins, n_amp, comparisons, overall, by_opt, len(compared), pooled)
-
-
-def _grouping(compared: pd.DataFrame) -> list[str]:
-    """The columns bars are split by: all of _BY unless that makes more than MAX_BARS groups."""
-    by = list(_BY)
-    for drop in ("metric", "amplification"):
-        if len(compared.groupby([*by, "_level"])) <= MAX_BARS:
-            break
-        by.remove(drop)
-    return by
+    return LrControlData(y, n_twins, comparisons, scale_free, needs_twins, alpha)
 
 
 def draw_lr_control(data: LrControlData) -> list[Panel]:
-    """Grouped bars (amplified gain beside twin gain) with the verdict in the caption."""
+    """Per scale-sensitive optimizer: grouped bars (amplified gain beside twin gain), verdicts in the caption."""
+    free = scale_free_sentence(data.scale_free)
+    if not data.comparisons and not data.needs_twins and free:
+        return [Panel("twins", free)]
     if not data.comparisons:
         if data.n_twins == 0:
             why = (
-                "the study has no effective-learning-rate twins (twin_of > 0); enable the twins in the search "
-                "space to tell an amplification gain from a learning-rate change"
+                "the study has no effective-learning-rate twins (twin_of > 0) for a scale-sensitive optimizer; "
+                "enable the twins to tell an amplification gain from a learning-rate change"
             )
         else:
             why = f"none of its {data.n_twins} finished twins matches a finished amplified trial and baseline"
-        return [Panel("twins", f"No effective-learning-rate comparison: {why}.")]
-    labels = [c.label for c in data.comparisons]
+        return [Panel("twins", f"No effective-learning-rate comparison: {why}. {free}".strip())]
+    panels = []
+    for optimizer in sorted({c.optimizer for c in data.comparisons}):
+        mine = [c for c in data.comparisons if c.optimizer == optimizer]
+        rows = pd.DataFrame([c.vs_twin for c in mine])
+        caption = lr_control_caption(optimizer, rows, data.detection, data.alpha)
+        name = "twins" if len(panels) == 0 else f"twins-{optimizer}"
+        panels.append(Panel(name, f"{caption} {free}".strip(), _bars(mine, data.detection)))
+    return panels
+
+
+def _bars(comparisons: list[TwinComparison], detection: str) -> go.Figure:
+    labels = [c.label for c in comparisons]
     fig = go.Figure()
-    for name, attr, colour in (
-        ("amplified", "amp_gain", "#1f77b4"),
-        ("lr-matched twin", "twin_gain", "#ff7f0e"),
-    ):
-        ests = [getattr(c, attr) for c in data.comparisons]
+    for name, attr, colour in (("amplified", "gain", "#1f77b4"), ("lr-matched twin", "twin_gain", "#ff7f0e")):
+        est = [getattr(c, attr) for c in comparisons]
         fig.add_trace(
             go.Bar(
                 x=labels,
-                y=np.array([e.mean for e in ests]),
+                y=np.array([e["estimate"] for e in est]),
                 name=name,
                 marker_color=colour,
                 error_y={
                     "type": "data",
-                    "array": np.array([e.half_width if e.has_interval else 0.0 for e in ests]),
+                    "symmetric": False,
+                    "array": np.array([e["ci_high"] - e["estimate"] for e in est]),
+                    "arrayminus": np.array([e["estimate"] - e["ci_low"] for e in est]),
                     "visible": True,
                 },
-                customdata=np.array([e.n for e in ests]),
-                hovertemplate=f"%{{x}}<br>{name}: %{{y:+.4f}} (seeds: %{{customdata}})<extra></extra>",
+                hovertemplate=f"%{{x}}<br>{name}: %{{y:+.4f}}<extra></extra>",
             )
         )
     fig.update_layout(
         barmode="group",
         height=420,
-        yaxis_title=f"Δ {data.detection} over baseline",
-        xaxis={"title": " · ".join(_AXIS[c] for c in _BY if c not in data.pooled), "tickangle": -30},
+        yaxis_title=f"Δ {detection} over baseline",
+        xaxis={"title": "metric · arch · amplification", "tickangle": -30},
         margin={"t": 20, "b": 140},
     )
-    return [Panel("twins", _caption(data), fig)]
-
-
-def _caption(data: LrControlData) -> str:
-    overall = data.overall
-    assert overall is not None  # only called with comparisons
-    if overall.within_noise:
-        verdict = (
-            "within seed noise, so here LAMP does no more than a larger learning rate would"
-            if overall.has_interval
-            else "measured on one seed only, so no verdict"
-        )
-    else:
-        verdict = (
-            "beyond seed noise: LAMP does more than change the step size"
-            if overall.mean > 0
-            else "beyond seed noise, and negative: the lr-matched twin does better than amplification"
-        )
-    per_opt = "; ".join(f"{o}: {e.text()} ({e.verdict()})" for o, e in sorted(data.by_optimizer.items()))
-    top = max(data.comparisons, key=lambda c: c.diff.mean)
-    pooled = (
-        f", averaged over {' and '.join(data.pooled)} (too many settings to show apart)"
-        if data.pooled
-        else ""
-    )
-    return (
-        f"For each amplified setting (λ ≠ 1), the gain in {data.detection} over the un-amplified baseline (blue) "
-        "beside the gain of its effective-learning-rate twin (orange: linear, λ = 1, lr × λ), means over seeds "
-        f"with 95% t-intervals{pooled}. Over {data.n_compared} amplified trials with a baseline and a twin, "
-        f"amplified minus twin is {overall.text()} {data.detection} ({verdict}). By optimizer: {per_opt}. "
-        "Largest difference: "
-        f"{top.label}, {top.diff.text()}.{_scale_free_note(data)}"
-    )
-
-
-def _scale_free_note(data: LrControlData) -> str:
-    """Adam-like optimisers get no twin: their lr-matched control is the baseline (reports.pairing)."""
-    free = sorted({c.optimizer for c in data.comparisons} - set(SCALE_SENSITIVE_OPTIMIZERS))
-    if not free:
-        return ""
-    return (
-        f" Under {', '.join(free)} the update ignores gradient scale, so the λ = 1 baseline is the "
-        "learning-rate-matched control and the twin gain is 0 by construction."
-    )
+    return fig

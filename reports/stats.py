@@ -23,6 +23,11 @@ The family of all comparisons is Holm-corrected (statsmodels `multipletests`,
 the interval and a power estimate: the smallest effect that `n` seeds detect
 with 80% power at this pooled noise, and the seeds the estimated effect would
 need (the noncentral-t approximation with the model's residual degrees of freedom).
+
+Steepness against detection is a rank correlation within the same strata,
+combined over them (`stratified_spearman`); central tendencies of values that
+can be <= 0 are medians with their IQR (`median_iqr`). The sentences stating
+these statistics are written in `reports.verdicts` only.
 """
 
 from __future__ import annotations
@@ -34,224 +39,171 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from scipy.stats import norm, spearmanr, t
+from statsmodels.regression.linear_model import RegressionResultsWrapper
 from statsmodels.stats.multitest import multipletests
 
-from reports.extract import Study
-from reports.section import Panel, html_table
+from study.train import SCALE_SENSITIVE_OPTIMIZERS
 
 STRATUM = ("metric", "optimizer", "arch")
 POWER = 0.8
 
 
-def _setting(row: pd.Series) -> str:
-    """A twin (linear, factor 1, lr x twin_of) is keyed by the factor it matches."""
+def setting_of(row: pd.Series, extra: tuple[str, ...] = ()) -> str:
+    """`metric|optimizer|arch[|k=v ...]|form|factor`; a twin (linear, λ 1, lr x twin_of) is `...|twin|twin_of`.
+
+    `extra` names the other params the study varies (lr, width, ...): each is part of the stratum, so
+    no comparison averages over it. A twin's lr is keyed by the lr it matches (lr / twin_of).
+    """
     twin = bool(row.get("twin_of", 0)) and row["twin_of"] > 0
     factor = float(row["twin_of"]) if twin else float(row["factor"])
+    others = [f"{k}={_base_value(row, k, twin):.6g}" if _numeric(row[k]) else f"{k}={row[k]}" for k in extra]
     return "|".join(
-        [*(str(row[k]) for k in STRATUM), "twin" if twin else row["amplification"], f"{factor:g}"]
+        [*(str(row[k]) for k in STRATUM), *others, "twin" if twin else row["amplification"], f"{factor:g}"]
     )
 
 
-def amplification_effects(trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05) -> pd.DataFrame:
-    """One row per comparison: stratum, kind, factor, estimate, ci_low/high, p, p_holm, verdict, power.
+def _numeric(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _base_value(row: pd.Series, key: str, twin: bool) -> float:
+    return float(row[key]) / float(row["twin_of"]) if key == "lr" and twin else float(row[key])
+
+
+def partners(row: pd.Series) -> tuple[str, str, str]:
+    """(amplified, baseline, twin) setting keys of an `amplification_effects` row."""
+    stratum = "|".join([*(str(row[k]) for k in STRATUM), *([row["other"]] if row["other"] else [])])
+    return (
+        f"{stratum}|{row['amplification']}|{row['factor']:g}",
+        f"{stratum}|linear|1",
+        f"{stratum}|twin|{row['factor']:g}",
+    )
+
+
+EFFECT_COLUMNS = [
+    "metric",
+    "optimizer",
+    "arch",
+    "other",  # the other varied params of the stratum, `k=v|k=v` ("" when none)
+    "kind",
+    "amplification",
+    "factor",
+    "estimate",
+    "ci_low",
+    "ci_high",
+    "p",
+    "p_holm",
+    "verdict",
+    "n_seeds",
+    "detectable",
+    "seeds_needed",
+]
+
+
+@dataclass(frozen=True)
+class SettingModel:
+    """The fitted `value ~ C(setting) + C(seed)` and what a contrast of two settings needs."""
+
+    fit: RegressionResultsWrapper
+    settings: frozenset[str]
+    seeds: dict[str, int]  # setting -> distinct seeds it finished on
+
+    def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, float]:
+        """a - b: estimate, ci_low, ci_high, p (two-sided t-test of the model), n_seeds (the smaller)."""
+        names = list(self.fit.params.index)
+        vec = np.zeros(len(names))
+        for setting, sign in ((a, 1.0), (b, -1.0)):
+            key = f"C(setting)[T.{setting}]"
+            if key in names:
+                vec[names.index(key)] += sign
+        test = self.fit.t_test(vec)
+        low, high = test.conf_int(alpha=alpha)[0]
+        return dict(
+            estimate=float(np.asarray(test.effect).ravel()[0]),
+            ci_low=float(low),
+            ci_high=float(high),
+            p=float(np.asarray(test.pvalue).ravel()[0]),
+            n_seeds=int(min(self.seeds[a], self.seeds[b])),
+        )
+
+
+def fit_settings(
+    trials: pd.DataFrame, value: str = "auroc", extra: tuple[str, ...] = ()
+) -> SettingModel | None:
+    """OLS of `value` on setting and seed over `trials`; None when it has no residual degree of freedom.
 
     `trials` holds finished trials only (collapsed, diverged, failed excluded by the caller) with
-    columns metric, optimizer, arch, amplification, factor, seed, twin_of and `value`.
+    columns metric, optimizer, arch, amplification, factor, seed, twin_of, `extra` and `value`.
     """
     df = trials[trials[value].notna()].copy()
-    df["setting"] = [_setting(row) for _, row in df.iterrows()]  # (DataFrame.apply turns an empty frame 2-D)
+    # a list comprehension, not DataFrame.apply: apply turns an empty frame 2-D
+    df["setting"] = [setting_of(row, extra) for _, row in df.iterrows()]
     df["seed"] = df["seed"].astype(str)
     df = df.rename(columns={value: "y"})
-    columns = [
-        "metric",
-        "optimizer",
-        "arch",
-        "kind",
-        "amplification",
-        "factor",
-        "estimate",
-        "ci_low",
-        "ci_high",
-        "p",
-        "p_holm",
-        "verdict",
-        "n_seeds",
-        "detectable",
-        "seeds_needed",
-    ]
     if df["setting"].nunique() < 2 or len(df) <= df["setting"].nunique() + df["seed"].nunique() - 1:
-        return pd.DataFrame(columns=columns)
+        return None
     fit = smf.ols("y ~ C(setting) + C(seed)", data=df).fit()
-    names = list(fit.params.index)
-    sigma = math.sqrt(fit.scale)
+    seeds = df.groupby("setting")["seed"].nunique().astype(int).to_dict()
+    return SettingModel(fit, frozenset(seeds), seeds)
 
-    def indicator(setting: str) -> np.ndarray:
-        vec = np.zeros(len(names))
-        key = f"C(setting)[T.{setting}]"
-        if key in names:
-            vec[names.index(key)] = 1.0
-        return vec
 
-    settings = set(df["setting"])
+def _comparisons(model: SettingModel, alpha: float) -> pd.DataFrame:
+    """Every amplified setting against its baseline and, under scale-sensitive optimizers, its lr twin."""
     rows = []
-    for setting in sorted(settings):
+    for setting in sorted(model.settings):
         *stratum, form, factor = setting.split("|")
-        if form in ("twin",) or (form == "linear" and float(factor) == 1.0):
+        if form == "twin" or (form == "linear" and float(factor) == 1.0):
             continue
-        base = "|".join([*stratum, "linear", "1"])
-        twin = "|".join([*stratum, "twin", factor])
-        pairs = [("gain", base)] + ([("vs_twin", twin)] if stratum[1] == "sgd" else [])
-        for kind, other in pairs:
-            if other not in settings:
-                continue
-            test = fit.t_test(indicator(setting) - indicator(other))
-            low, high = test.conf_int(alpha=alpha)[0]
-            n = int(
-                min(
-                    df.loc[df.setting == setting, "seed"].nunique(),
-                    df.loc[df.setting == other, "seed"].nunique(),
+        pairs = [("gain", "|".join([*stratum, "linear", "1"]))]
+        if stratum[1] in SCALE_SENSITIVE_OPTIMIZERS:  # under Adam the baseline already is the twin
+            pairs.append(("vs_twin", "|".join([*stratum, "twin", factor])))
+        for kind, partner in pairs:
+            if partner in model.settings:
+                rows.append(
+                    dict(
+                        zip(STRATUM, stratum[:3], strict=True),
+                        other="|".join(stratum[3:]),
+                        kind=kind,
+                        amplification=form,
+                        factor=float(factor),
+                    )
+                    | model.contrast(setting, partner, alpha=alpha)
                 )
-            )
-            rows.append(
-                dict(
-                    zip(STRATUM, stratum, strict=True),
-                    kind=kind,
-                    amplification=form,
-                    factor=float(factor),
-                    estimate=float(test.effect[0]),
-                    ci_low=float(low),
-                    ci_high=float(high),
-                    p=float(test.pvalue),
-                    n_seeds=n,
-                )
-            )
-    out = pd.DataFrame(
-        rows, columns=[c for c in columns if c not in ("p_holm", "verdict", "detectable", "seeds_needed")]
-    )
-    if out.empty:
-        return pd.DataFrame(columns=columns)
+    return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED])
+
+
+_DERIVED = ("p_holm", "verdict", "detectable", "seeds_needed")
+
+
+def _verdicts(out: pd.DataFrame, model: SettingModel, alpha: float) -> pd.DataFrame:
+    """Holm-adjusted p, the verdict, and the power figures of each comparison."""
     out["p_holm"] = multipletests(out["p"], alpha=alpha, method="holm")[1]
     significant = out["p_holm"] < alpha
     out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
     # power from the same model: a seed-paired difference of two settings with n seeds each has
     # standard error sigma * sqrt(2 / n); it is detected with power POWER when
     # |effect| >= (t_{1-alpha/2} + t_{POWER}) * se, t with the model's residual degrees of freedom
-    k = float(t.ppf(1 - alpha / 2, fit.df_resid) + t.ppf(POWER, fit.df_resid))
-    out["detectable"] = [k * sigma * math.sqrt(2 / n) for n in out["n_seeds"]]
+    df_resid = model.fit.df_resid
+    k = float(t.ppf(1 - alpha / 2, df_resid) + t.ppf(POWER, df_resid)) * math.sqrt(model.fit.scale)
+    out["detectable"] = [k * math.sqrt(2 / n) for n in out["n_seeds"]]
     out["seeds_needed"] = [
-        float(max(2, math.ceil(2 * (k * sigma / abs(e)) ** 2))) if abs(e) > 0 else math.inf
-        for e in out["estimate"]
+        float(max(2, math.ceil(2 * (k / abs(e)) ** 2))) if abs(e) > 0 else math.inf for e in out["estimate"]
     ]
-    return out[columns]
+    return out[EFFECT_COLUMNS]
 
 
-def verdict_sentence(row: pd.Series) -> str:
-    """The caption of one comparison, from the same row it states."""
-    what = "gain over the un-amplified baseline" if row["kind"] == "gain" else "difference from its lr twin"
-    head = (
-        f"{row['metric']} · {row['optimizer']} · {row['arch']} · {row['amplification']} λ={row['factor']:g}: "
-        f"{what} {row['estimate']:+.3f} [{row['ci_low']:+.3f}, {row['ci_high']:+.3f}], Holm p = {row['p_holm']:.2g}"
-    )
-    if row["verdict"] != "not detectable":
-        return f"{head} — {row['verdict']}."
-    return (
-        f"{head} — not detectable: the interval is ±{(row['ci_high'] - row['ci_low']) / 2:.3f}; "
-        f"{row['n_seeds']} seeds would detect an effect of {row['detectable']:.3f}"
-        + (
-            f", this estimate would need {int(row['seeds_needed'])} seeds."
-            if math.isfinite(row["seeds_needed"])
-            else "."
-        )
-    )
+def amplification_effects(
+    trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05, extra: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """One row per comparison (EFFECT_COLUMNS): stratum, kind, factor, estimate, interval, Holm p, verdict, power.
 
-
-@dataclass(frozen=True)
-class EffectsData:
-    """The comparisons of a study and what they were computed on."""
-
-    value: str  # the detection metric compared (test part)
-    effects: pd.DataFrame  # amplification_effects(...) rows
-    n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
-    alpha: float
-    steepness: StratifiedRho | None = None  # rho(sharpness, value) within strata, finished trials only
-
-
-def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
-    """Effects on the test-part `auroc` of the study's finished trials."""
-    frame = study.finished()
-    needed = {"metric", "optimizer", "arch", "amplification", "factor", "seed", "auroc"}
-    if not needed <= set(frame.columns):
-        return EffectsData("auroc", pd.DataFrame(), 0, alpha)
-    frame = frame.assign(twin_of=frame.get("twin_of", 0.0))
-    steep = stratified_spearman(frame) if "sharpness" in frame else None
-    return EffectsData("auroc", amplification_effects(frame, "auroc", alpha=alpha), len(frame), alpha, steep)
-
-
-def draw_effects(data: EffectsData) -> list[Panel]:
-    """One panel per optimizer (never averaged over it): each comparison's sentence and numbers."""
-    if data.effects.empty:
-        return [
-            Panel(
-                "none",
-                "No comparison could be estimated: the study needs an un-amplified baseline (linear, λ = 1) "
-                "and more trials than settings + seeds (at least 2 seeds per setting).",
-            )
-        ]
-    panels = []
-    for optimizer, rows in data.effects.groupby("optimizer", sort=True):
-        counts = rows["verdict"].value_counts().to_dict()
-        caption = (
-            f"{optimizer}: {len(rows)} comparison(s) of {data.value} on the test part, from one linear model over "
-            f"{data.n_trials} finished trials (setting + seed effects, noise pooled, Holm-corrected at "
-            f"α = {data.alpha}): "
-            + ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
-            + ". "
-            + " ".join(verdict_sentence(r) for _, r in rows.iterrows())
-        )
-        table = html_table(
-            ["metric", "arch", "comparison", "form", "λ", "estimate", "95% CI", "Holm p", "verdict"],
-            [
-                (
-                    r["metric"],
-                    r["arch"],
-                    "vs baseline" if r["kind"] == "gain" else "vs lr twin",
-                    r["amplification"],
-                    f"{r['factor']:g}",
-                    f"{r['estimate']:+.4f}",
-                    f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
-                    f"{r['p_holm']:.2g}",
-                    r["verdict"],
-                )
-                for _, r in rows.iterrows()
-            ],
-        )
-        panels.append(Panel(f"effects-{optimizer}", caption, table_html=table))
-    if data.steepness is not None and not data.steepness.per_stratum.empty:
-        panels.append(_steepness_panel(data.steepness, data.value))
-    return panels
-
-
-def _steepness_panel(st: StratifiedRho, value: str) -> Panel:
-    """Stratified rho(sharpness, value): the caption states only what the combined test supports."""
-    verdict = (
-        "not significant (p >= 0.05): this study does not show that steeper minima detect better or worse"
-        if not st.combined_p < 0.05
-        else ("steeper minima detect better" if st.combined_rho > 0 else "steeper minima detect worse")
-    )
-    caption = (
-        f"Sharpness vs {value} within each metric × optimizer × architecture stratum (finished trials only; "
-        f"collapsed excluded). Combined stratified ρ = {st.combined_rho:+.2f} (Fisher z over "
-        f"{int((st.per_stratum['n'] >= 4).sum())} strata with n ≥ 4, p = {st.combined_p:.2g}): {verdict}. "
-        f"The pooled ρ ignoring strata is {st.pooled_rho:+.2f}; it mixes the strata and is not evidence."
-    )
-    table = html_table(
-        ["metric", "optimizer", "arch", "n", "ρ", "p"],
-        [
-            (r["metric"], r["optimizer"], r["arch"], int(r["n"]), f"{r['rho']:+.2f}", f"{r['p']:.2g}")
-            for _, r in st.per_stratum.iterrows()
-        ],
-    )
-    return Panel("steepness-stratified", caption, table_html=table)
+    `trials` and `extra` as for `fit_settings`; an empty frame (with the columns) when nothing can be compared.
+    """
+    model = fit_settings(trials, value, extra)
+    out = _comparisons(model, alpha) if model is not None else pd.DataFrame()
+    if out.empty:
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
+    return _verdicts(out, model, alpha)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 from reports.extract import STATUSES, ArtifactLoader, Study
 from reports.labels import CORE_PARAMS, describe
 from reports.section import Panel, html_table
+from reports.verdicts import baseline_sentence
 from study.collapse import VAR_RATIO_MIN
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
@@ -81,37 +82,10 @@ class SummaryData:
 
 def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
     """Counts, best trial and spec of a study (the spec is the parent's `spec.yaml`)."""
-    trials = study.trials
-    counts = trials["status"].value_counts().to_dict()
-    ordered = {s: int(counts.pop(s)) for s in STATUSES if s in counts}
-    ordered.update({str(s): int(n) for s, n in sorted(counts.items())})
-    parent = study.parent
+    trials, parent, best = study.trials, study.parent, study.best()
     planned = parent.tags.get("lamp.n_trials_planned") if parent else None
-    best = study.best()
-    varied = [p for p in study.param_columns if trials[p].nunique(dropna=False) > 1]
-    shown_params = [p for p in CORE_PARAMS if p in study.param_columns] + [
-        p for p in varied if p not in CORE_PARAMS
-    ]
-    best_params: dict[str, str] = {}
-    best_metrics: dict[str, float] = {}
-    if best is not None:
-        best_params = {p: str(best[p]) for p in shown_params}
-        for m in (study.objective, *_SHOWN_METRICS):
-            if m in best and pd.notna(best[m]) and m not in best_metrics:
-                best_metrics[m] = float(best[m])
+    best_params, best_metrics = _best_tables(study, best)
     problems_frame = trials[trials["status"].isin(["collapsed", "diverged", "failed"])]
-    problems = [
-        ProblemTrial(
-            trial_id=str(row["trial_id"]),
-            run_id=str(row["run_id"]),
-            status=str(row["status"]),
-            error=row["error"] if isinstance(row["error"], str) else _collapse_note(row),
-            diverged_epoch=_opt(row, "diverged_epoch"),
-            epochs_run=_opt(row, "epochs_run"),
-            setting=describe(row),
-        )
-        for _, row in problems_frame.head(MAX_PROBLEM_ROWS).iterrows()
-    ]
     wall, wall_note = _wall_time(study)
     baselines = {
         k: float(v)
@@ -125,7 +99,7 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         search=parent.tags.get("lamp.search") if parent else None,
         n_trials=len(trials),
         n_planned=int(planned) if planned and planned.isdigit() else None,
-        counts=ordered,
+        counts=_ordered_counts(trials),
         objective=study.objective,
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
@@ -135,7 +109,7 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         wall_time_s=wall,
         wall_time_note=wall_note,
         spec_text=artifacts.text(parent.run_id, "spec.yaml") if parent else None,
-        problems=problems,
+        problems=_problems(problems_frame.head(MAX_PROBLEM_ROWS)),
         n_problems=len(problems_frame),
         notes=list(study.notes),
         baselines=baselines,
@@ -144,6 +118,44 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
             None if best_auroc is None or not baselines else best_auroc > max(baselines.values())
         ),
     )
+
+
+def _ordered_counts(trials: pd.DataFrame) -> dict[str, int]:
+    """Trials per status: known statuses in lifecycle order, then any other, alphabetically."""
+    counts = trials["status"].value_counts().to_dict()
+    ordered = {s: int(counts.pop(s)) for s in STATUSES if s in counts}
+    ordered.update({str(s): int(n) for s, n in sorted(counts.items())})
+    return ordered
+
+
+def _best_tables(study: Study, best: pd.Series | None) -> tuple[dict[str, str], dict[str, float]]:
+    """The best trial's core and varied params, and its objective and shown final metrics."""
+    if best is None:
+        return {}, {}
+    trials = study.trials
+    varied = [p for p in study.param_columns if trials[p].nunique(dropna=False) > 1]
+    shown = [p for p in CORE_PARAMS if p in study.param_columns] + [p for p in varied if p not in CORE_PARAMS]
+    metrics: dict[str, float] = {}
+    for m in (study.objective, *_SHOWN_METRICS):
+        if m in best and pd.notna(best[m]) and m not in metrics:
+            metrics[m] = float(best[m])
+    return {p: str(best[p]) for p in shown}, metrics
+
+
+def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
+    """Collapsed, diverged and failed trials with what went wrong."""
+    return [
+        ProblemTrial(
+            trial_id=str(row["trial_id"]),
+            run_id=str(row["run_id"]),
+            status=str(row["status"]),
+            error=row["error"] if isinstance(row["error"], str) else _collapse_note(row),
+            diverged_epoch=_opt(row, "diverged_epoch"),
+            epochs_run=_opt(row, "epochs_run"),
+            setting=describe(row),
+        )
+        for _, row in frame.iterrows()
+    ]
 
 
 def draw_summary(data: SummaryData) -> list[Panel]:
@@ -299,15 +311,8 @@ def _baselines_caption(data: SummaryData) -> str:
     )
     if data.best_beats_baselines is None:
         return head + "There is no best trial with a test AUROC to compare."
-    if data.best_beats_baselines:
-        return head + (
-            f"The best trial (AUROC {data.best_auroc:.4f}) beats the strongest baseline "
-            f"({name.removeprefix('baseline_').removesuffix('_auroc')}, {top:.4f})."
-        )
-    return head + (
-        f"Warning: the best trial (AUROC {data.best_auroc:.4f}) does not beat the baseline "
-        f"{name.removeprefix('baseline_').removesuffix('_auroc')} ({top:.4f}): on this data the models "
-        "detect nothing a score without a model does not."
+    return head + baseline_sentence(
+        data.best_auroc, name.removeprefix("baseline_").removesuffix("_auroc"), top, data.best_beats_baselines
     )
 
 

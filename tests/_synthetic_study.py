@@ -13,6 +13,9 @@ the report's own code:
 - `exp` amplification helps beyond any learning-rate change;
 - steepness grows with lambda; label-free scores track AUROC with noise.
 
+A `Planted` truth replaces that model's AUROC (and, for `simpson`, its
+steepness) so the trust tests can check each verdict against a known answer.
+
 Trials whose setting is (sgd, exp, largest factor) diverge on the last seed;
 `n_failed` amplified trials fail with an error message. For large studies
 (`artifacts="some"`), only baselines and the best trial of each factor carry
@@ -45,6 +48,25 @@ FORM_GAIN = {"linear": 0.0, "exp": 0.012, "log": 0.005}
 # AUROC gain per decade of learning rate (relative to the grid's lr), by optimiser.
 LR_GAIN = {"sgd": 0.008, "adam": -0.006, "adamw": -0.006}
 LABEL_FREE = ("synthetic_auroc", "alignment_loss", "synthetic_auroc_tuned", "alignment_loss_tuned")
+
+
+SIMPSON_SHARPNESS = {"mse": 1.0, "ssim": 10.0}  # the metric shifts steepness ...
+SIMPSON_AUROC = {"mse": 0.80, "ssim": 0.95}  # ... and detection, in the same direction
+
+
+@dataclass(frozen=True)
+class Planted:
+    """A known truth: AUROC = 0.85 + seed effect (σ 0.01) + shift of the trial's cell + noise `sigma`.
+
+    `shifts` keys a cell as (metric, optimizer, form, factor); an lr twin is (metric, optimizer,
+    "twin", twin_of). Cells not listed have no effect. With `simpson`, AUROC and steepness instead
+    come from one draw u ~ U(0, 1) per trial: sharpness = S[metric] (1 + u), AUROC = A[metric] -
+    0.05 u + noise, so within every metric steeper is worse while ssim is both steeper and better.
+    """
+
+    shifts: dict[tuple[str, str, str, float], float] = field(default_factory=dict)
+    sigma: float = 0.01
+    simpson: bool = False
 
 
 @dataclass(frozen=True)
@@ -152,6 +174,7 @@ def write_synthetic_study(
     n_running: int = 2,
     collapsed_champion: bool = False,
     baselines: dict[str, float] | None = None,
+    planted: Planted | None = None,
 ) -> SyntheticStudy:
     """Log one synthetic study into `tracking_uri` and return what was logged.
 
@@ -171,13 +194,14 @@ def write_synthetic_study(
         collapsed_champion: turn the first finished trial into a collapsed one whose validation
             and test AUROC beat every other trial (a collapsed model must never be crowned).
         baselines: model-free baseline AUROCs logged on the parent run (`baseline_<name>_auroc`).
+        planted: a known truth replacing the generative model (see `Planted`).
     """
     grid = grid or SyntheticGrid()
     rng = np.random.default_rng(seed)
     client = MlflowClient(tracking_uri=tracking_uri)
     artifact_root.mkdir(parents=True, exist_ok=True)
     experiment_id = client.create_experiment(name, artifact_location=artifact_root.resolve().as_uri())
-    trials = _simulate(grid, rng, n_failed=n_failed, label_free=label_free)
+    trials = _simulate(grid, rng, n_failed=n_failed, label_free=label_free, planted=planted)
     if collapsed_champion:
         champ = next(t for t in trials if t.status == "finished")
         champ.status = "collapsed"
@@ -245,11 +269,16 @@ def write_synthetic_study(
 
 
 def _simulate(
-    grid: SyntheticGrid, rng: np.random.Generator, *, n_failed: int, label_free: bool
+    grid: SyntheticGrid,
+    rng: np.random.Generator,
+    *,
+    n_failed: int,
+    label_free: bool,
+    planted: Planted | None = None,
 ) -> list[SyntheticTrial]:
-    """Draw every trial's outcome from the generative model (no MLflow here)."""
+    """Draw every trial's outcome from the generative model or the planted truth (no MLflow here)."""
     configs = grid.configs()
-    seed_effect = {s: rng.normal(0.0, 0.003) for s in grid.seeds}
+    seed_effect = {s: rng.normal(0.0, 0.003 if planted is None else 0.01) for s in grid.seeds}
     top = max(grid.factors)
     trials = []
     for i, cfg in enumerate(configs):
@@ -260,9 +289,13 @@ def _simulate(
             and cfg.seed == grid.seeds[-1]
         )
         trial = SyntheticTrial(index=i, config=cfg, status="diverged" if diverged else "finished")
-        auroc = _auroc(cfg, grid.lr) + seed_effect[cfg.seed] + rng.normal(0.0, 0.004)
+        sharpness = None
+        if planted is None:
+            auroc = _auroc(cfg, grid.lr) + seed_effect[cfg.seed] + rng.normal(0.0, 0.004)
+        else:
+            auroc, sharpness = _planted(cfg, planted, seed_effect[cfg.seed], rng)
         trial.metrics, trial.history, trial.arrays = _outcome(
-            cfg, float(np.clip(auroc, 0.5, 0.999)), rng, label_free
+            cfg, float(np.clip(auroc, 0.5, 0.999)), rng, label_free, sharpness
         )
         if diverged:
             epoch = max(1, grid.epochs - 1)
@@ -293,12 +326,35 @@ def _auroc(cfg: TrialConfig, grid_lr: float) -> float:
     )
 
 
+def _planted(
+    cfg: TrialConfig, planted: Planted, seed_effect: float, rng: np.random.Generator
+) -> tuple[float, float | None]:
+    """AUROC (and, for `simpson`, sharpness) of one trial under a planted truth."""
+    if planted.simpson:
+        u = float(rng.uniform(0.0, 1.0))
+        auroc = SIMPSON_AUROC[cfg.metric] - 0.05 * u + rng.normal(0.0, 0.002)
+        return float(auroc), SIMPSON_SHARPNESS[cfg.metric] * (1.0 + u)
+    twin = cfg.twin_of > 0
+    key = (
+        cfg.metric,
+        cfg.optimizer,
+        "twin" if twin else cfg.amplification,
+        cfg.twin_of if twin else cfg.factor,
+    )
+    return 0.85 + seed_effect + planted.shifts.get(key, 0.0) + float(rng.normal(0.0, planted.sigma)), None
+
+
 def _outcome(
-    cfg: TrialConfig, auroc: float, rng: np.random.Generator, label_free: bool
+    cfg: TrialConfig,
+    auroc: float,
+    rng: np.random.Generator,
+    label_free: bool,
+    sharpness: float | None = None,
 ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, dict[str, np.ndarray]]]:
-    """Final metrics, per-epoch history and artifact arrays of one finished trial."""
+    """Final metrics, per-epoch history and artifact arrays of one finished trial (`sharpness` overrides)."""
     steep = 1.0 if cfg.amplification == "linear" and cfg.optimizer != "sgd" else cfg.factor**0.5
-    sharpness = 0.5 * steep * float(rng.lognormal(0.0, 0.2))
+    drawn = 0.5 * steep * float(rng.lognormal(0.0, 0.2))
+    sharpness = drawn if sharpness is None else sharpness
     trace = sharpness * 25.0 * float(rng.lognormal(0.0, 0.1))
     curvature = sharpness * 0.8 * float(rng.lognormal(0.0, 0.15))
     loss_min = 0.02 * float(rng.lognormal(0.0, 0.1))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import math
 import os
 import shutil
@@ -163,7 +164,8 @@ def test_page_is_one_self_contained_file(main) -> None:
     for name in (
         "fig-summary-counts",
         "fig-sensitivity-lines",
-        "fig-sensitivity-gain",
+        "fig-effects-adam",
+        "fig-effects-sgd",
         "fig-sensitivity-importance",
     ):
         assert name in parsed.divs
@@ -247,42 +249,53 @@ def test_sensitivity_lines_are_seed_means_of_the_logged_auroc(main) -> None:
     assert {f: d for f, (d, _) in data.diverged.items()} == dict(diverged)
 
 
-def test_gain_heatmap_and_caption_match_paired_gains(main) -> None:
-    logged, page, study = main
-    data = extract_sensitivity(study)
-    base = {}
-    for t in finished(logged):
-        if is_base(t):
-            c = t.config
-            base[(c.arch, c.optimizer, c.metric, c.lr, c.seed)] = t.metrics["auroc"]
-    cells: dict[tuple, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+def _cells(logged: SyntheticStudy) -> dict[tuple, dict[int, float]]:
+    """Logged finished AUROC by (metric, optimizer, arch, form, factor) then seed; twins as form "twin"."""
+    out: dict[tuple, dict[int, float]] = defaultdict(dict)
     for t in finished(logged):
         c = t.config
-        if c.twin_of == 0.0 and not is_base(t):
-            # every baseline finished in the synthetic study, so the same-seed partner always exists
-            gain = t.metrics["auroc"] - base[(c.arch, c.optimizer, c.metric, c.lr, c.seed)]
-            cells[(f"{c.metric} · {c.amplification}", c.factor)][c.seed].append(gain)
-    assert set(data.gains) == set(cells)
-    expected = {k: seed_mean_ci(v) for k, v in cells.items()}
-    for key, (mean, half, n) in expected.items():
-        assert data.gains[key].mean == pytest.approx(mean)
-        assert data.gains[key].half_width == pytest.approx(half)
-        assert data.gains[key].n == n
-    caption = page.split("Largest gain per row:")[1].split("</p>")[0]
-    for row in data.gain_rows:
-        factor = max((f for r, f in expected if r == row), key=lambda f: expected[(row, f)][0])
-        mean, half, _ = expected[(row, factor)]
-        assert f"{row} {pm(mean, half)} at λ={factor:.3g}" in caption
-    heat = figure(page, "fig-sensitivity-gain")["data"][0]
-    z = values(heat["z"])
-    assert z.shape == (len(data.gain_rows), len(data.gain_factors))
-    i, j = heat["y"].index("ssim · exp"), heat["x"].index("100")
-    assert z[i, j] == pytest.approx(expected[("ssim · exp", 100.0)][0])
+        form, factor = ("twin", c.twin_of) if c.twin_of > 0 else (c.amplification, c.factor)
+        out[(c.metric, c.optimizer, c.arch, form, factor)][c.seed] = t.metrics["auroc"]
+    return out
+
+
+def _complete_difference(cells: dict, a: tuple, b: tuple, seeds: int) -> float | None:
+    """Mean of a minus mean of b when both finished on every seed (then the model's contrast equals it)."""
+    if len(cells.get(a, {})) < seeds or len(cells.get(b, {})) < seeds:
+        return None
+    return float(np.mean(list(cells[a].values())) - np.mean(list(cells[b].values())))
+
+
+def test_effects_are_contrasts_of_the_logged_values_per_optimizer(main) -> None:
+    from reports.effects import extract_effects
+    from reports.verdicts import verdict_sentence
+
+    logged, page, study = main
+    data = extract_effects(study)
+    cells = _cells(logged)
+    assert data.n_trials == len(finished(logged))
+    checked = 0
+    for r in data.effects.itertuples():
+        stratum = (r.metric, r.optimizer, r.arch)
+        other = (*stratum, "linear", 1.0) if r.kind == "gain" else (*stratum, "twin", r.factor)
+        expected = _complete_difference(cells, (*stratum, r.amplification, r.factor), other, 2)
+        if expected is not None:
+            assert r.estimate == pytest.approx(expected)
+            checked += 1
+        assert r.ci_low < r.estimate < r.ci_high and r.p <= r.p_holm <= 1.0
+    assert (
+        checked >= len(data.effects) - 12
+    )  # 4 diverged (sgd, exp, 100) cells, 2 failed trials: <= 12 unbalanced
+    assert set(data.effects[data.effects.kind == "vs_twin"]["optimizer"]) == {"sgd"}
+    for _, row in data.effects.iterrows():
+        assert verdict_sentence(row).replace("<", "&lt;") in page
+    for claim in ("beyond seed noise", "within seed noise", "no more than a larger"):
+        assert claim not in page
 
 
 def test_importance_and_parallel_coordinates_cover_the_varied_params(main) -> None:
     logged, page, study = main
-    data = extract_sensitivity(study)
+    data = extract_sensitivity(study).params
     varied = {"optimizer", "metric", "amplification", "factor", "arch"}
     assert set(data.importance) == varied
     assert sum(data.importance.values()) == pytest.approx(1.0)
@@ -304,47 +317,81 @@ def test_importance_and_parallel_coordinates_cover_the_varied_params(main) -> No
 def test_lr_control_difference_is_amplified_minus_twin(main) -> None:
     logged, page, study = main
     data = extract_lr_control(study)
-    twins = {}
-    for t in finished(logged):
-        c = t.config
-        if c.twin_of > 0:
-            twins[(c.arch, c.optimizer, c.metric, c.twin_of, c.seed)] = t.metrics["auroc"]
-    per_seed: dict[int, list[float]] = defaultdict(list)
-    settings = set()
-    for t in finished(logged):
-        c = t.config
-        if c.twin_of == 0.0 and c.factor != 1.0:
-            per_seed[c.seed].append(
-                t.metrics["auroc"] - twins[(c.arch, c.optimizer, c.metric, c.factor, c.seed)]
-            )
-            settings.add((c.optimizer, c.metric, c.amplification, c.factor))
-    mean, half, n = seed_mean_ci(per_seed)
-    assert data.overall is not None
-    assert (data.overall.mean, data.overall.half_width, data.overall.n) == pytest.approx((mean, half, n))
-    assert len(data.comparisons) == len(settings)
-    assert f"amplified minus twin is {pm(mean, half)} auroc" in page
+    cells = _cells(logged)
+    amplified = {k for k in cells if k[1] == "sgd" and k[3] != "twin" and k[4] != 1.0}
+    assert {c.label for c in data.comparisons} == {f"{m} · {a} · {f} λ={x:g}" for m, _, a, f, x in amplified}
+    assert {c.optimizer for c in data.comparisons} == {"sgd"} and data.scale_free == ["adam"]
+    for c in data.comparisons:
+        r = c.vs_twin
+        stratum = (r["metric"], "sgd", r["arch"])
+        amp, twin, base = (
+            (*stratum, r["amplification"], r["factor"]),
+            (*stratum, "twin", r["factor"]),
+            (*stratum, "linear", 1.0),
+        )
+        for got, a, b in (
+            (r["estimate"], amp, twin),
+            (c.gain["estimate"], amp, base),
+            (c.twin_gain["estimate"], twin, base),
+        ):
+            expected = _complete_difference(cells, a, b, 2)
+            if expected is not None:
+                assert got == pytest.approx(expected)
+        assert r["estimate"] == pytest.approx(c.gain["estimate"] - c.twin_gain["estimate"])
     fig = figure(page, "fig-lr-control-twins")
     assert [tr["name"] for tr in fig["data"]] == ["amplified", "lr-matched twin"]
-    assert all(len(values(tr["y"])) == len(settings) for tr in fig["data"])
+    assert all(len(values(tr["y"])) == len(data.comparisons) for tr in fig["data"])
+    assert "the λ = 1 baseline is the learning-rate-matched control" in page
 
 
 # ---------------------------------------------------------------- steepness
 
 
-def test_steepness_spearman_and_slices(main, artifacts) -> None:
+def test_steepness_is_stratified_with_medians(main, artifacts) -> None:
     logged, page, study = main
     data = extract_steepness(study, artifacts)
     done = finished(logged)
     for measure in ("sharpness", "hessian_trace", "slice_curvature"):
-        rho, p = stats.spearmanr([t.metrics[measure] for t in done], [t.metrics["auroc"] for t in done])
         corr = next(c for c in data.correlations if c.measure == measure)
-        assert (corr.rho, corr.n) == (pytest.approx(rho), len(done))
-        assert f"{measure} vs auroc: Spearman ρ = {rho:.2f}" in page
-        assert len(
-            values(figure(page, "fig-steepness-vs-detection")["data"][data.measures.index(measure)]["x"])
-        ) == len(done)
+        assert len(corr.x) == len(done)
+        strata = defaultdict(list)
+        for t in done:
+            strata[(t.config.metric, t.config.optimizer, t.config.arch)].append(t)
+        per = corr.result.per_stratum.set_index(["metric", "optimizer", "arch"])
+        assert set(per.index) == set(strata)
+        weights, zs = [], []
+        for key, cell in strata.items():
+            rho = stats.spearmanr(
+                [t.metrics[measure] for t in cell], [t.metrics["auroc"] for t in cell]
+            ).statistic
+            assert per.loc[key, "rho"] == pytest.approx(rho) and per.loc[key, "n"] == len(cell)
+            weights.append(len(cell) - 3)
+            zs.append(np.arctanh(rho))
+        assert corr.result.combined_rho == pytest.approx(np.tanh(np.average(zs, weights=weights)))
+        assert f"{measure} vs auroc: combined stratified ρ = {corr.result.combined_rho:+.2f}" in page
+    line = next(
+        ln
+        for ln in data.lines
+        if (ln.measure, ln.optimizer, ln.label) == ("sharpness", "sgd", "mse · conv_ae · exp")
+    )
+    cell = [
+        t.metrics["sharpness"]
+        for t in done
+        if (t.config.metric, t.config.optimizer, t.config.arch, t.config.amplification, t.config.factor)
+        == ("mse", "sgd", "conv_ae", "exp", 10.0)
+        and t.config.twin_of == 0.0
+    ]
+    i = line.factors.index(10.0)
+    assert (line.medians[i], line.q1[i], line.q3[i]) == pytest.approx(
+        (np.median(cell), np.percentile(cell, 25), np.percentile(cell, 75))
+    )
+    assert (
+        "Medians, not means" in page
+        and "geometric" not in page.split("sec-steepness")[1].split("sec-scores")[0]
+    )
 
     # Slices: the baseline of the best setting and the best trial at λ=10; λ=100 lost its landscape.npz.
+    data = data.landscape
     by_id = {t.trial_id: t for t in logged.trials}
     roles = [s.role for s in data.slices]
     assert roles == ["baseline", "best λ=10"]
@@ -398,6 +445,22 @@ def test_label_free_regret_and_rank_correlation(main) -> None:
         rho, _ = stats.spearmanr([t.metrics[name] for t in done], [t.metrics["auroc"] for t in done])
         assert score.rho == pytest.approx(rho)
         assert f"{name}: ρ = {rho:.2f}" in page and f"regret {oracle - pick.metrics['auroc']:.4f}" in page
+        # these scores track AUROC in the generative model: significantly, in the right direction
+        assert score.verdict == "ranks trials" and f"regret {score.regret:.4f} (ranks trials)" in page
+    # each selector is set beside a random pick and the default configuration (TrialConfig's defaults)
+    random_regret = oracle - float(np.mean([t.metrics["auroc"] for t in done]))
+    default = [
+        t.metrics["auroc"]
+        for t in done
+        if (t.config.arch, t.config.optimizer, t.config.metric, t.config.amplification, t.config.factor)
+        == ("conv_ae", "adam", "mse", "linear", 1.0)
+        and t.config.twin_of == 0.0
+    ]
+    assert data.random_regret == pytest.approx(random_regret)
+    assert data.default_regret == pytest.approx(oracle - float(np.mean(default)))
+    assert html.escape(f"a random pick's expected regret is {random_regret:.4f}") in page
+    assert f"{oracle - float(np.mean(default)):.4f}" in page
+    assert html.escape("random pick's regret") in page and html.escape("default's regret") in page  # columns
     assert len(figure(page, "fig-label-free-scatter")["data"]) == 4
 
 
@@ -475,7 +538,7 @@ def test_estimate_is_the_t_interval() -> None:
     est = estimate(x)
     assert (est.mean, est.half_width, est.n) == pytest.approx((x.mean(), (hi - lo) / 2, 4))
     one = estimate([0.5, math.nan])
-    assert one.n == 1 and not one.has_interval and one.text() == "+0.500 (1 seed)"
+    assert one.n == 1 and not one.has_interval and one.mean == 0.5
 
 
 def test_factor_levels_bin_open_ended_searches_and_keep_the_baseline() -> None:
@@ -511,33 +574,35 @@ def test_report_on_real_study(tiny_study, tmp_path) -> None:
     assert f"recorded {len(children)} trials" in page
 
 
-def test_pairing_uses_the_same_seed_and_falls_back_to_the_partner_seed_mean() -> None:
-    import pandas as pd
+@pytest.mark.slow
+def test_cost_and_divergence_metrics_reach_mlflow(tiny_study) -> None:
+    """README's metric list: `train_time_s` on every trained trial, `diverged_value` on diverged ones."""
+    import sys
 
-    from reports.pairing import paired
+    client = MlflowClient(tracking_uri=tiny_study.tracking_uri)
+    experiment = client.get_experiment_by_name(tiny_study.name)
+    runs = client.search_runs([experiment.experiment_id], "tags.`lamp.role` = 'trial'", max_results=10_000)
+    by_status = defaultdict(list)
+    for run in runs:
+        by_status[run.data.tags["lamp.status"]].append(run.data.metrics)
+    trained = by_status["finished"] + by_status["collapsed"] + by_status["diverged"]
+    assert by_status["diverged"], "tests/specs/tiny.yaml's exp at λ=1e5 must diverge"
+    assert trained and all(m["train_time_s"] > 0 for m in trained)
+    for m in by_status["diverged"]:
+        assert m["diverged_epoch"] >= 1 and m["diverged_is_nan"] in (0.0, 1.0)
+        # the loss was non-finite: MLflow keeps +-inf as +-float max, NaN as 0 with the flag
+        value, is_nan = m["diverged_value"], m["diverged_is_nan"] == 1.0
+        assert value == 0.0 if is_nan else abs(value) == sys.float_info.max
+    # every metric a trial logs is in README's list (`amp_x` under x, per-family metrics as `<family>`)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("## What a study looks like in MLflow")[1].split("\n## ")[0]
+    from study.labelfree import FAMILIES
 
-    def trial(amp: str, factor: float, lr: float, seed: int, auroc: float, twin_of: float = 0.0) -> dict:
-        return {
-            "arch": "a",
-            "amplification": amp,
-            "factor": factor,
-            "lr": lr,
-            "twin_of": twin_of,
-            "seed": seed,
-            "auroc": auroc,
-        }
+    def family_form(key: str) -> str:
+        for prefix in ("synthetic_auroc_", "reference_auroc_", "severity_"):
+            if key.removeprefix(prefix) in FAMILIES:
+                return f"{prefix}<family>"
+        return key
 
-    trials = pd.DataFrame(
-        [
-            trial("linear", 1.0, 1e-3, 0, 0.80),  # baselines: seeds 0 and 1 only
-            trial("linear", 1.0, 1e-3, 1, 0.82),
-            trial("exp", 10.0, 1e-3, 0, 0.85),  # amplified: seed 0 has a baseline, seed 2 does not
-            trial("exp", 10.0, 1e-3, 2, 0.90),
-            trial("linear", 1.0, 1e-3 * 10.0, 0, 0.84, twin_of=10.0),  # the twin, seed 0 only
-        ]
-    )
-    out = paired(trials, "auroc", ["arch", "amplification", "factor", "lr", "twin_of", "seed"]).set_index(
-        "seed"
-    )
-    assert out.loc[0, "gain"] == pytest.approx(0.05) and out.loc[2, "gain"] == pytest.approx(0.90 - 0.81)
-    assert out.loc[0, "diff"] == pytest.approx(0.01) and out.loc[2, "diff"] == pytest.approx(0.06)
+    logged = {family_form(k.removeprefix("amp_")) for run in runs for k in run.data.metrics}
+    assert len(logged) > 20 and {k for k in logged if f"`{k}`" not in listed} == set()

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from reports.stats import amplification_effects, verdict_sentence
+from reports.stats import amplification_effects
+from reports.verdicts import verdict_sentence
 
 
 def _study(
@@ -117,3 +118,28 @@ def test_simpson_steepness_confound_across_metrics_is_undone_by_stratifying() ->
     assert set(result.per_stratum["metric"]) == {"mse", "ssim"} and (result.per_stratum["rho"] < 0).all()
     med, q1, q3 = median_iqr(frame["sharpness"])
     assert q1 <= med <= q3
+
+
+def test_another_varied_param_is_part_of_the_stratum_never_averaged() -> None:
+    """lr varied by the search: λ helps at one lr and hurts at the other; twins key by the lr they match."""
+    rng = np.random.default_rng(7)
+    seed_effect = rng.normal(0, 0.01, 2)
+    planted = {(1e-2, "exp", 10.0): 0.05, (1e-3, "exp", 10.0): -0.05, (1e-2, "twin", 10.0): 0.05}
+    rows = []
+    for lr, seed in itertools.product((1e-3, 1e-2), range(2)):
+        for form, factor, twin_of in (("linear", 1.0, 0.0), ("exp", 10.0, 0.0), ("linear", 1.0, 10.0)):
+            key = (lr, "twin", twin_of) if twin_of else (lr, form, factor)
+            y = 0.85 + seed_effect[seed] + planted.get(key, 0.0) + rng.normal(0, 0.005)
+            rows.append(
+                dict(metric="mse", optimizer="sgd", arch="conv_ae", amplification=form, factor=factor,
+                     seed=seed, twin_of=twin_of, lr=lr * (twin_of or 1.0), auroc=y)
+            )  # fmt: skip
+    eff = amplification_effects(pd.DataFrame(rows), extra=("lr",))
+    assert set(eff["other"]) == {"lr=0.001", "lr=0.01"}
+    assert _row(eff, other="lr=0.01", kind="gain")["verdict"] == "gain"
+    assert _row(eff, other="lr=0.001", kind="gain")["verdict"] == "harm"
+    # at lr = 0.01 the twin (lr 0.1 = 0.01 x 10) gained the same: amplified - twin is not detectable
+    assert _row(eff, other="lr=0.01", kind="vs_twin")["verdict"] == "not detectable"
+    assert "mse · sgd · conv_ae · lr=0.01 · exp λ=10" in verdict_sentence(
+        _row(eff, other="lr=0.01", kind="gain")
+    )
