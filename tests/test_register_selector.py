@@ -24,6 +24,7 @@ def _study(client: MlflowClient, name: str, objective: str, root: Path) -> dict[
             client.log_metric(run.info.run_id, family_metric(name), 0.6 + 0.05 * i + 0.01 * k)
         client.log_metric(run.info.run_id, "synthetic_auroc_mean", 0.9 - 0.05 * i)  # disagrees on purpose
         client.log_metric(run.info.run_id, "auroc", 0.8)
+        client.log_metric(run.info.run_id, "val_auroc", 0.8)  # what a labelled objective ranks by
         client.set_terminated(run.info.run_id)
         ids[f"t{i}"] = run.info.run_id
     return ids
@@ -53,7 +54,7 @@ def test_label_free_default_is_the_aggregated_selector(store) -> None:
 def test_labelled_objective_is_unchanged_and_pool_selectors_are_refused(store) -> None:
     client, _, ids = store
     _, _, metric, _ = best_trial(client, "lab", None, None)
-    assert metric == "auroc"
+    assert metric == "val_auroc"  # selected on the validation part, never on the reported test part
     _, run, _, _ = best_trial(client, "lab", "rra", None)
     assert run.info.run_id == ids["t4"]
     with pytest.raises(RegistryError, match="test-pool scores"):

@@ -38,9 +38,7 @@ from study.tracking import (
 
 
 def _storage(storage_path: str | None) -> Path:
-    path = Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
-    check_storage(path)
-    return path
+    return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
 
 
 def study_dir(storage: Path, name: str) -> Path:
@@ -179,6 +177,7 @@ def _execute(
     set_quiet_mlflow_env()
     check_tracking_uri(tracking_uri)
     _preflight_data(spec)
+    check_storage(storage)  # last check before the first write: MLflow's experiment and parent run
     tracker = StudyTracker(tracking_uri, spec.name)
     _init_ray(address)
     check_resources(spec)
