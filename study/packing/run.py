@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,36 +133,10 @@ def train_pack(
     stack.train()
     for epoch in range(1, lead.epochs + 1):
         t0 = time.perf_counter()
-        base_sum = torch.zeros(len(members), device=device)
-        amp_sum = torch.zeros(len(members), device=device)
-        n_batches = 0
-        for idx in zip(
-            *(batches(len(train_x), lead.batch_size, gens[k], device) for k in members), strict=True
-        ):
-            x = train_x[torch.stack(idx)]  # [K, B, C, H, W]
-            with autocast:
-                x_hat = stack(x)
-            base, amp = objective(x_hat.float(), x)
-            stack.zero_grad()
-            amp.sum().backward()
-            optimizer.step(stack.params)
-            base_sum += base.detach()
-            amp_sum += amp.detach()
-            n_batches += 1
-        base_mean = (base_sum / n_batches).tolist()
-        amp_mean = (amp_sum / n_batches).tolist()
+        batch_order = [batches(len(train_x), lead.batch_size, gens[k], device) for k in members]
+        base_mean, amp_mean = _train_epoch(stack, objective, optimizer, train_x, batch_order, autocast)
         share = (time.perf_counter() - t0) / len(members)
-        keep = []
-        for slot, k in enumerate(members):
-            outcomes[k].train_time_s += share
-            if math.isfinite(base_mean[slot]) and math.isfinite(amp_mean[slot]):
-                keep.append(slot)
-                outcomes[k].history.append(
-                    {"train_base_loss": base_mean[slot], "train_amp_loss": amp_mean[slot]}
-                )
-            else:
-                bad = amp_mean[slot] if not math.isfinite(amp_mean[slot]) else base_mean[slot]
-                outcomes[k].diverged_epoch, outcomes[k].diverged_value = epoch, bad
+        keep = _record_epoch(outcomes, members, epoch, base_mean, amp_mean, share)
         if len(keep) < len(members):
             index = torch.tensor(keep, dtype=torch.long, device=device)
             stack.keep(index)
@@ -180,6 +154,56 @@ def train_pack(
         if reporter is not None:
             reporter(epoch, {k: outcomes[k].history[-1] for k in members})
     return PackTraining(outcomes, stack, members)
+
+
+def _train_epoch(
+    stack: StackedModel,
+    objective: PackObjective,
+    optimizer: Any,
+    train_x: Tensor,
+    batch_order: list[Iterator[Tensor]],
+    autocast: Any,
+) -> tuple[list[float], list[float]]:
+    """One epoch of every member at once; (base, amplified) epoch-mean losses per stack slot.
+
+    The loss stepped is the sum of the members' objectives, so no member scales another's gradient.
+    """
+    base_sum = torch.zeros(len(batch_order), device=train_x.device)
+    amp_sum = torch.zeros(len(batch_order), device=train_x.device)
+    n_batches = 0
+    for idx in zip(*batch_order, strict=True):
+        x = train_x[torch.stack(idx)]  # [K, B, C, H, W]
+        with autocast:
+            x_hat = stack(x)
+        base, amp = objective(x_hat.float(), x)
+        stack.zero_grad()
+        amp.sum().backward()
+        optimizer.step(stack.params)
+        base_sum += base.detach()
+        amp_sum += amp.detach()
+        n_batches += 1
+    return (base_sum / n_batches).tolist(), (amp_sum / n_batches).tolist()
+
+
+def _record_epoch(
+    outcomes: list[MemberOutcome],
+    members: list[int],
+    epoch: int,
+    base_mean: list[float],
+    amp_mean: list[float],
+    share: float,
+) -> list[int]:
+    """Append each member's losses, or record it `diverged` at this epoch; the slots that go on."""
+    keep = []
+    for slot, k in enumerate(members):
+        outcomes[k].train_time_s += share
+        if math.isfinite(base_mean[slot]) and math.isfinite(amp_mean[slot]):
+            keep.append(slot)
+            outcomes[k].history.append({"train_base_loss": base_mean[slot], "train_amp_loss": amp_mean[slot]})
+        else:
+            bad = amp_mean[slot] if not math.isfinite(amp_mean[slot]) else base_mean[slot]
+            outcomes[k].diverged_epoch, outcomes[k].diverged_value = epoch, bad
+    return keep
 
 
 class _Validation:
