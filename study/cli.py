@@ -188,7 +188,7 @@ def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage-path",
         default=None,
-        help="where Tune keeps trial state (default ./lamp_storage; a shared path or s3:// on a cluster)",
+        help="where Tune keeps trial state (default ./lamp_storage; a shared filesystem path on a cluster)",
     )
 
 

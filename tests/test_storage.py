@@ -37,3 +37,13 @@ def test_run_with_an_unusable_storage_path_exits_2_before_mlflow_or_ray(tmp_path
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr and "--storage-path" in res.stderr
     assert not db.exists()  # no parent run was created
+
+
+def test_an_object_store_uri_is_refused_not_made_a_local_folder(tmp_path: Path) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "study.cli", "run", str(ROOT / "tests/specs/two_trials.yaml"),
+         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "--storage-path", "s3://bucket/lamp"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2 and "object-store URIs are not supported" in res.stderr, res.stderr
+    assert list(tmp_path.iterdir()) == []  # no ./s3: folder, no MLflow store

@@ -38,6 +38,11 @@ from study.tracking import (
 
 
 def _storage(storage_path: str | None) -> Path:
+    if storage_path and "://" in storage_path:
+        raise LampError(
+            f"--storage-path {storage_path}: object-store URIs are not supported (the study keeps its state as "
+            f"files there); use a shared filesystem path, e.g. an NFS mount present on every node"
+        )
     return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
 
 
