@@ -19,7 +19,8 @@ from typing import Any
 
 from study.errors import LampError
 from study.metrics_meta import mode_of
-from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID, check_tracking_uri
+from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID
+from study.tracking_store import check_tracking_uri
 
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
 LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector

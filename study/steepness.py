@@ -28,8 +28,9 @@ from torch import nn
 
 from study.config import LandscapeConfig, TrialConfig
 from study.data import OneClassData
-from study.landscape import measure_steepness, slice_forwards
+from study.landscape import measure_steepness
 from study.losses import get_amplification, get_metric
+from study.slices import slice_forwards
 
 # Work per sample, in forward passes (CPU, conv_ae, 28-128 px; bench/measure_cost.py).
 TRAIN_STEP_WORK = 3.0  # one training step: forward, backward, optimiser update

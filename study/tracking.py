@@ -13,22 +13,21 @@ run already ended is never logged twice.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import os
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from study.config import TrialConfig
-from study.errors import LampError
+from study.tracking_store import (
+    _RetryingClient,
+    tracking_retry_s,
+    without_credentials,
+)
 
 ROLE = "lamp.role"
 STATUS = "lamp.status"
@@ -47,152 +46,6 @@ _RUN_STATUS = {
 MODEL_ARTIFACT = "model"
 RETRIED = "retried"  # lamp status of a failed/interrupted run whose trial ran again in a new run
 EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged
-
-
-class TrackingError(LampError):
-    """The tracking store cannot be used as given."""
-
-
-class TrackingLost(TrackingError):
-    """The tracking store stayed unreachable longer than $LAMP_TRACKING_RETRY_S: the study must stop."""
-
-
-def tracking_retry_s() -> float:
-    """How long the driver retries a tracking call before it stops the study ($LAMP_TRACKING_RETRY_S, default 300)."""
-    return float(os.environ.get("LAMP_TRACKING_RETRY_S", "300"))
-
-
-def _transient(err: Exception) -> bool:
-    """A failure a later retry can cure: no connection, a timeout, a 5xx answer, a locked database."""
-    import requests
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(err, (requests.RequestException, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(err, MlflowException):
-        text = str(err)
-        return err.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED") and (
-            "failed with exception" in text or "database is locked" in text or "Response code 5" in text
-        )
-    return False
-
-
-class _RetryingClient:
-    """An MlflowClient whose calls are retried with exponential backoff while the store is away.
-
-    The driver blocks meanwhile, so Tune holds every later report (nothing is
-    dropped); past `limit_s` the call raises `TrackingLost`, the study stops as
-    `interrupted`, and `lamp-study resume` logs what was missed.
-    """
-
-    def __init__(self, client: Any, uri: str, limit_s: float) -> None:
-        self._client, self._uri, self._limit_s = client, uri, limit_s
-        self.retried = False  # whether the last call needed a retry
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if not callable(method):
-            return method
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            t0 = time.monotonic()
-            delay = 0.5
-            self.retried = False
-            while True:
-                try:
-                    return method(*args, **kwargs)
-                except Exception as err:
-                    waited = time.monotonic() - t0
-                    if not _transient(err):
-                        raise
-                    if waited >= self._limit_s:
-                        raise TrackingLost(
-                            f"MLflow tracking store {redact(self._uri)} unreachable for {waited:.0f}s "
-                            f"(limit $LAMP_TRACKING_RETRY_S={self._limit_s:g}); last error: {str(err)[:300]}"
-                        ) from None
-                    if delay == 0.5:
-                        print(
-                            f"tracking store {redact(self._uri)} unreachable ({type(err).__name__}); "
-                            f"retrying for up to {self._limit_s:g}s",
-                            file=sys.stderr,
-                            flush=True,
-                        )
-                    self.retried = True
-                    time.sleep(min(delay, max(self._limit_s - waited, 0.1)))
-                    delay = min(delay * 2, 10.0)
-
-        return call
-
-
-def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
-    """Fail fast, before anything is launched, when the store cannot work.
-
-    An HTTP server must answer its `/health` endpoint within `timeout_s`; a
-    sqlite path must be in an existing directory; the retired file store is
-    refused with the replacement to use.
-    """
-    fix = "start one with `mlflow server --host 127.0.0.1 --port 5000` or use --tracking-uri sqlite:///mlflow.db"
-    if uri.startswith(("http://", "https://")):
-        try:
-            with urllib.request.urlopen(_health_request(uri), timeout=timeout_s) as resp:
-                if resp.status != 200:
-                    raise TrackingError(
-                        f"MLflow tracking server {redact(uri)} answered HTTP {resp.status}; {fix}"
-                    )
-        except (urllib.error.URLError, OSError, TimeoutError) as err:
-            reason = getattr(err, "reason", err)
-            raise TrackingError(
-                f"MLflow tracking server {redact(uri)} is unreachable ({reason}); {fix}"
-            ) from None
-    elif uri.startswith("sqlite:///"):
-        parent = Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent
-        if not parent.is_dir():
-            raise TrackingError(
-                f"tracking URI {uri}: directory {parent} does not exist; create it or pick another path"
-            )
-    elif uri.startswith("file:") or "://" not in uri:
-        raise TrackingError(
-            f"tracking URI {uri!r} is a file store, which MLflow 3 no longer supports; "
-            f"use sqlite:///mlflow.db (or a server URI)"
-        )
-
-
-def without_credentials(uri: str) -> str:
-    """The URI with its user:password moved to MLFLOW_TRACKING_USERNAME/PASSWORD.
-
-    MLflow prints run URLs built from the tracking URI ("View run ... at"),
-    so a URI that carries a password would put it in every log.
-    """
-    parts = urllib.parse.urlsplit(uri)
-    if parts.username is None:
-        return uri
-    os.environ["MLFLOW_TRACKING_USERNAME"] = urllib.parse.unquote(parts.username)
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = urllib.parse.unquote(parts.password or "")
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    return urllib.parse.urlunsplit(parts._replace(netloc=host))
-
-
-def _health_request(uri: str) -> urllib.request.Request:
-    """GET /health, with a URI's user:password sent as basic auth (urllib cannot read them from the URL)."""
-    parts = urllib.parse.urlsplit(uri)
-    host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
-    url = urllib.parse.urlunsplit(parts._replace(netloc=host)).rstrip("/") + "/health"
-    request = urllib.request.Request(url)
-    if parts.username is not None:
-        pair = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
-        request.add_header("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
-    return request
-
-
-def redact(uri: str) -> str:
-    """The URI without user:password, for logs, params and files (use MLFLOW_TRACKING_USERNAME/PASSWORD)."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.password is None and parts.username is None:
-        return uri
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def git_commit() -> str | None:
@@ -281,21 +134,8 @@ class StudyTracker:
                     self._last_epoch[trial_id] = max((m.step for m in steps), default=0)
 
     def children(self) -> list[Any]:
-        from mlflow.entities import ViewType
-
-        runs, token = [], None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{PARENT}` = '{self.parent_run_id}'",
-                run_view_type=ViewType.ALL,
-                max_results=1000,
-                page_token=token,
-            )
-            runs.extend(page)
-            token = page.token
-            if not token:
-                return runs
+        """Every child run of the study's parent run (deleted ones too)."""
+        return _children(self.client, self.experiment_id, self.parent_run_id)
 
     # ------------------------------------------------------------ trials
     def is_ended(self, trial_id: str) -> bool:
@@ -306,12 +146,9 @@ class StudyTracker:
         """Create the trial's child run, or return the one it already has."""
         if trial_id in self._runs:
             return self._runs[trial_id]
-        name = f"{cfg.arch}-{cfg.metric}-{cfg.amplification}{cfg.factor:g}-{cfg.optimizer}-s{cfg.seed}"
-        if cfg.twin_of:
-            name += f"-twin{cfg.twin_of:g}"
         run = self.client.create_run(
             self.experiment_id,
-            run_name=name,
+            run_name=_run_name(cfg),
             tags={
                 PARENT: self.parent_run_id,
                 ROLE: "trial",
@@ -322,21 +159,10 @@ class StudyTracker:
             },
         )
         if self.client.retried:  # an attempt may have reached the store before its answer was lost
-            run = self._keep_one_run(trial_id, run)
+            run = _keep_one_run(self.client, self.experiment_id, trial_id, run)
         self._runs[trial_id] = run.info.run_id
         self.client.log_batch(run.info.run_id, params=_params(cfg.to_params()))
         return run.info.run_id
-
-    def _keep_one_run(self, trial_id: str, run: Any) -> Any:
-        """After a retried create: delete any second run the lost attempts made for this trial."""
-        runs = self.client.search_runs(
-            [self.experiment_id],
-            filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'",
-            order_by=["start_time ASC"],
-        )
-        for extra in runs[1:]:
-            self.client.delete_run(extra.info.run_id)
-        return runs[0] if runs else run
 
     def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
         """Per-epoch metrics at step = epoch, once per epoch.
@@ -372,7 +198,7 @@ class StudyTracker:
         run_tags = [RunTag(k, v) for k, v in (tags or {}).items() if v]
         self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)), tags=run_tags)
         if result_dir is not None:
-            self._log_result_files(run_id, Path(result_dir))
+            _log_result_files(self.client, run_id, Path(result_dir))
         if error:
             self.client.set_tag(run_id, "lamp.error", error[:4000])
         self.client.set_tag(run_id, STATUS, status)
@@ -391,19 +217,54 @@ class StudyTracker:
                 self.client.set_tag(run_id, STATUS, "interrupted")
                 self.client.set_terminated(run_id, "KILLED")
 
-    def _log_result_files(self, run_id: str, result_dir: Path) -> None:
-        from study.scorer import save_scorer
-        from study.trial import LANDSCAPE_FILE, MODEL_FILE, RESULT_FILE, SCORES_FILE
 
-        for name in (SCORES_FILE, LANDSCAPE_FILE):
-            if (result_dir / name).exists():
-                self.client.log_artifact(run_id, str(result_dir / name))
-        if (result_dir / MODEL_FILE).exists():
-            meta = json.loads((result_dir / RESULT_FILE).read_text())
-            with tempfile.TemporaryDirectory() as d:
-                model_dir = Path(d) / MODEL_ARTIFACT
-                save_scorer(model_dir, result_dir / MODEL_FILE, meta["model_meta"], meta["config"]["metric"])
-                self.client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+def _run_name(cfg: TrialConfig) -> str:
+    name = f"{cfg.arch}-{cfg.metric}-{cfg.amplification}{cfg.factor:g}-{cfg.optimizer}-s{cfg.seed}"
+    return name + (f"-twin{cfg.twin_of:g}" if cfg.twin_of else "")
+
+
+def _children(client: Any, experiment_id: str, parent_run_id: str | None) -> list[Any]:
+    from mlflow.entities import ViewType
+
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT}` = '{parent_run_id}'",
+            run_view_type=ViewType.ALL,
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _keep_one_run(client: Any, experiment_id: str, trial_id: str, run: Any) -> Any:
+    """After a retried create: delete any second run the lost attempts made for this trial."""
+    runs = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{TRIAL_ID}` = '{trial_id}'", order_by=["start_time ASC"]
+    )
+    for extra in runs[1:]:
+        client.delete_run(extra.info.run_id)
+    return runs[0] if runs else run
+
+
+def _log_result_files(client: Any, run_id: str, result_dir: Path) -> None:
+    """The trial's scores and landscape arrays, and its model as the pyfunc scorer."""
+    from study.scorer import save_scorer
+    from study.trial import LANDSCAPE_FILE, MODEL_FILE, RESULT_FILE, SCORES_FILE
+
+    for name in (SCORES_FILE, LANDSCAPE_FILE):
+        if (result_dir / name).exists():
+            client.log_artifact(run_id, str(result_dir / name))
+    if (result_dir / MODEL_FILE).exists():
+        meta = json.loads((result_dir / RESULT_FILE).read_text())
+        with tempfile.TemporaryDirectory() as d:
+            model_dir = Path(d) / MODEL_ARTIFACT
+            save_scorer(model_dir, result_dir / MODEL_FILE, meta["model_meta"], meta["config"]["metric"])
+            client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
 
 
 def _params(params: dict[str, str]) -> list[Any]:

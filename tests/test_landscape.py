@@ -12,19 +12,17 @@ from torch.func import functional_call
 
 from study.config import LandscapeConfig, TrialConfig
 from study.data import load_dataset
-from study.landscape import (
+from study.hessian import hessian_at, hutchinson_trace, top_eigenvalue
+from study.landscape import measure_steepness
+from study.losses import get_amplification, get_metric
+from study.models import build_model
+from study.slices import (
     evaluate_along,
     filter_normalised_direction,
-    hessian_at,
-    hutchinson_trace,
-    measure_steepness,
     quadratic_curvature,
     slice_directions,
     slice_forwards,
-    top_eigenvalue,
 )
-from study.losses import get_amplification, get_metric
-from study.models import build_model
 from study.steepness import MIN_BATCH, MeasurementPlan, plan_measurement, trial_steepness
 from study.train import train
 

@@ -218,7 +218,7 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        from study.tracking import TrackingError, check_tracking_uri
+        from study.tracking_store import TrackingError, check_tracking_uri
 
         deadline = time.time() + 90
         while True:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from study.tracking import TrackingError, check_tracking_uri, finite_metrics, redact
+from study.tracking import finite_metrics
+from study.tracking_store import TrackingError, check_tracking_uri, redact
 
 
 def test_redact_removes_credentials_and_keeps_the_rest() -> None:

@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from study.spec import load_spec
-from study.tracking import TrackingError, check_tracking_uri
+from study.tracking_store import TrackingError, check_tracking_uri
 from tests._faults import (
     CLI,
     arm_gate,

@@ -26,15 +26,8 @@ from study.runner._keys import (
 from study.runner._tuner import _tuner
 from study.spec import StudySpec, load_spec
 from study.storage import check_storage
-from study.tracking import (
-    TERMINAL,
-    StudyTracker,
-    TrackingLost,
-    check_tracking_uri,
-    git_commit,
-    redact,
-    set_quiet_mlflow_env,
-)
+from study.tracking import TERMINAL, StudyTracker, git_commit, set_quiet_mlflow_env
+from study.tracking_store import TrackingLost, check_tracking_uri, redact
 
 
 def _storage(storage_path: str | None) -> Path:
