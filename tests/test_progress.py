@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from study.runner import _ACTIVE, STATUS_KEY, Progress
+from study.runner import _ACTIVE, OBJECTIVE_KEY, STATUS_KEY, Progress
 from study.spec import load_spec
 from tests.conftest import SPECS
 
@@ -24,13 +24,15 @@ def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.Cap
         b = _Trial("b", "PENDING")
         progress.on_trial_start(0, [a, b], b)  # b starts while a runs
         assert "0/8 trials done, 2 running" in capsys.readouterr().err
-        a.last_result = {STATUS_KEY: "finished", "auroc": 0.9}
+        # "best" is the selection value (validation part), never the reported test auroc
+        a.last_result = {STATUS_KEY: "finished", "auroc": 0.99, OBJECTIVE_KEY: 0.9}
         c = _Trial("c", "TERMINATED", {STATUS_KEY: "diverged"})
+        d = _Trial("d", "TERMINATED", {STATUS_KEY: "collapsed", "auroc": 0.95, OBJECTIVE_KEY: 0.95})
         b.status = "RUNNING"
-        progress.on_trial_complete(0, [a, b, c], a)
+        progress.on_trial_complete(0, [a, b, c, d], a)
         line = capsys.readouterr().err
-        assert "2/8 trials done, 1 running, 1 diverged, 0 failed, 0 pruned" in line
-        assert "best auroc 0.9000" in line
+        assert "3/8 trials done, 1 running, 1 collapsed, 1 diverged, 0 failed, 0 pruned" in line
+        assert "best auroc (validation) 0.9000" in line  # the collapsed trial is never best
         eta = line.split("ETA ")[1].strip()
         assert eta.endswith("s") and eta != "?"  # one trial ended in this session: a pace exists
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -105,8 +106,8 @@ class Progress(Callback):
                 continue
             status = _status(t.last_result or {}, can_prune) if tune_status == "TERMINATED" else "failed"
             counts[status] = counts.get(status, 0) + 1
-            value = (t.last_result or {}).get(spec.objective.metric)
-            if status == "finished" and value is not None:
+            value = (t.last_result or {}).get(OBJECTIVE_KEY)  # the selection value (validation part)
+            if status == "finished" and value is not None and math.isfinite(value):
                 better = best is None or (value > best if spec.objective.mode == "max" else value < best)
                 best = value if better else best
         done, total = sum(counts.values()), spec.n_trials
@@ -117,10 +118,11 @@ class Progress(Callback):
         elif total is not None and self.ended_here:
             eta = f"{elapsed * (total - done) / len(self.ended_here):.0f}s"
         shown = f"{best:.4f}" if best is not None else "-"
-        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("diverged", "failed", "pruned"))
+        kinds = ("collapsed", "diverged", "failed", "pruned")
+        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
         print(
             f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
-            f"best {spec.objective.metric} {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
+            f"best {spec.objective.metric} (validation) {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
             file=sys.stderr,
             flush=True,
         )

@@ -21,6 +21,8 @@ def _init_ray(address: str | None) -> None:
     # Snapshot the experiment as often as trials checkpoint (Tune's "auto" waits >= 10 s): a resumed
     # trial starts from the checkpoint in the last snapshot, so a fresher snapshot loses fewer epochs.
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(report_interval_s()))
+    # Tune's CSV/JSON/TensorBoard loggers write files per trial that nothing reads (MLflow holds the results)
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")

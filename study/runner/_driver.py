@@ -11,7 +11,7 @@ from typing import Any
 
 from study.config import TrialConfig
 from study.errors import LampError
-from study.runner._callbacks import _final_metrics, _status
+from study.runner._callbacks import _ACTIVE, _final_metrics, _status
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
     DEFAULT_STORAGE,
@@ -179,6 +179,32 @@ def _execute(
     tracker = StudyTracker(tracking_uri, spec.name)
     _init_ray(address)
     check_resources(spec)
+    parent = _start_parent(spec, tracker, log_baselines=not restore and select is None)
+    configs = select(tracker) if select is not None else None
+    tune_path, planned = _plan(
+        spec, storage, tracking_uri, parent, configs, restore=restore, tune_path=tune_path
+    )
+    t0 = time.time()
+    status = "interrupted"
+    store_lost: TrackingLost | None = None
+    try:
+        if configs == []:
+            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
+            status = "finished"
+            return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
+        status = _fit(spec, tracker, tune_path, configs, planned, restore=restore)
+    except Exception as err:
+        store_lost = _tracking_lost(err)
+        if store_lost is None:
+            raise
+        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
+    finally:
+        counts = _end(spec, tracker, status, store_lost, t0)
+    return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
+
+
+def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool) -> str:
+    """The study's parent run (created, or re-attached on resume), with the model-free baselines once."""
     tags = {
         "lamp.objective_metric": spec.objective.metric,
         "lamp.objective_mode": spec.objective.mode,
@@ -196,10 +222,23 @@ def _execute(
         "n_trials": str(spec.n_trials),
     }
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
-    if not restore and select is None:
+    if log_baselines:
         _log_baselines(tracker, spec, parent)
+    return parent
+
+
+def _plan(
+    spec: StudySpec,
+    storage: Path,
+    tracking_uri: str,
+    parent: str,
+    configs: list[TrialConfig] | None,
+    *,
+    restore: bool,
+    tune_path: Path | None,
+) -> tuple[Path, int | None]:
+    """(Tune experiment path, trials planned), written to the study's state file that `resume` reads."""
     exp_dir = study_dir(storage, spec.name)
-    configs = select(tracker) if select is not None else None
     planned = len(configs) if configs is not None else spec.n_trials
     if restore:  # a restored segment plans its own trials, not the spec's
         planned = json.loads((exp_dir / STATE_FILE).read_text()).get("planned", planned)
@@ -210,74 +249,74 @@ def _execute(
             tune_path = exp_dir / SEGMENTS_DIR / str(done + 1)
     exp_dir.mkdir(parents=True, exist_ok=True)
     (exp_dir / SPEC_FILE).write_text(spec.source_text)
-    (exp_dir / STATE_FILE).write_text(
-        json.dumps(
-            {
-                "tracking_uri": redact(tracking_uri),
-                "parent_run_id": parent,
-                "tune_dir": str(tune_path.relative_to(storage)),
-                "planned": planned,
-            }
-        )
-    )
+    state = {
+        "tracking_uri": redact(tracking_uri),
+        "parent_run_id": parent,
+        "tune_dir": str(tune_path.relative_to(storage)),
+        "planned": planned,
+    }
+    (exp_dir / STATE_FILE).write_text(json.dumps(state))
     print(
         f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
         f"{redact(tracking_uri)}, Tune storage {tune_path}",
         file=sys.stderr,
         flush=True,
     )
-    t0 = time.time()
-    status = "interrupted"
-    store_lost: TrackingLost | None = None
+    return tune_path, planned
+
+
+def _fit(
+    spec: StudySpec,
+    tracker: StudyTracker,
+    tune_path: Path,
+    configs: list[TrialConfig] | None,
+    planned: int | None,
+    *,
+    restore: bool,
+) -> str:
+    """Run the Tune experiment; the study's status: finished, interrupted, or failed (every trial failed)."""
+    tuner = _tuner(spec, tune_path, tracker, restore=restore, configs=configs)
     try:
-        if configs == []:
-            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
-            status = "finished"
-            return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
-        tuner = _tuner(spec, tune_path, tracker, restore=restore, configs=configs)
         results = tuner.fit()
-        can_prune = spec.early_stopping is not None
-        _reconcile(tracker, results, can_prune)
-        ended = sum(1 for r in results if r.error or _status(r.metrics or {}, can_prune) in TERMINAL)
-        # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
-        # a study with fewer ended trials than planned is interrupted.
-        status = "finished" if ended >= (planned or len(results)) else "interrupted"
-        if status == "finished" and not set(_counts(tracker)) & {
-            "finished",
-            "collapsed",
-            "diverged",
-            "pruned",
-        }:
-            status = "failed"  # nothing to compare: the caller must see an error, not a finished study
-            print(
-                f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
-                file=sys.stderr,
-            )
-    except Exception as err:
-        store_lost = _tracking_lost(err)
-        if store_lost is None:
-            raise
-        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
     finally:
-        if status == "interrupted":
-            if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
-                tracker.interrupt_open_trials()
-            print(
-                f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
-                + (
-                    " once the tracking store is back (nothing is lost: Tune kept every result)"
-                    if store_lost
-                    else ""
-                ),
-                file=sys.stderr,
-            )
-        counts: dict[str, int] = {}
-        if store_lost is None:
-            counts = _counts(tracker)
-            tracker.end_study(
-                status, {"wall_time_s": time.time() - t0, **{f"n_{k}": v for k, v in counts.items()}}
-            )
-    return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
+        _ACTIVE.pop(spec.name, None)  # the callbacks' handle on this study ends with its experiment
+    can_prune = spec.early_stopping is not None
+    _reconcile(tracker, results, can_prune)
+    ended = sum(1 for r in results if r.error or _status(r.metrics or {}, can_prune) in TERMINAL)
+    # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
+    # a study with fewer ended trials than planned is interrupted.
+    if ended < (planned or len(results)):
+        return "interrupted"
+    if not set(_counts(tracker)) & {"finished", "collapsed", "diverged", "pruned"}:
+        print(
+            f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
+            file=sys.stderr,
+        )
+        return "failed"  # nothing to compare: the caller must see an error, not a finished study
+    return "finished"
+
+
+def _end(
+    spec: StudySpec, tracker: StudyTracker, status: str, store_lost: TrackingLost | None, t0: float
+) -> dict[str, int]:
+    """End the parent run with the study's counts (left open when the store is lost); the counts."""
+    if status == "interrupted":
+        if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
+            tracker.interrupt_open_trials()
+        print(
+            f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
+            + (
+                " once the tracking store is back (nothing is lost: Tune kept every result)"
+                if store_lost
+                else ""
+            ),
+            file=sys.stderr,
+        )
+    if store_lost is not None:
+        return {}
+    counts = _counts(tracker)
+    tracker.end_study(status, {"wall_time_s": time.time() - t0, **{f"n_{k}": v for k, v in counts.items()}})
+    return counts
 
 
 def _tracking_lost(err: BaseException | None) -> TrackingLost | None:

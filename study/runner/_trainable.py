@@ -28,100 +28,118 @@ def trainable(
 ) -> None:
     """The Tune function trainable: a thin wrapper of `run_trial`.
 
-    A report is a round trip to the driver, so epochs are batched: every
-    epoch's metrics travel (as JSON under `EPOCHS_KEY`) with the next report,
-    which goes out every epoch only when a scheduler needs it (ASHA), else at
-    most every `report_interval` seconds, carrying a checkpoint of the
-    training state that a restored trial starts from (the driver snapshots
-    the experiment as often, see `_init_ray`). The last epoch
-    goes out with the final metrics and the result files, so a scheduler that
-    stops at `max_t = epochs` never cuts the final evaluation. Every report
-    names the Ray node the trial runs on (`NODE_KEY`). A `gate` (fault tests
-    only, see study/gate.py) pauses one trial after a checkpointed report.
+    A report is a round trip to the driver, so epochs are batched (`_Reporter`).
+    The last epoch goes out with the final metrics and the result files, so a
+    scheduler that stops at `max_t = epochs` never cuts the final evaluation.
+    A trial that raises is reported `failed` with its error; the study goes on.
     """
-    import ray
-    import torch
     from ray import tune
 
-    from study.train import TrainState
     from study.trial import run_trial
 
     cfg = trial_config(config, spec)
     objective, mode = spec.objective.metric, spec.objective.mode
-    state = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as d:
-            if (Path(d) / TRAIN_STATE_FILE).exists():
-                state = TrainState(**torch.load(Path(d) / TRAIN_STATE_FILE, weights_only=True))
-    every_epoch = spec.early_stopping is not None
-    es_known: dict[str, float] = {}  # the scheduler's metric must be in every report Tune sees
-    if spec.early_stopping is not None:
-        es_known[spec.early_stopping.metric] = _worst(spec.early_stopping.mode)
-
-    node = ray.get_runtime_context().get_node_id()
-
-    def with_es(row: dict[str, Any]) -> dict[str, Any]:
-        for key in es_known:
-            es_known[key] = row.get(key, es_known[key])  # last known value (eval_every may skip epochs)
-        return {**es_known, **row, NODE_KEY: node}
-
-    pending: list[dict[str, Any]] = []
-    last: dict[str, Any] = {}
-    last_sent = time.monotonic()
-
-    def reporter(epoch: int, metrics: dict[str, float], snapshot: Any) -> None:
-        nonlocal last, last_sent
-        row = with_es(
-            {**metrics, "epoch": epoch, STATUS_KEY: "running", OBJECTIVE_KEY: _proxy(metrics, objective)}
-        )
-        pending.append({"epoch": epoch, **metrics})
-        last = row
-        paused = gate is not None and gate.stops(cfg, epoch)
-        due = paused or time.monotonic() - last_sent >= report_interval
-        if epoch == cfg.epochs or not (every_epoch or due):
-            return
-        payload = {**row, EPOCHS_KEY: json.dumps(pending)}
-        pending.clear()
-        if due:
-            with tempfile.TemporaryDirectory() as d:
-                torch.save(vars(snapshot()), Path(d) / TRAIN_STATE_FILE)
-                tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
-            last_sent = time.monotonic()
-            if paused:
-                gate.hold(
-                    {
-                        "trial_id": tune.get_context().get_trial_id(),
-                        "node_id": node,
-                        "pid": os.getpid(),
-                        "epoch": epoch,
-                    }
-                )
-        else:
-            tune.report(payload)
-
+    reporter = _Reporter(cfg, spec, report_interval, gate)
     try:
-        result = run_trial(cfg, reporter=reporter, state=state)
+        result = run_trial(cfg, reporter=reporter, state=_restored_state())
     except Exception as err:  # recorded as a failed trial; the study goes on
-        error = f"{type(err).__name__}: {err}"
-        tune.report(
-            with_es(
-                {
-                    **last,
-                    STATUS_KEY: "failed",
-                    ERROR_KEY: error,
-                    OBJECTIVE_KEY: _worst(mode),
-                    EPOCHS_KEY: json.dumps(pending),
-                }
-            )
-        )
+        failed = {
+            STATUS_KEY: "failed",
+            ERROR_KEY: f"{type(err).__name__}: {err}",
+            OBJECTIVE_KEY: _worst(mode),
+        }
+        tune.report(reporter.row({**reporter.last, **failed, EPOCHS_KEY: reporter.epochs()}))
         return
-    final = with_es({**last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: json.dumps(pending)})
+    final = reporter.row(
+        {**reporter.last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: reporter.epochs()}
+    )
     value = result.metrics.get(f"val_{objective}", result.metrics.get(objective))  # select on validation
     final[OBJECTIVE_KEY] = value if value is not None and math.isfinite(value) else _worst(mode)
     with tempfile.TemporaryDirectory() as d:
         result.save(d)
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def _restored_state() -> Any:
+    """The TrainState of the trial's Tune checkpoint, or None for a fresh start."""
+    import torch
+    from ray import tune
+
+    from study.train import TrainState
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as d:
+        path = Path(d) / TRAIN_STATE_FILE
+        return TrainState(**torch.load(path, weights_only=True)) if path.exists() else None
+
+
+class _Reporter:
+    """`run_trial`'s per-epoch hook: batches epochs into Tune reports.
+
+    Every epoch's metrics travel (as JSON under `EPOCHS_KEY`) with the next
+    report, which goes out every epoch only when a scheduler needs it (ASHA),
+    else at most every `report_interval` seconds, carrying a checkpoint of the
+    training state that a restored trial starts from (the driver snapshots the
+    experiment as often, see `_init_ray`). Every report names the Ray node the
+    trial runs on (`NODE_KEY`). A `gate` (fault tests only, study/gate.py)
+    pauses one trial after a checkpointed report.
+    """
+
+    def __init__(self, cfg: TrialConfig, spec: StudySpec, report_interval: float, gate: Gate | None) -> None:
+        import ray
+
+        self.cfg, self.gate, self.report_interval = cfg, gate, report_interval
+        self.objective = spec.objective.metric
+        self.every_epoch = spec.early_stopping is not None
+        # the scheduler's metric must be in every report Tune sees
+        es = spec.early_stopping
+        self.es_known: dict[str, float] = {es.metric: _worst(es.mode)} if es is not None else {}
+        self.node = ray.get_runtime_context().get_node_id()
+        self.pending: list[dict[str, Any]] = []
+        self.last: dict[str, Any] = {}
+        self.last_sent = time.monotonic()
+
+    def row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A report row with the scheduler's metric (last known value: eval_every may skip epochs) and the node."""
+        for key in self.es_known:
+            self.es_known[key] = row.get(key, self.es_known[key])
+        return {**self.es_known, **row, NODE_KEY: self.node}
+
+    def epochs(self) -> str:
+        return json.dumps(self.pending)
+
+    def __call__(self, epoch: int, metrics: dict[str, float], snapshot: Any) -> None:
+        import torch
+        from ray import tune
+
+        row = {
+            **metrics,
+            "epoch": epoch,
+            STATUS_KEY: "running",
+            OBJECTIVE_KEY: _proxy(metrics, self.objective),
+        }
+        self.last = self.row(row)
+        self.pending.append({"epoch": epoch, **metrics})
+        paused = self.gate is not None and self.gate.stops(self.cfg, epoch)
+        due = paused or time.monotonic() - self.last_sent >= self.report_interval
+        if epoch == self.cfg.epochs or not (self.every_epoch or due):
+            return
+        payload = {**self.last, EPOCHS_KEY: self.epochs()}
+        self.pending.clear()
+        if not due:
+            tune.report(payload)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(vars(snapshot()), Path(d) / TRAIN_STATE_FILE)
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
+        self.last_sent = time.monotonic()
+        if paused:
+            context = tune.get_context()
+            self.gate.hold(
+                {"trial_id": context.get_trial_id(), "node_id": self.node, "pid": os.getpid(), "epoch": epoch}
+            )
 
 
 def report_interval_s() -> float:

@@ -10,7 +10,7 @@ from study.gate import Gate
 from study.runner._callbacks import _ACTIVE, MlflowCallback, Progress
 from study.runner._keys import MAX_FAILURES, OBJECTIVE_KEY
 from study.runner._trainable import report_interval_s, trainable
-from study.spec import StudySpec
+from study.spec import StudySpec, search_algorithm
 from study.tracking import StudyTracker
 
 
@@ -24,7 +24,6 @@ def _tuner(
 ) -> Any:
     """A new Tune experiment at `tune_path` (of `configs` when given, else the spec's), or the one there restored."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
 
     fn = tune.with_resources(
         tune.with_parameters(trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()),
@@ -35,42 +34,20 @@ def _tuner(
     if restore:
         return tune.Tuner.restore(str(tune_path), trainable=fn, resume_unfinished=True, resume_errored=False)
 
-    scheduler = None
-    if spec.early_stopping is not None:
-        es = spec.early_stopping
-        scheduler = ASHAScheduler(
-            metric=es.metric,
-            mode=es.mode,
-            time_attr="training_iteration",
-            max_t=max_epochs(spec),
-            grace_period=es.grace_period,
-            reduction_factor=es.reduction_factor,
+    if configs is None:
+        search_alg, param_space, num_samples = search_algorithm(spec, OBJECTIVE_KEY)
+    else:  # a segment (extend, retry): exactly these trials
+        search_alg, param_space, num_samples = (
+            None,
+            {"trial": tune.grid_search([c.to_dict() for c in configs])},
+            1,
         )
-    search_alg = None
-    if spec.search.algorithm == "tpe" and configs is None:
-        import optuna
-        from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
-
-        searcher = OptunaSearch(
-            space=spec.suggest,
-            metric=OBJECTIVE_KEY,
-            mode=spec.objective.mode,
-            sampler=optuna.samplers.TPESampler(seed=spec.search.seed),
-        )
-        search_alg = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
-        param_space: dict[str, Any] = {}
-        num_samples = spec.n_trials or spec.search.samples
-    else:
-        chosen = spec.expand() if configs is None else configs
-        param_space = {"trial": tune.grid_search([c.to_dict() for c in chosen])}
-        num_samples = 1
     return tune.Tuner(
         fn,
         param_space=param_space,
         tune_config=tune.TuneConfig(
             search_alg=search_alg,
-            scheduler=scheduler,
+            scheduler=_scheduler(spec),
             num_samples=num_samples,
             max_concurrent_trials=spec.max_concurrent,
             reuse_actors=True,
@@ -85,6 +62,23 @@ def _tuner(
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
+    )
+
+
+def _scheduler(spec: StudySpec) -> Any:
+    """ASHA on the spec's early-stopping metric, one rung unit per epoch, or None."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    es = spec.early_stopping
+    if es is None:
+        return None
+    return ASHAScheduler(
+        metric=es.metric,
+        mode=es.mode,
+        time_attr="training_iteration",
+        max_t=max_epochs(spec),
+        grace_period=es.grace_period,
+        reduction_factor=es.reduction_factor,
     )
 
 
