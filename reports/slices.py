@@ -106,8 +106,14 @@ def _slice(artifacts: ArtifactLoader, trial: Shown, missing: list[str]) -> Slice
 
 def _surface(artifacts: ArtifactLoader, trial: Shown, missing: list[str]) -> Surface2D | None:
     arrays = artifacts.npz(trial.run_id, LANDSCAPE)
-    if arrays is None or "loss_2d" not in arrays:
+    if arrays is None:
         missing.append(f"{trial.role} ({trial.trial_id}): {LANDSCAPE}")
+        return None
+    if "loss_2d" not in arrays:
+        missing.append(
+            f"{trial.role} ({trial.trial_id}): no 2-D slice in its {LANDSCAPE} (landscape.grid_2d is 0, or "
+            f"landscape.budget left no room for one at this trial's size; raise the budget to get it)"
+        )
         return None
     loss = arrays["loss_2d"].astype(float)
     alphas = arrays.get("alphas_2d")
