@@ -342,28 +342,11 @@ def label_free_scores(
         s_trn, z_trn = score_and_embed(model, score, normal, **kw)
         _, z_pool = score_and_embed(model, score, pool, **kw)
         s_aug, z_aug = score_and_embed(model, score, normal, a=a0, draw=draw, **kw)
-        a1 = (
-            a0
-            if steps == 0
-            else tune_augmentation(
-                model,
-                score,
-                normal,
-                z_trn,
-                z_pool,
-                a0,
-                draw,
-                steps=steps,
-                lr=lr,
-                tune_batch=tune_batch,
-                grid=grid,
-                seed=seed,
-            ).to(dtype)
-        )
+        a1, s_aug1, z_aug1 = a0, s_aug, z_aug  # untuned: the augmentation is the initial one
         if steps > 0:
+            tune = {"steps": steps, "lr": lr, "tune_batch": tune_batch, "grid": grid, "seed": seed}
+            a1 = tune_augmentation(model, score, normal, z_trn, z_pool, a0, draw, **tune).to(dtype)
             s_aug1, z_aug1 = score_and_embed(model, score, normal, a=a1, draw=draw, **kw)
-        else:  # untuned: the augmentation is the initial one
-            s_aug1, z_aug1 = s_aug, z_aug
     finally:
         model.train(was_training)
     metrics = {
