@@ -128,6 +128,9 @@ class Progress(Callback):
         )
 
 
+WITH_RESULTS = ("finished", "collapsed", "diverged")  # statuses whose final checkpoint holds result files
+
+
 def _status(result: dict[str, Any], can_prune: bool) -> str:
     """The lamp status of a trial Tune terminated.
 
@@ -168,13 +171,38 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
     status = _status(result, can_prune)
     if status == "interrupted":
         return  # left open for `resume`; `interrupt_open_trials` ends the run if the driver stops
+    close_trial(
+        tracker,
+        trial.trial_id,
+        status,
+        result,
+        trial.checkpoint,
+        error=result.get(ERROR_KEY),
+        tags=_run_tags(trial),
+    )
+
+
+def close_trial(
+    tracker: StudyTracker,
+    trial_id: str,
+    status: str,
+    result: dict[str, Any],
+    checkpoint: Any,
+    *,
+    error: str | None,
+    tags: dict[str, str],
+) -> None:
+    """End a trial's run with its final metrics, and its result files when it produced them.
+
+    The one way a run is closed, by the callback as trials end and by the
+    driver's reconciliation after `fit()` for any the callback missed.
+    """
     metrics = _final_metrics(result)
-    checkpoint = trial.checkpoint
-    if checkpoint is not None and status in ("finished", "collapsed", "diverged"):
+    if checkpoint is not None and status in WITH_RESULTS:
         with checkpoint.as_directory() as d:
-            tracker.end_trial(trial.trial_id, status, metrics, result_dir=d, tags=_run_tags(trial))
+            tracker.end_trial(trial_id, status, metrics, result_dir=d, tags=tags)
     else:
-        tracker.end_trial(trial.trial_id, status, metrics, error=result.get(ERROR_KEY), tags=_run_tags(trial))
+        tracker.end_trial(trial_id, status, metrics, error=error, tags=tags)
 
 
 def _run_tags(trial: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from study.config import TrialConfig
 from study.errors import LampError
-from study.runner._callbacks import _ACTIVE, _final_metrics, _status
+from study.runner._callbacks import _ACTIVE, WITH_RESULTS, _status, close_trial
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
     DEFAULT_STORAGE,
@@ -349,19 +349,12 @@ def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
         status = _status(result.metrics or {}, can_prune)
         if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
             continue
-        tags = {NODE_TAG: str((result.metrics or {}).get(NODE_KEY) or "")}
-        if result.checkpoint is not None and status in ("finished", "collapsed", "diverged"):
-            with result.checkpoint.as_directory() as d:
-                tracker.end_trial(trial_id, status, _final_metrics(result.metrics), result_dir=d, tags=tags)
-        else:
-            error = str(result.error) if result.error else (result.metrics or {}).get(ERROR_KEY)
-            tracker.end_trial(
-                trial_id,
-                status if not result.error else "failed",
-                _final_metrics(result.metrics or {}),
-                error=error,
-                tags=tags,
-            )
+        metrics = result.metrics or {}
+        tags = {NODE_TAG: str(metrics.get(NODE_KEY) or "")}
+        error = str(result.error) if result.error else metrics.get(ERROR_KEY)
+        if result.error and not (result.checkpoint is not None and status in WITH_RESULTS):
+            status = "failed"
+        close_trial(tracker, trial_id, status, metrics, result.checkpoint, error=error, tags=tags)
 
 
 def _counts(tracker: StudyTracker) -> dict[str, int]:
