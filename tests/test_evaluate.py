@@ -1,35 +1,32 @@
-"""Detection metrics on scores with a known answer."""
+"""Scoring in batches: the batch size sets the speed, never the scores."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from study.evaluate import detection_metrics
-
-
-def test_perfectly_separating_score_gives_auroc_and_ap_one() -> None:
-    labels = np.array([0, 0, 0, 1, 1])
-    m = detection_metrics(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), labels)
-    assert m["auroc"] == 1.0 and m["ap"] == 1.0
-    assert m["score_normal_mean"] == pytest.approx(0.2)
-    assert m["score_anomalous_mean"] == pytest.approx(0.85)
+from study.evaluate import CPU_BATCH_PIXELS, anomaly_scores, eval_batch_size
+from study.losses import get_metric
+from study.models import build_model
 
 
-def test_inverted_score_gives_auroc_zero_and_ties_give_half() -> None:
-    labels = np.array([0, 0, 1, 1])
-    assert detection_metrics(np.array([0.9, 0.8, 0.1, 0.2]), labels)["auroc"] == 0.0
-    assert detection_metrics(np.ones(4), labels)["auroc"] == 0.5
+@pytest.mark.parametrize("arch", ["conv_ae", "unet_ae"])
+def test_scores_do_not_depend_on_the_batch_size(arch: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(arch=arch, in_channels=1, image_size=28, latent_dim=8, width=4)
+    model.train()  # BatchNorm must use its running statistics while scoring, whatever the mode was
+    x = torch.rand(50, 1, 28, 28)
+    metric = get_metric("ssim")
+    one = anomaly_scores(model, x, metric, batch_size=1)
+    np.testing.assert_allclose(anomaly_scores(model, x, metric), one, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(anomaly_scores(model, x, metric, batch_size=1024), one, rtol=1e-5, atol=1e-7)
+    assert model.training  # the mode is given back
 
 
-def test_auroc_matches_pairwise_definition() -> None:
-    rng = np.random.default_rng(0)
-    scores, labels = rng.normal(size=200), rng.integers(0, 2, 200)
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    pairwise = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
-    assert detection_metrics(scores, labels)["auroc"] == pytest.approx(pairwise)
-
-
-def test_non_finite_scores_rank_as_anomalous_instead_of_crashing() -> None:
-    m = detection_metrics(np.array([0.1, np.nan, 0.2, np.inf]), np.array([0, 1, 0, 1]))
-    assert m["auroc"] == 1.0
+def test_cpu_batches_hold_a_fixed_number_of_pixels() -> None:
+    cpu = torch.device("cpu")
+    for shape in [(1, 28, 28), (3, 64, 64), (1, 128, 128), (3, 512, 512)]:
+        n = eval_batch_size(torch.zeros(shape), cpu)
+        assert n >= 1 and (n * int(np.prod(shape)) <= CPU_BATCH_PIXELS or n == 1)
+        assert (n + 1) * int(np.prod(shape)) > CPU_BATCH_PIXELS

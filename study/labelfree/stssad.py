@@ -36,6 +36,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from study.evaluate import eval_batch_size
+
 Tensor = torch.Tensor
 Score = Callable[[Tensor, Tensor], Tensor]
 
@@ -194,13 +196,15 @@ def score_and_embed(
     a: Tensor | None = None,
     draw: PatchDraw | None = None,
     grid: int = GRID,
-    batch_size: int = 512,
+    batch_size: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Anomaly scores [N] and embeddings [N, 1 + grid^2] of x (or of cutdiff(x, a, draw)), in batches.
 
     Runs the model as it is (callers put it in eval mode); results live on the model's device.
+    `batch_size` None: `study.evaluate.eval_batch_size`.
     """
     device, dtype = _device_dtype(model)
+    batch_size = batch_size or (eval_batch_size(x[0], device) if len(x) else 1)
     scores, embeds = [], []
     for start in range(0, len(x), batch_size):
         xb = x[start : start + batch_size].to(device=device, dtype=dtype)
@@ -222,7 +226,7 @@ def separation_auroc(s_normal: Tensor, s_aug: Tensor) -> float:
 
 
 def synthetic_auroc(
-    model: nn.Module, score: Score, normal: Tensor, a: Tensor, *, seed: int = 0, batch_size: int = 512
+    model: nn.Module, score: Score, normal: Tensor, a: Tensor, *, seed: int = 0, batch_size: int | None = None
 ) -> float:
     """AUROC of the score separating held-out normal images from their CutDiff copies at parameters a."""
     was_training = model.training
@@ -312,7 +316,7 @@ def label_free_scores(
     lr: float = 0.05,
     area: float = 0.5,
     aspect: float = 0.5,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     tune_batch: int = 64,
     grid: int = GRID,
 ) -> LabelFreeResult:
