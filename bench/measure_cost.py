@@ -6,9 +6,9 @@ as an MVTec-style folder (`<root>/texture/train/good`, `test/good`,
 measurement settings (`run_trial`, conv_ae, Adam, batch 32; by default 470
 training images and 6 epochs, the defect-set case of issue 14) and prints, from
 the same trial, steepness time / training time and label-free time /
-training time. Goal for steepness: <= 0.15 at every size.
+training time. Goal for both: <= 0.15 at every size.
 
-Prints the worst steepness ratio last.
+Prints the worst of both ratios last.
 
     .venv/bin/python bench/measure_cost.py
     .venv/bin/python bench/measure_cost.py --smoke-test
@@ -122,7 +122,8 @@ def main() -> None:
         lf = m.get("labelfree_time_s", float("nan")) / m["train_time_s"]
         print(f"{size:>4}  {m['steepness_time_s'] / m['train_time_s']:>18.3f}  {lf:>19.3f}")
     worst = max(m["steepness_time_s"] / m["train_time_s"] for _, m in rows)
-    print(f"worst steepness/training ratio: {worst:.3f} (goal <= 0.15)")
+    worst_lf = max(m.get("labelfree_time_s", 0.0) / m["train_time_s"] for _, m in rows)
+    print(f"worst steepness/training {worst:.3f}, worst label-free/training {worst_lf:.3f} (goal <= 0.15)")
 
 
 if __name__ == "__main__":
