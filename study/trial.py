@@ -86,30 +86,6 @@ class TrialResult:
             torch.save(self.model_state, d / MODEL_FILE)
         return d
 
-    @classmethod
-    def load(cls, directory: str | Path) -> TrialResult:
-        """Read a result written by `save`."""
-        d = Path(directory)
-        summary = json.loads((d / RESULT_FILE).read_text())
-
-        def npz(name: str) -> dict[str, np.ndarray]:
-            if not (d / name).exists():
-                return {}
-            with np.load(d / name) as f:
-                return {k: f[k] for k in f.files}
-
-        state = torch.load(d / MODEL_FILE, map_location="cpu") if (d / MODEL_FILE).exists() else None
-        return cls(
-            config=TrialConfig.from_dict(summary["config"]),
-            status=summary["status"],
-            metrics=summary["metrics"],
-            history=summary["history"],
-            scores=npz(SCORES_FILE),
-            landscape=npz(LANDSCAPE_FILE),
-            model_state=state,
-            model_meta=summary["model_meta"],
-        )
-
     def build_model(self) -> nn.Module:
         """The trained model, rebuilt from `model_meta` and `model_state`, in eval mode."""
         if self.model_state is None:

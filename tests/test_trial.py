@@ -99,16 +99,30 @@ def test_exp_at_a_large_factor_under_sgd_collapses() -> None:
     assert result.model_state is not None and "auroc" in result.metrics
 
 
-def test_result_round_trips_through_files_and_rebuilds_the_model(
+def test_saved_result_files_are_what_the_driver_logs_and_scores_with(
     finished: TrialResult, tmp_path: Path
 ) -> None:
+    """`save` writes the files the MLflow callback reads; the pyfunc scorer built from them scores
+    images as the trial's own model does."""
+    import mlflow.pyfunc
+
+    from study.evaluate import anomaly_scores
+    from study.losses import get_metric
+    from study.scorer import save_scorer
+    from study.trial import MODEL_FILE, RESULT_FILE, SCORES_FILE
+
     finished.save(tmp_path)
-    loaded = TrialResult.load(tmp_path)
-    assert loaded.config == finished.config and loaded.metrics == finished.metrics
-    np.testing.assert_array_equal(loaded.scores["scores"], finished.scores["scores"])
+    summary = json.loads((tmp_path / RESULT_FILE).read_text())
+    assert (
+        TrialConfig.from_dict(summary["config"]) == finished.config and summary["metrics"] == finished.metrics
+    )
+    with np.load(tmp_path / SCORES_FILE) as f:
+        np.testing.assert_array_equal(f["scores"], finished.scores["scores"])
+    save_scorer(tmp_path / "model", tmp_path / MODEL_FILE, summary["model_meta"], summary["config"]["metric"])
     x = torch.rand(3, 1, 8, 8)
-    with torch.no_grad():
-        assert torch.allclose(loaded.build_model()(x), finished.build_model()(x))
+    expected = anomaly_scores(finished.build_model(), x, get_metric(finished.config.metric))
+    got = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(x.numpy())
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-8)
 
 
 def test_same_seed_same_result() -> None:

@@ -27,7 +27,6 @@ from study.labelfree.stssad import (
     score_and_embed,
     separation_auroc,
     soft_patch_mask,
-    synthetic_auroc,
     tune_augmentation,
 )
 from study.labelfree.trial_scores import (
@@ -68,6 +67,5 @@ __all__ = [
     "score_and_embed",
     "separation_auroc",
     "soft_patch_mask",
-    "synthetic_auroc",
     "tune_augmentation",
 ]

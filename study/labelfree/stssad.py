@@ -225,21 +225,6 @@ def separation_auroc(s_normal: Tensor, s_aug: Tensor) -> float:
     return float(roc_auc_score(is_aug, s.numpy()))
 
 
-def synthetic_auroc(
-    model: nn.Module, score: Score, normal: Tensor, a: Tensor, *, seed: int = 0, batch_size: int | None = None
-) -> float:
-    """AUROC of the score separating held-out normal images from their CutDiff copies at parameters a."""
-    was_training = model.training
-    model.eval()
-    try:
-        draw = draw_patches(len(normal), seed)
-        s_normal, _ = score_and_embed(model, score, normal, batch_size=batch_size)
-        s_aug, _ = score_and_embed(model, score, normal, a=a, draw=draw, batch_size=batch_size)
-    finally:
-        model.train(was_training)
-    return separation_auroc(s_normal, s_aug)
-
-
 def tune_augmentation(
     model: nn.Module,
     score: Score,
