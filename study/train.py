@@ -105,15 +105,7 @@ def train(
     amplify = get_amplification(cfg.amplification).apply
     optimizer = build_optimizer(list(model.parameters()), cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start = 0
-    history: list[dict[str, float]] = []
-    if state is not None:
-        model.load_state_dict(state.model)
-        optimizer.load_state_dict(state.optimizer)
-        if state.rng is not None:
-            gen.set_state(state.rng)
-        start = state.epoch
-        history = [dict(row) for row in state.history]  # a resumed trial keeps the epochs before
+    start, history = _restore(state, model, optimizer, gen)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if cfg.bf16 and device.type == "cuda"
@@ -150,6 +142,19 @@ def train(
             on_epoch(epoch, stats, lambda e=epoch: _snapshot(e, model, optimizer, gen, history))
             model.train()
     return TrainResult("finished", history, cfg.epochs, time.perf_counter() - t0)
+
+
+def _restore(
+    state: TrainState | None, model: nn.Module, optimizer: torch.optim.Optimizer, gen: torch.Generator
+) -> tuple[int, list[dict[str, float]]]:
+    """Load a checkpointed state: (epochs already done, their history); (0, []) for a fresh start."""
+    if state is None:
+        return 0, []
+    model.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    if state.rng is not None:
+        gen.set_state(state.rng)
+    return state.epoch, [dict(row) for row in state.history]  # a resumed trial keeps the epochs before
 
 
 def _snapshot(
