@@ -77,6 +77,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"  study    {spec.name}: {spec.search.algorithm} search, {n if n is not None else 'open-ended'} trials, "
         f"seeds {spec.seeds}, objective {spec.objective.metric} ({spec.objective.mode})"
     )
+    _print_packing(spec)
     if args.no_data:
         return EXIT_OK
     from study.data import load_dataset
@@ -90,6 +91,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if len(configs) > 8:
         print(f"  ... and {len(configs) - 8} more dataset settings")
     return EXIT_OK
+
+
+def _print_packing(spec: Any) -> None:
+    """Whether trials run packed and, for a trial list, the pack plan."""
+    packed, why = spec.packing_decision()
+    if not packed:
+        print(f"  packing  off ({why})")
+        return
+    from study.packing.plan import describe_plan, pack_plan
+
+    configs = spec.expand()
+    plan = describe_plan(pack_plan(configs, spec.packing.max_members), configs)
+    print(f"  packing  on ({why}): {plan}")
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -142,8 +142,10 @@ class StudyTracker:
         """Whether the trial's run has already ended (a re-run must not log again)."""
         return trial_id in self._ended
 
-    def start_trial(self, trial_id: str, cfg: TrialConfig, spec_hash: str) -> str:
-        """Create the trial's child run, or return the one it already has."""
+    def start_trial(
+        self, trial_id: str, cfg: TrialConfig, spec_hash: str, tags: dict[str, str] | None = None
+    ) -> str:
+        """Create the trial's child run (with extra `tags`), or return the one it already has."""
         if trial_id in self._runs:
             return self._runs[trial_id]
         run = self.client.create_run(
@@ -156,6 +158,7 @@ class StudyTracker:
                 STATUS: "running",
                 "lamp.group": cfg.group_key(),
                 SPEC_HASH: spec_hash,
+                **(tags or {}),
             },
         )
         if self.client.retried:  # an attempt may have reached the store before its answer was lost

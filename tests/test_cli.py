@@ -262,3 +262,16 @@ def test_own_folders_to_a_report_in_three_commands(tmp_path: Path) -> None:
     assert report.returncode == 0, report.stderr[-3000:]
     html = tmp_path / report.stdout.strip().splitlines()[-1]  # printed relative to the working directory
     assert html.is_file() and "mine" in html.read_text()[:100_000]
+
+
+def test_validate_prints_the_pack_plan_of_the_full_grid(capsys: pytest.CaptureFixture[str]) -> None:
+    from study.packing import pack_plan
+    from study.spec import load_spec
+
+    path = Path(__file__).resolve().parents[1] / "search_spaces" / "lamp_grid.yaml"
+    assert main(["validate", str(path), "--no-data"]) == EXIT_OK
+    out = capsys.readouterr().out
+    spec = load_spec(path)
+    packs = pack_plan(spec.expand(), spec.packing.max_members)
+    assert f"packing  on (auto: trials request GPUs): {spec.n_trials} trials in {len(packs)} packs" in out
+    assert "pack key varies in arch, data.normal_classes, optimizer" in out

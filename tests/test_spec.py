@@ -500,3 +500,50 @@ def test_n_trials_is_computed_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_expand, "expand", lambda s: calls.append(1) or real(s))
     assert [spec.n_trials for _ in range(5)] == [len(real(spec))] * 5
     assert len(calls) == 1
+
+
+# ---------------------------------------------------------------- packing
+PACKED = "name: p\ndataset: {name: digits}\ndimensions:\n  factor: {grid: [1, 10]}\n  arch: {grid: [conv_ae, mlp_ae]}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "packed"),
+    [
+        ("", False),  # auto on CPU
+        ("resources: {gpu: 1}\n", True),  # auto with GPUs
+        ("packing: {enabled: true}\n", True),
+        ("packing: {enabled: false}\nresources: {gpu: 1}\n", False),
+        ("resources: {gpu: 1}\nearly_stopping: {metric: val_auroc}\n", False),  # auto gives way to ASHA
+    ],
+)
+def test_packing_decision_follows_the_spec(tmp_path: Path, extra: str, packed: bool) -> None:
+    assert load_spec(_write(tmp_path, PACKED + extra)).packing_decision()[0] is packed
+
+
+@pytest.mark.parametrize(
+    ("extra", "names"),
+    [
+        ("early_stopping: {metric: val_auroc}\n", "early_stopping"),
+        ("search: {algorithm: tpe, samples: 4}\n", "tpe"),
+    ],
+)
+def test_forced_packing_with_asha_or_tpe_is_refused_naming_why(
+    tmp_path: Path, extra: str, names: str
+) -> None:
+    with pytest.raises(SpecError, match=rf"packing\.enabled.*{names}"):
+        load_spec(_write(tmp_path, PACKED + "packing: {enabled: true}\n" + extra))
+
+
+def test_lamp_grid_packs_by_class_architecture_and_optimizer() -> None:
+    from study.packing import pack_key, pack_plan
+    from study.packing.plan import varying_key_fields
+
+    spec = load_spec(SPACES / "lamp_grid.yaml")
+    assert spec.packing_decision()[0]
+    trials = spec.expand()
+    packs = pack_plan(trials, spec.packing.max_members)
+    assert sorted(i for p in packs for i in p.indices) == list(range(len(trials)))  # each trial in one pack
+    assert all(
+        len(p) <= spec.packing.max_members and len({pack_key(c) for c in p.configs}) == 1 for p in packs
+    )
+    assert varying_key_fields(trials) == ["arch", "data.normal_classes", "optimizer"]

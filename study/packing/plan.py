@@ -102,3 +102,31 @@ def _diff(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
         elif va != vb:
             out.append(prefix + k)
     return out
+
+
+def varying_key_fields(configs: Sequence[TrialConfig]) -> list[str]:
+    """The dotted pack-key fields whose values differ among `configs`: what splits a study into packs."""
+    flat = [_flatten(pack_key_fields(c)) for c in configs]
+    keys = sorted(set().union(*flat)) if flat else []
+    return [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flat}) > 1]
+
+
+def describe_plan(packs: Sequence[Pack], configs: Sequence[TrialConfig]) -> str:
+    """One line for `validate`: trials, packs, their sizes, and the fields that split them."""
+    sizes = sorted(len(p) for p in packs)
+    varying = varying_key_fields(configs)
+    split = f"pack key varies in {', '.join(varying)}" if varying else "one pack key"
+    return (
+        f"{len(configs)} trials in {len(packs)} packs of {sizes[0]}-{sizes[-1]} members; {split} "
+        f"(members may differ only in {', '.join(BATCHABLE)})"
+    )
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[prefix + k] = v
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from study.config import TrialConfig
 from study.runner._keys import (
     ATTEMPTS_TAG,
     EPOCHS_KEY,
@@ -19,6 +21,16 @@ from study.runner._keys import (
     NODE_TAG,
     OBJECTIVE_KEY,
     STATUS_KEY,
+)
+from study.runner._packed import (
+    MEMBER_KEY,
+    PACK_KEY,
+    PACK_TAG,
+    is_pack,
+    member_dir,
+    member_id,
+    member_outcomes,
+    members,
 )
 from study.runner._trainable import trial_config
 from study.spec import StudySpec
@@ -41,13 +53,13 @@ class MlflowCallback(Callback):
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker, spec = self._live()
-        if not tracker.is_ended(trial.trial_id):
-            tracker.start_trial(trial.trial_id, trial_config(trial.config, spec), spec.content_hash)
+        start_runs(tracker, spec, trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         tracker = self._live()[0]
         for row in json.loads(result.get(EPOCHS_KEY) or "[]"):
-            tracker.log_epoch(trial.trial_id, int(row["epoch"]), _epoch_metrics(row))
+            run = member_id(trial.trial_id, row[MEMBER_KEY]) if MEMBER_KEY in row else trial.trial_id
+            tracker.log_epoch(run, int(row["epoch"]), _epoch_metrics(row))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker, spec = self._live()
@@ -56,11 +68,16 @@ class MlflowCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker, spec = self._live()
         # A trial can fail before it starts (e.g. its reused actor died with its node): it still gets its run.
-        if not tracker.is_ended(trial.trial_id):
-            tracker.start_trial(trial.trial_id, trial_config(trial.config, spec), spec.content_hash)
-        result = trial.last_result or {}
-        tracker.end_trial(
-            trial.trial_id, "failed", _final_metrics(result), error=_read_error(trial), tags=_run_tags(trial)
+        start_runs(tracker, spec, trial.trial_id, trial.config)
+        close_trial(
+            tracker,
+            trial.trial_id,
+            trial.config,
+            "failed",
+            {},
+            None,
+            error=_read_error(trial),
+            tags=_run_tags(trial),
         )
 
 
@@ -75,21 +92,21 @@ class Progress(Callback):
     def __init__(self, study: str) -> None:
         self.study = study
         self.t0 = time.time()
-        self.ended_here: set[str] = set()
+        self.ended_here: dict[str, int] = {}  # Tune trial id -> trials it held (a pack holds several)
 
     def setup(self, **info: Any) -> None:
         self.t0 = time.time()
-        self.ended_here = set()
+        self.ended_here = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._print(trials, trial, "RUNNING")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here.add(trial.trial_id)
+        self.ended_here[trial.trial_id] = _size(trial.config)
         self._print(trials, trial, "TERMINATED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here.add(trial.trial_id)
+        self.ended_here[trial.trial_id] = _size(trial.config)
         self._print(trials, trial, "ERROR")
 
     def _print(self, trials: list, changed: Any, changed_to: str) -> None:
@@ -101,22 +118,23 @@ class Progress(Callback):
         best: float | None = None
         for t in trials:
             tune_status = changed_to if t is changed else t.status
-            running += tune_status == "RUNNING"
+            running += _size(t.config) * (tune_status == "RUNNING")
             if tune_status not in ("TERMINATED", "ERROR"):
                 continue
-            status = _status(t.last_result or {}, can_prune) if tune_status == "TERMINATED" else "failed"
-            counts[status] = counts.get(status, 0) + 1
-            value = (t.last_result or {}).get(OBJECTIVE_KEY)  # the selection value (validation part)
-            if status == "finished" and value is not None and math.isfinite(value):
-                better = best is None or (value > best if spec.objective.mode == "max" else value < best)
-                best = value if better else best
+            for status, value in trial_outcomes(
+                t.last_result or {}, t.config, can_prune, tune_status == "ERROR"
+            ):
+                counts[status] = counts.get(status, 0) + 1
+                if status == "finished" and value is not None and math.isfinite(value):
+                    better = best is None or (value > best if spec.objective.mode == "max" else value < best)
+                    best = value if better else best
         done, total = sum(counts.values()), spec.n_trials
         elapsed = time.time() - self.t0
         eta = "?"  # open-ended (tpe without a count) or nothing ended yet to measure the pace
         if total is not None and done >= total:
             eta = "0s"
         elif total is not None and self.ended_here:
-            eta = f"{elapsed * (total - done) / len(self.ended_here):.0f}s"
+            eta = f"{elapsed * (total - done) / sum(self.ended_here.values()):.0f}s"
         shown = f"{best:.4f}" if best is not None else "-"
         kinds = ("collapsed", "diverged", "failed", "pruned")
         outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
@@ -141,6 +159,43 @@ def _status(result: dict[str, Any], can_prune: bool) -> str:
     if status != "running":
         return status
     return "pruned" if can_prune else "interrupted"
+
+
+def trial_outcomes(
+    result: dict[str, Any], config: dict[str, Any], can_prune: bool, errored: bool = False
+) -> list[tuple[str, float | None]]:
+    """(lamp status, selection value) of each trial a Tune trial that ended holds: one, or a pack's members."""
+    status = "failed" if errored else _status(result, can_prune)
+    if is_pack(config):
+        return member_outcomes(result, _size(config), status)
+    return [(status, result.get(OBJECTIVE_KEY) if status == "finished" else None)]
+
+
+def _size(config: dict[str, Any]) -> int:
+    """How many trials a Tune trial holds."""
+    return len(config[PACK_KEY]["members"]) if is_pack(config) else 1
+
+
+def _runs(trial_id: str, config: dict[str, Any], spec: StudySpec) -> list[tuple[str, TrialConfig]]:
+    """(tracked trial id, config) of the trials a Tune trial holds: itself, or a pack's members."""
+    if is_pack(config):
+        return members(trial_id, config)
+    return [(trial_id, trial_config(config, spec))]
+
+
+def start_runs(tracker: StudyTracker, spec: StudySpec, trial_id: str, config: dict[str, Any]) -> None:
+    """The MLflow run of each trial a Tune trial holds, unless it already ended (a resumed study)."""
+    tags = {PACK_TAG: config[PACK_KEY]["pack_id"]} if is_pack(config) else {}
+    for run, cfg in _runs(trial_id, config, spec):
+        if not tracker.is_ended(run):
+            tracker.start_trial(run, cfg, spec.content_hash, tags=tags)
+
+
+def all_ended(tracker: StudyTracker, trial_id: str, config: dict[str, Any]) -> bool:
+    """Whether every run of a Tune trial (one, or a pack's members) has ended."""
+    if is_pack(config):
+        return all(tracker.is_ended(member_id(trial_id, k)) for k in range(_size(config)))
+    return tracker.is_ended(trial_id)
 
 
 def _epoch_metrics(result: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +229,7 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
     close_trial(
         tracker,
         trial.trial_id,
+        trial.config,
         status,
         result,
         trial.checkpoint,
@@ -185,6 +241,7 @@ def _finish(tracker: StudyTracker, trial: Any, can_prune: bool) -> None:
 def close_trial(
     tracker: StudyTracker,
     trial_id: str,
+    config: dict[str, Any],
     status: str,
     result: dict[str, Any],
     checkpoint: Any,
@@ -192,17 +249,32 @@ def close_trial(
     error: str | None,
     tags: dict[str, str],
 ) -> None:
-    """End a trial's run with its final metrics, and its result files when it produced them.
+    """End the run of each trial a Tune trial holds, with its final metrics and result files.
 
     The one way a run is closed, by the callback as trials end and by the
-    driver's reconciliation after `fit()` for any the callback missed.
+    driver's reconciliation after `fit()` for any the callback missed. A
+    pack's members each end with their own status and files (`member_<k>`).
     """
-    metrics = _final_metrics(result)
-    if checkpoint is not None and status in WITH_RESULTS:
-        with checkpoint.as_directory() as d:
-            tracker.end_trial(trial_id, status, metrics, result_dir=d, tags=tags)
-    else:
-        tracker.end_trial(trial_id, status, metrics, error=error, tags=tags)
+    from study.trial import RESULT_FILE
+
+    with_files = checkpoint is not None and status in WITH_RESULTS
+    with checkpoint.as_directory() if with_files else contextlib.nullcontext(None) as d:
+        if not is_pack(config):
+            if d is None:
+                tracker.end_trial(trial_id, status, _final_metrics(result), error=error, tags=tags)
+            else:
+                tracker.end_trial(trial_id, status, _final_metrics(result), result_dir=d, tags=tags)
+            return
+        tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
+        outcomes = member_outcomes(result, _size(config), status)
+        for k, (member_status, _) in enumerate(outcomes):
+            run = member_id(trial_id, k)
+            files = member_dir(d, k) if d is not None else None
+            if files is None or not (files / RESULT_FILE).exists():
+                tracker.end_trial(run, member_status, {}, error=error, tags=tags)
+                continue
+            metrics = json.loads((files / RESULT_FILE).read_text())["metrics"]
+            tracker.end_trial(run, member_status, _final_metrics(metrics), result_dir=files, tags=tags)
 
 
 def _run_tags(trial: Any) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from study.config import TrialConfig
 from study.errors import LampError
-from study.runner._callbacks import _ACTIVE, WITH_RESULTS, _status, close_trial
+from study.runner._callbacks import _ACTIVE, WITH_RESULTS, _status, all_ended, close_trial, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
     DEFAULT_STORAGE,
@@ -282,7 +282,11 @@ def _fit(
         _ACTIVE.pop(spec.name, None)  # the callbacks' handle on this study ends with its experiment
     can_prune = spec.early_stopping is not None
     _reconcile(tracker, results, can_prune)
-    ended = sum(1 for r in results if r.error or _status(r.metrics or {}, can_prune) in TERMINAL)
+    ended = sum(
+        status in TERMINAL
+        for r in results
+        for status, _ in trial_outcomes(r.metrics or {}, r.config or {}, can_prune, r.error is not None)
+    )
     # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
     # a study with fewer ended trials than planned is interrupted.
     if ended < (planned or len(results)):
@@ -345,16 +349,20 @@ def _summary(
 def _reconcile(tracker: StudyTracker, results: Any, can_prune: bool) -> None:
     """Close any child run Tune finished but the callbacks missed (e.g. a driver killed in between)."""
     for result in results:
-        trial_id = (result.metrics or {}).get("trial_id")
-        status = _status(result.metrics or {}, can_prune)
-        if not trial_id or tracker.is_ended(trial_id) or (status == "interrupted" and not result.error):
+        metrics, config = result.metrics or {}, result.config or {}
+        trial_id = metrics.get("trial_id")
+        status = _status(metrics, can_prune)
+        if (
+            not trial_id
+            or all_ended(tracker, trial_id, config)
+            or (status == "interrupted" and not result.error)
+        ):
             continue
-        metrics = result.metrics or {}
         tags = {NODE_TAG: str(metrics.get(NODE_KEY) or "")}
         error = str(result.error) if result.error else metrics.get(ERROR_KEY)
         if result.error and not (result.checkpoint is not None and status in WITH_RESULTS):
             status = "failed"
-        close_trial(tracker, trial_id, status, metrics, result.checkpoint, error=error, tags=tags)
+        close_trial(tracker, trial_id, config, status, metrics, result.checkpoint, error=error, tags=tags)
 
 
 def _counts(tracker: StudyTracker) -> dict[str, int]:

@@ -53,8 +53,8 @@ def trainable(
     final = reporter.row(
         {**reporter.last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: reporter.epochs()}
     )
-    value = result.metrics.get(f"val_{objective}", result.metrics.get(objective))  # select on validation
-    final[OBJECTIVE_KEY] = value if value is not None and math.isfinite(value) else _worst(mode)
+    value = selection_value(result.metrics, objective)
+    final[OBJECTIVE_KEY] = value if value is not None else _worst(mode)
     with tempfile.TemporaryDirectory() as d:
         result.save(d)
         tune.report(final, checkpoint=tune.Checkpoint.from_directory(d))
@@ -152,6 +152,12 @@ def trial_config(config: dict[str, Any], spec: StudySpec) -> TrialConfig:
     if "trial" in config:
         return TrialConfig.from_dict(config["trial"])
     return spec.trial_config(config, spec.seeds[0])
+
+
+def selection_value(metrics: dict[str, float], objective: str) -> float | None:
+    """What selects trials: the objective on the validation part (label-free objectives have no val_ form)."""
+    value = metrics.get(f"val_{objective}", metrics.get(objective))
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _proxy(metrics: dict[str, float], objective: str) -> float:

@@ -9,6 +9,7 @@ from study.config import TrialConfig
 from study.gate import Gate
 from study.runner._callbacks import _ACTIVE, MlflowCallback, Progress
 from study.runner._keys import MAX_FAILURES, OBJECTIVE_KEY
+from study.runner._packed import PACK_KEY, pack_config, pack_trainable
 from study.runner._trainable import report_interval_s, trainable
 from study.spec import StudySpec, search_algorithm
 from study.tracking import StudyTracker
@@ -25,16 +26,34 @@ def _tuner(
     """A new Tune experiment at `tune_path` (of `configs` when given, else the spec's), or the one there restored."""
     from ray import tune
 
-    fn = tune.with_resources(
-        tune.with_parameters(trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()),
-        {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu},
-    )
+    from study.packing.plan import pack_plan
+
+    packed, _ = spec.packing_decision()
+    if packed:
+        work = tune.with_parameters(
+            pack_trainable,
+            objective=spec.objective.metric,
+            mode=spec.objective.mode,
+            report_interval=report_interval_s(),
+        )
+    else:
+        work = tune.with_parameters(
+            trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()
+        )
+    fn = tune.with_resources(work, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     _ACTIVE[spec.name] = (tracker, spec)
     callbacks = [MlflowCallback(spec.name), Progress(spec.name)]
     if restore:
         return tune.Tuner.restore(str(tune_path), trainable=fn, resume_unfinished=True, resume_errored=False)
 
-    if configs is None:
+    if packed:  # one Tune trial per pack of the spec's trials, or of a segment's
+        packs = pack_plan(configs if configs is not None else spec.expand(), spec.packing.max_members)
+        search_alg, param_space, num_samples = (
+            None,
+            {PACK_KEY: tune.grid_search([pack_config(p) for p in packs])},
+            1,
+        )
+    elif configs is None:
         search_alg, param_space, num_samples = search_algorithm(spec, OBJECTIVE_KEY)
     else:  # a segment (extend, retry): exactly these trials
         search_alg, param_space, num_samples = (

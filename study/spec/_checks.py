@@ -187,6 +187,36 @@ def check_study(spec: StudySpec, problems: Problems) -> None:
         )
     if spec.early_stopping is not None:
         _check_early_stopping(spec, problems)
+    if spec.packing.enabled is True and (clash := _packing_clash(spec)):
+        problems.add("packing.enabled", f"true, but {clash}; allowed: packing.enabled auto or false here")
+
+
+def packing_decision(spec: StudySpec) -> tuple[bool, str]:
+    """Whether trials run packed, and why (validate prints the reason)."""
+    enabled = spec.packing.enabled
+    if enabled is False:
+        return False, "packing.enabled is false"
+    if clash := _packing_clash(spec):
+        return False, f"not packed: {clash}"
+    if enabled is True:
+        return True, "packing.enabled is true"
+    if spec.resources.gpu > 0:
+        return True, "auto: trials request GPUs"
+    return False, "auto: trials run on CPU, where packing does not pay (bench/gpu_pack.py)"
+
+
+def _packing_clash(spec: StudySpec) -> str | None:
+    """Why this study's trials cannot run in packs, or None."""
+    if spec.search.algorithm == "tpe":
+        return (
+            "tpe proposes one trial at a time from the results so far, so there is no list of trials to pack"
+        )
+    if spec.early_stopping is not None:
+        return (
+            "early_stopping (ASHA) stops trials one by one, and a pack trains its members together to the end; "
+            "drop early_stopping to pack"
+        )
+    return None
 
 
 def _check_early_stopping(spec: StudySpec, problems: Problems) -> None:

@@ -92,6 +92,19 @@ class ResourcesSpec(Section):
         return gpu
 
 
+class PackingSpec(Section):
+    """Train trials that differ only in per-member hyperparameters as one stacked model (study.packing).
+
+    `auto` packs when trials request GPUs (a small model alone leaves a GPU
+    idle) and not on CPU, where bench/gpu_pack.py measured no gain. Packs need
+    the trial list up front and run every member to the end, so `true` is
+    refused with tpe search or early_stopping and `auto` then runs solo trials.
+    """
+
+    enabled: bool | Literal["auto"] = "auto"
+    max_members: int = Field(64, ge=1)  # members per pack: K x batch activations must fit the device
+
+
 INTERNAL = ("source_text", "source_path")  # set by load_spec, not by the file
 
 
@@ -109,6 +122,7 @@ class StudySpec(Section):
     early_stopping: EarlyStoppingSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     max_concurrent: int = Field(1, ge=1)
+    packing: PackingSpec = Field(default_factory=PackingSpec)
     lr_control: bool = False
     landscape: dict[str, Any] = Field(default_factory=dict)  # LandscapeConfig fields
     label_free: dict[str, Any] = Field(default_factory=dict)  # LabelFreeConfig fields
@@ -175,6 +189,10 @@ class StudySpec(Section):
     def suggest(self, trial: optuna.Trial) -> dict[str, Any]:
         """Define-by-run space for Optuna (see `_search.suggest`)."""
         return _search.suggest(self, trial)
+
+    def packing_decision(self) -> tuple[bool, str]:
+        """(whether the study runs packed trials, why): see `PackingSpec`."""
+        return _checks.packing_decision(self)
 
     @property
     def n_trials(self) -> int | None:
