@@ -18,7 +18,9 @@ import math
 import os
 import subprocess
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from study.tracking_store import (
     tracking_retry_s,
     without_credentials,
 )
+from study.tracking_writer import Writer
 
 ROLE = "lamp.role"
 STATUS = "lamp.status"
@@ -82,10 +85,14 @@ class StudyTracker:
         exp = self.client.get_experiment_by_name(study_name)
         self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study_name)
         self.parent_run_id: str | None = None
-        self._runs: dict[str, str] = {}  # trial id -> run id
-        self._ended: set[str] = set()  # trial ids whose run has ended
+        self._runs: dict[str, str] = {}  # trial id -> run id (filled by the writer as runs are created)
+        self._started: set[str] = set()  # trial ids whose run exists or is queued for creation
+        self._ended: set[str] = set()  # trial ids whose run has ended (or whose end is queued)
         # trial id -> last epoch logged (a restored trial re-sends the epochs after its checkpoint)
         self._last_epoch: dict[str, int] = {}
+        self._epochs: dict[str, list[Any]] = {}  # trial id -> epoch metrics not yet written
+        self._lock = threading.Lock()  # guards _epochs between the caller and the writer
+        self._writer = Writer()
 
     # ------------------------------------------------------------ study
     def start_study(
@@ -114,19 +121,25 @@ class StudyTracker:
         return self.parent_run_id
 
     def end_study(self, status: str, metrics: dict[str, float]) -> None:
-        """Record the study's outcome and end the parent run."""
+        """Record the study's outcome and end the parent run (after every queued trial write)."""
         assert self.parent_run_id is not None
+        self.flush()
         self.client.log_batch(self.parent_run_id, metrics=_metrics(finite_metrics(metrics)))
         self.client.set_tag(self.parent_run_id, STATUS, status)
         self.client.set_terminated(
             self.parent_run_id, {"finished": "FINISHED", "failed": "FAILED"}.get(status, "KILLED")
         )
 
+    def flush(self) -> None:
+        """Wait for every queued trial write; raises the first one's error (e.g. `TrackingLost`)."""
+        self._writer.flush()
+
     def _load_children(self) -> None:
         for run in self.children():
             trial_id = run.data.tags.get(TRIAL_ID)
             if trial_id:
                 self._runs[trial_id] = run.info.run_id
+                self._started.add(trial_id)
                 if run.data.tags.get(STATUS) in (*TERMINAL, RETRIED):
                     self._ended.add(trial_id)
                 else:  # an open run: its trial resumes from a checkpoint and re-sends the epochs after it
@@ -134,7 +147,8 @@ class StudyTracker:
                     self._last_epoch[trial_id] = max((m.step for m in steps), default=0)
 
     def children(self) -> list[Any]:
-        """Every child run of the study's parent run (deleted ones too)."""
+        """Every child run of the study's parent run (deleted ones too), once queued writes landed."""
+        self.flush()
         return _children(self.client, self.experiment_id, self.parent_run_id)
 
     # ------------------------------------------------------------ trials
@@ -144,43 +158,54 @@ class StudyTracker:
 
     def start_trial(
         self, trial_id: str, cfg: TrialConfig, spec_hash: str, tags: dict[str, str] | None = None
-    ) -> str:
-        """Create the trial's child run (with extra `tags`), or return the one it already has."""
-        if trial_id in self._runs:
-            return self._runs[trial_id]
-        run = self.client.create_run(
-            self.experiment_id,
-            run_name=_run_name(cfg),
-            tags={
-                PARENT: self.parent_run_id,
-                ROLE: "trial",
-                TRIAL_ID: trial_id,
-                STATUS: "running",
-                "lamp.group": cfg.group_key(),
-                SPEC_HASH: spec_hash,
-                **(tags or {}),
-            },
-        )
+    ) -> None:
+        """Create the trial's child run (with extra `tags`) unless it has one; the write is queued."""
+        if trial_id in self._started:
+            return
+        self._started.add(trial_id)
+        run_tags = {
+            PARENT: self.parent_run_id,
+            ROLE: "trial",
+            TRIAL_ID: trial_id,
+            STATUS: "running",
+            "lamp.group": cfg.group_key(),
+            SPEC_HASH: spec_hash,
+            **(tags or {}),
+        }
+        self._writer.submit(lambda: self._create(trial_id, _run_name(cfg), run_tags, cfg.to_params()))
+
+    def _create(self, trial_id: str, name: str, tags: dict[str, str], params: dict[str, str]) -> None:
+        run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         if self.client.retried:  # an attempt may have reached the store before its answer was lost
             run = _keep_one_run(self.client, self.experiment_id, trial_id, run)
         self._runs[trial_id] = run.info.run_id
-        self.client.log_batch(run.info.run_id, params=_params(cfg.to_params()))
-        return run.info.run_id
+        self.client.log_batch(run.info.run_id, params=_params(params))
 
     def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
-        """Per-epoch metrics at step = epoch, once per epoch.
+        """Per-epoch metrics at step = epoch, once per epoch (queued; written with the next write of the run).
 
         A trial restored from a checkpoint re-trains the epochs after it; those
         already logged keep their first values, so every step appears once.
         """
         if (
             trial_id in self._ended
-            or trial_id not in self._runs
+            or trial_id not in self._started
             or epoch <= self._last_epoch.get(trial_id, 0)
         ):
             return
-        self.client.log_batch(self._runs[trial_id], metrics=_metrics(finite_metrics(metrics), step=epoch))
+        with self._lock:
+            self._epochs.setdefault(trial_id, []).extend(_metrics(finite_metrics(metrics), step=epoch))
         self._last_epoch[trial_id] = epoch
+        self._writer.submit(lambda: self._write_epochs(trial_id))
+
+    def _write_epochs(self, trial_id: str) -> None:
+        """The epochs queued for this run, unless a later write of the run took them already."""
+        if pending := self._take_epochs(trial_id):
+            _log_metrics(self.client, self._runs[trial_id], pending)
+
+    def _take_epochs(self, trial_id: str) -> list[Any]:
+        with self._lock:
+            return self._epochs.pop(trial_id, [])
 
     def end_trial(
         self,
@@ -191,30 +216,44 @@ class StudyTracker:
         result_dir: str | Path | None = None,
         error: str | None = None,
         tags: dict[str, str] | None = None,
+        then: Callable[[], None] | None = None,
     ) -> None:
-        """Final metrics, artifacts and model, extra `tags`, the lamp status, and the end of the run."""
-        if trial_id in self._ended or trial_id not in self._runs:
-            return
-        run_id = self._runs[trial_id]
-        from mlflow.entities import RunTag
+        """Final metrics, artifacts and model, extra `tags`, the lamp status, and the end of the run.
 
-        run_tags = [RunTag(k, v) for k, v in (tags or {}).items() if v]
-        self.client.log_batch(run_id, metrics=_metrics(finite_metrics(metrics)), tags=run_tags)
-        if result_dir is not None:
-            _log_result_files(self.client, run_id, Path(result_dir))
-        if error:
-            self.client.set_tag(run_id, "lamp.error", error[:4000])
-        self.client.set_tag(run_id, STATUS, status)
-        self.client.set_terminated(run_id, _RUN_STATUS[status])
+        Queued: `result_dir` must outlive the call (a checkpoint folder in the
+        study's storage). `then()` runs after the write, on the writer thread.
+        """
+        if trial_id in self._ended or trial_id not in self._started:
+            return
         self._ended.add(trial_id)
+        run_tags = {**(tags or {}), STATUS: status}
+        if error:
+            run_tags["lamp.error"] = error[:4000]
+        final = finite_metrics(metrics)
+
+        def write() -> None:
+            from mlflow.entities import RunTag
+
+            run_id = self._runs[trial_id]
+            batch = self._take_epochs(trial_id) + _metrics(final)
+            _log_metrics(self.client, run_id, batch, tags=[RunTag(k, v) for k, v in run_tags.items() if v])
+            if result_dir is not None:
+                _log_result_files(self.client, run_id, Path(result_dir))
+            self.client.set_terminated(run_id, _RUN_STATUS[status])
+            if then is not None:
+                then()
+
+        self._writer.submit(write)
 
     def mark_retried(self, run_id: str) -> None:
         """A failed or interrupted run whose trial runs again in a new run (`resume --retry-failed`)."""
+        self.flush()
         self.client.set_tag(run_id, STATUS, RETRIED)
         self._ended.update(t for t, r in self._runs.items() if r == run_id)
 
     def interrupt_open_trials(self) -> None:
         """End the runs of trials still running when the driver stops; `resume` re-attaches to them."""
+        self.flush()
         for trial_id, run_id in self._runs.items():
             if trial_id not in self._ended:
                 self.client.set_tag(run_id, STATUS, "interrupted")
@@ -268,6 +307,14 @@ def _log_result_files(client: Any, run_id: str, result_dir: Path) -> None:
             model_dir = Path(d) / MODEL_ARTIFACT
             save_scorer(model_dir, result_dir / MODEL_FILE, meta["model_meta"], meta["config"]["metric"])
             client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+
+
+def _log_metrics(client: Any, run_id: str, metrics: list[Any], tags: list[Any] | None = None) -> None:
+    """One log_batch, or several when there are more metrics than MLflow takes in one (1,000)."""
+    chunks = [metrics[i : i + 1000] for i in range(0, len(metrics), 1000)] or [[]]
+    for i, chunk in enumerate(chunks):
+        if chunk or (tags and i == 0):
+            client.log_batch(run_id, metrics=chunk, tags=(tags or []) if i == 0 else [])
 
 
 def _params(params: dict[str, str]) -> list[Any]:

@@ -85,6 +85,7 @@ def test_mlflow_callback_never_logs_an_epoch_or_an_end_twice(tmp_path: Path) -> 
     cb = MlflowCallback(spec.name)
     cb.on_trial_start(0, [trial], trial)
     cb.on_trial_result(0, [trial], trial, _epochs(1, 2, 3))
+    tracker.flush()  # what it queued reached the store
 
     # the driver dies; a new driver re-attaches and the trial, restored at epoch 2, re-sends epoch 3
     tracker = StudyTracker(uri, spec.name)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -15,6 +15,7 @@ from ray.tune import Callback
 from study.config import TrialConfig
 from study.runner._keys import (
     ATTEMPTS_TAG,
+    CHECKPOINTED_KEY,
     EPOCHS_KEY,
     ERROR_KEY,
     NODE_KEY,
@@ -57,9 +58,11 @@ class MlflowCallback(Callback):
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         tracker = self._live()[0]
-        for row in json.loads(result.get(EPOCHS_KEY) or "[]"):
-            run = member_id(trial.trial_id, row[MEMBER_KEY]) if MEMBER_KEY in row else trial.trial_id
-            tracker.log_epoch(run, int(row["epoch"]), _epoch_metrics(row))
+        log_epochs(tracker, trial.trial_id, result)
+        if result.get(CHECKPOINTED_KEY):
+            # Tune keeps this checkpoint once we return, and a trial restored from it never re-sends
+            # the epochs before it: they must be in the store first (a lost store stops the study here)
+            tracker.flush()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker, spec = self._live()
@@ -171,6 +174,13 @@ def trial_outcomes(
     return [(status, result.get(OBJECTIVE_KEY) if status == "finished" else None)]
 
 
+def log_epochs(tracker: StudyTracker, trial_id: str, result: dict[str, Any]) -> None:
+    """The per-epoch rows a result carries, each to its trial's run (a pack's rows name their member)."""
+    for row in json.loads(result.get(EPOCHS_KEY) or "[]"):
+        run = member_id(trial_id, row[MEMBER_KEY]) if MEMBER_KEY in row else trial_id
+        tracker.log_epoch(run, int(row["epoch"]), _epoch_metrics(row))
+
+
 def _size(config: dict[str, Any]) -> int:
     """How many trials a Tune trial holds."""
     return len(config[PACK_KEY]["members"]) if is_pack(config) else 1
@@ -206,6 +216,7 @@ def _final_metrics(result: dict[str, Any]) -> dict[str, Any]:
     skip = {
         OBJECTIVE_KEY,
         EPOCHS_KEY,
+        CHECKPOINTED_KEY,
         "epoch",
         "training_iteration",
         "timestamp",
@@ -257,24 +268,42 @@ def close_trial(
     """
     from study.trial import RESULT_FILE
 
-    with_files = checkpoint is not None and status in WITH_RESULTS
-    with checkpoint.as_directory() if with_files else contextlib.nullcontext(None) as d:
-        if not is_pack(config):
-            if d is None:
-                tracker.end_trial(trial_id, status, _final_metrics(result), error=error, tags=tags)
-            else:
-                tracker.end_trial(trial_id, status, _final_metrics(result), result_dir=d, tags=tags)
-            return
-        tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
-        outcomes = member_outcomes(result, _size(config), status)
-        for k, (member_status, _) in enumerate(outcomes):
-            run = member_id(trial_id, k)
-            files = member_dir(d, k) if d is not None else None
-            if files is None or not (files / RESULT_FILE).exists():
-                tracker.end_trial(run, member_status, {}, error=error, tags=tags)
-                continue
-            metrics = json.loads((files / RESULT_FILE).read_text())["metrics"]
-            tracker.end_trial(run, member_status, _final_metrics(metrics), result_dir=files, tags=tags)
+    d = _local_dir(checkpoint) if checkpoint is not None and status in WITH_RESULTS else None
+    # MLflow then holds the files: the checkpoint leaves Tune's storage once the last run is written
+    done = (lambda: shutil.rmtree(d, ignore_errors=True)) if d is not None else None
+    if not is_pack(config):
+        tracker.end_trial(
+            trial_id,
+            status,
+            _final_metrics(result),
+            result_dir=d,
+            error=None if d else error,
+            tags=tags,
+            then=done,
+        )
+        return
+    tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
+    outcomes = member_outcomes(result, _size(config), status)
+    for k, (member_status, _) in enumerate(outcomes):
+        then = done if k == len(outcomes) - 1 else None
+        files = member_dir(d, k) if d is not None else None
+        if files is None or not (files / RESULT_FILE).exists():
+            tracker.end_trial(member_id(trial_id, k), member_status, {}, error=error, tags=tags, then=then)
+            continue
+        metrics = _final_metrics(json.loads((files / RESULT_FILE).read_text())["metrics"])
+        tracker.end_trial(
+            member_id(trial_id, k), member_status, metrics, result_dir=files, tags=tags, then=then
+        )
+
+
+def _local_dir(checkpoint: Any) -> Path:
+    """The checkpoint's folder on this machine: the study's storage is a local or shared filesystem
+    (object stores are refused), so this is the folder itself, which outlives the queued writes."""
+    import pyarrow.fs
+
+    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        return Path(checkpoint.path)
+    return Path(checkpoint.to_directory())
 
 
 def _run_tags(trial: Any) -> dict[str, str]:

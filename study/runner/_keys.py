@@ -8,6 +8,7 @@ DEFAULT_STORAGE = "lamp_storage"
 STATUS_KEY = "lamp_status"
 ERROR_KEY = "lamp_error"
 EPOCHS_KEY = "lamp_epochs"  # JSON list of per-epoch metric rows not yet reported
+CHECKPOINTED_KEY = "lamp_checkpointed"  # an intermediate report that carries a training checkpoint
 TRAIN_STATE_FILE = "train_state.pt"
 OBJECTIVE_KEY = "objective"
 NODE_KEY = "lamp_node"  # Ray node id of the worker that sent a report

@@ -13,6 +13,7 @@ from typing import Any
 from study.config import TrialConfig
 from study.gate import Gate
 from study.runner._keys import (
+    CHECKPOINTED_KEY,
     EPOCHS_KEY,
     ERROR_KEY,
     NODE_KEY,
@@ -133,7 +134,7 @@ class _Reporter:
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save(vars(snapshot()), Path(d) / TRAIN_STATE_FILE)
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report({**payload, CHECKPOINTED_KEY: 1}, checkpoint=tune.Checkpoint.from_directory(d))
         self.last_sent = time.monotonic()
         if paused:
             context = tune.get_context()
