@@ -154,23 +154,7 @@ def register_best(
         "lamp.metric_value": f"{value:.6g}",
         TRIAL_ID: best.data.tags.get(TRIAL_ID, ""),
     }
-    version = _version_of_run(client, name, run_id)
-    created = version is None
-    if version is None:
-        from study.scorer import log_scorer
-
-        with tempfile.TemporaryDirectory() as d:
-            model_id = log_scorer(
-                download_weights(client, run_id, Path(d)),
-                experiment_id=best.info.experiment_id,
-                run_id=run_id,
-                params=best.data.params,
-                tags=tags,
-            )
-        version = mlflow.register_model(f"models:/{model_id}", name, tags=tags)
-    else:  # the same trial again: same model, so the same version; its tags say how it was picked now
-        for key, tag in tags.items():
-            client.set_model_version_tag(name, version.version, key, tag)
+    version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "model_name": name,
@@ -186,6 +170,28 @@ def register_best(
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
     }
+
+
+def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tuple[Any, bool]:
+    """(version of `name` holding `run`'s scorer, whether it is new): built and registered once per run."""
+    import mlflow
+
+    from study.scorer import log_scorer
+
+    version = _version_of_run(client, name, run.info.run_id)
+    if version is not None:  # the same trial again: the same model, so the same version
+        for key, tag in tags.items():  # its tags say how it was picked this time
+            client.set_model_version_tag(name, version.version, key, tag)
+        return version, False
+    with tempfile.TemporaryDirectory() as d:
+        model_id = log_scorer(
+            download_weights(client, run.info.run_id, Path(d)),
+            experiment_id=run.info.experiment_id,
+            run_id=run.info.run_id,
+            params=run.data.params,
+            tags=tags,
+        )
+    return mlflow.register_model(f"models:/{model_id}", name, tags=tags), True
 
 
 def _version_of_run(client: Any, name: str, run_id: str) -> Any:

@@ -114,6 +114,29 @@ class AnomalyScorer(mlflow.pyfunc.PythonModel):
         return self.scorer.predict(model_input)
 
 
+def pyfunc_arguments(weights_dir: Path) -> dict[str, Any]:
+    """The pyfunc scorer of a weights folder, as `mlflow.pyfunc.save_model`/`log_model` arguments."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    info = json.loads((weights_dir / META_FILE).read_text())  # no need to build the model here
+    c, s = info["model_meta"]["in_channels"], info["model_meta"]["image_size"]
+    return {
+        "python_model": str(_PACKAGE_DIR / "scorer_model.py"),
+        "artifacts": {"weights": str(weights_dir)},
+        "code_paths": [str(_PACKAGE_DIR)],
+        "pip_requirements": pip_requirements(),
+        "signature": ModelSignature(
+            inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, c, s, s))]),
+            outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]),
+        ),
+        "metadata": {
+            "lamp_metric": info["metric"],
+            **{f"lamp_{k}": v for k, v in info["model_meta"].items()},
+        },
+    }
+
+
 def log_scorer(
     weights_dir: Path, *, experiment_id: str, run_id: str, params: dict[str, str], tags: dict[str, str]
 ) -> str:
@@ -124,15 +147,9 @@ def log_scorer(
     """
     from mlflow import MlflowClient
     from mlflow.entities import LoggedModelOutput
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
 
-    scorer = load_scorer(weights_dir)
-    c, s = scorer.in_channels, scorer.image_size
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, c, s, s))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float64), (-1,))]),
-    )
+    arguments = pyfunc_arguments(weights_dir)
+    _, c, s, _ = arguments["signature"].inputs.inputs[0].shape  # [N, C, H, W] the model takes
     client = MlflowClient()
     logged = client.create_logged_model(
         experiment_id, name=LOGGED_MODEL_NAME, source_run_id=run_id, params=params, tags=tags
@@ -142,16 +159,8 @@ def log_scorer(
         warnings.simplefilter("ignore", UserWarning)
         mlflow.pyfunc.log_model(
             model_id=logged.model_id,
-            python_model=str(_PACKAGE_DIR / "scorer_model.py"),
-            artifacts={"weights": str(weights_dir)},
-            code_paths=[str(_PACKAGE_DIR)],
-            pip_requirements=pip_requirements(),
-            signature=signature,
             input_example=np.full((1, c, s, s), 0.5, dtype=np.float32),  # one mid-grey image
-            metadata={
-                "lamp_metric": scorer.metric,
-                **{f"lamp_{k}": v for k, v in scorer.model_meta.items()},
-            },
+            **arguments,
         )
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
     return logged.model_id
