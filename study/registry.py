@@ -185,7 +185,7 @@ def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tupl
         return version, False
     with tempfile.TemporaryDirectory() as d:
         model_id = log_scorer(
-            download_weights(client, run.info.run_id, Path(d)),
+            _download_weights(client, run.info.run_id, Path(d)),
             experiment_id=run.info.experiment_id,
             run_id=run.info.run_id,
             params=run.data.params,
@@ -206,7 +206,7 @@ def _model_id(source: str) -> str | None:
     return match.group(1) if match else None
 
 
-def download_weights(client: Any, run_id: str, dest: Path) -> Path:
+def _download_weights(client: Any, run_id: str, dest: Path) -> Path:
     """Download a trial run's weights folder (study/scorer.py layout) into `dest`; the folder.
 
     Runs logged before the scorer moved to `register` hold a pyfunc under `model/`, with the same two
@@ -252,7 +252,7 @@ def _scoring_function(model_uri: str, client: Any) -> tuple[Any, int | None, int
         except mlflow.exceptions.MlflowException as err:
             raise RegistryError(f"cannot score with run {model_uri!r}: {err.message}") from None
         with tempfile.TemporaryDirectory() as d:
-            scorer = load_scorer(download_weights(client, run.group(1), Path(d)))
+            scorer = load_scorer(_download_weights(client, run.group(1), Path(d)))
         return scorer.predict, scorer.in_channels, scorer.image_size
     try:
         with warnings.catch_warnings():

@@ -241,6 +241,16 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
         _, runs = _children(client, study.name)
         assert len(runs) == 2 and all(r.data.tags["lamp.status"] == "finished" for r in runs)
         assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"scores.npz", "model"}
+        # register builds the LoggedModel through the server's artifact proxy; both ways score alike
+        from study.registry import register_best, score_model
+
+        info = register_best(study.name, tracking_uri=uri)
+        assert client.get_logged_model(info["model_id"]).source_run_id == info["run_id"]
+        by_model, by_run = (
+            score_model(u, "digits", out=tmp_path / f"{i}.csv", tracking_uri=uri).read_text()
+            for i, u in enumerate((info["uri"], f"runs:/{info['run_id']}"))
+        )
+        assert by_model == by_run
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
