@@ -176,22 +176,38 @@ def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tupl
     """(version of `name` holding `run`'s scorer, whether it is new): built and registered once per run."""
     import mlflow
 
-    from study.scorer import log_scorer
-
     version = _version_of_run(client, name, run.info.run_id)
     if version is not None:  # the same trial again: the same model, so the same version
         for key, tag in tags.items():  # its tags say how it was picked this time
             client.set_model_version_tag(name, version.version, key, tag)
         return version, False
+    return mlflow.register_model(f"models:/{_scorer_of_run(client, run, tags)}", name, tags=tags), True
+
+
+def _scorer_of_run(client: Any, run: Any, tags: dict[str, str]) -> str:
+    """The model id of `run`'s scorer LoggedModel, built on the first registration of the run under any name."""
+    from mlflow.entities import LoggedModelStatus
+
+    from study.scorer import LOGGED_MODEL_NAME, log_scorer
+
+    run_id = run.info.run_id
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{LOGGED_MODEL_NAME}'",
+    )
+    ready = [m for m in found if m.status == LoggedModelStatus.READY]  # not one whose logging broke off
+    if ready:
+        return ready[0].model_id
     with tempfile.TemporaryDirectory() as d:
-        model_id = log_scorer(
-            _download_weights(client, run.info.run_id, Path(d)),
+        return log_scorer(
+            _download_weights(client, run_id, Path(d)),
             experiment_id=run.info.experiment_id,
-            run_id=run.info.run_id,
+            run_id=run_id,
             params=run.data.params,
-            tags=tags,
+            tags={
+                k: v for k, v in tags.items() if k in ("lamp.study", SPEC_HASH, TRIAL_ID)
+            },  # not how picked
         )
-    return mlflow.register_model(f"models:/{model_id}", name, tags=tags), True
 
 
 def _version_of_run(client: Any, name: str, run_id: str) -> Any:
