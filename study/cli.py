@@ -161,6 +161,12 @@ def cmd_register(args: argparse.Namespace) -> int:
         alias=args.alias,
         allow_collapsed=args.allow_collapsed,
     )
+    if not info["new_version"]:
+        print(
+            f"run {info['run_id']} is already version {info['version']} of {info['model_name']}: "
+            f"no new version, alias {info['alias']!r} now points at it",
+            file=sys.stderr,
+        )
     print(json.dumps(info, indent=1))
     return EXIT_OK
 
@@ -290,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p = _command(
         sub,
         "register",
-        "register the best finished trial's model in the MLflow Model Registry",
+        "register the best finished trial's model in the MLflow Model Registry (once per trial run)",
         "lamp-study register quickstart --alias champion",
         cmd_register,
     )
@@ -310,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         help="whether higher or lower is better (default: the metric's)",
     )
     p.add_argument("--model-name", default=None, help="registered model name (default: lamp-<study>)")
-    p.add_argument("--alias", default="champion", help="alias given to the new version (default: champion)")
+    p.add_argument(
+        "--alias",
+        default="champion",
+        help="alias moved to the trial's version, new or existing (default: champion)",
+    )
     p.add_argument(
         "--allow-collapsed",
         action="store_true",
@@ -321,11 +331,16 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p = _command(
         sub,
         "score",
-        "score samples with a registered model, one CSV row per sample",
-        "lamp-study score models:/lamp-quickstart@champion --data ./images --out scores.csv",
+        "score samples with a registered model or any trial's run, one CSV row per sample",
+        "lamp-study score models:/lamp-quickstart@champion --data ./images --out scores.csv\n"
+        "  lamp-study score runs:/<run_id> --data ./images --out scores.csv",
         cmd_score,
     )
-    p.add_argument("model_uri", help="e.g. models:/lamp-quickstart@champion")
+    p.add_argument(
+        "model_uri",
+        help="a registered model (models:/lamp-quickstart@champion) or a trial's run (runs:/<run_id>, "
+        "or the bare run id): a run is scored from its weights, registered or not",
+    )
     p.add_argument("--data", required=True, help="dataset name, .npz, IDX .gz or image folder")
     p.add_argument("--out", required=True, help="CSV file to write")
     _add_tracking(p)

@@ -1,4 +1,4 @@
-"""Model Registry: register a study's best trial, and score data with a registered model.
+"""Model Registry: register a study's best trial, and score data with a registered model or any trial.
 
 "Best" is by a detection metric or a label-free score of finished trials,
 never by the amplified training loss (not comparable across factors). A
@@ -7,12 +7,19 @@ test-part value is what the report states, so it must not also pick the model.
 A collapsed trial (output independent of input, study/collapse.py) is never
 picked unless asked (`allow_collapsed`). Stages are deprecated in MLflow 3, so
 the version gets an alias (`champion`).
+
+Trials log weights only (study/scorer.py); `register` builds the pyfunc scorer
+of the trial it picks, as an MLflow LoggedModel linked to the trial's run, and
+registers that once per run. `score` takes a registered model or any trial's
+run, whose weights it rebuilds in memory.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+import re
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -122,18 +129,20 @@ def register_best(
     alias: str = "champion",
     allow_collapsed: bool = False,
 ) -> dict[str, Any]:
-    """Register the best finished trial's model and point `alias` at the new version."""
+    """Register the best finished trial's scorer and point `alias` at its version.
+
+    The pyfunc scorer is built here, from the trial's weights, as an MLflow LoggedModel of the trial's
+    run. A run that already has a version of `model_name` gets no second one: the alias moves to it.
+    """
     import mlflow
     from mlflow import MlflowClient
 
     check_tracking_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    client = MlflowClient(tracking_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
     run_id = best.info.run_id
-    if not client.list_artifacts(run_id, MODEL_ARTIFACT):
-        raise RegistryError(f"best trial run {run_id} has no logged model under {MODEL_ARTIFACT!r}")
     name = model_name or f"lamp-{study}"
     value = best.data.metrics.get(
         metric, math.nan
@@ -145,13 +154,15 @@ def register_best(
         "lamp.metric_value": f"{value:.6g}",
         TRIAL_ID: best.data.tags.get(TRIAL_ID, ""),
     }
-    version = mlflow.register_model(f"runs:/{run_id}/{MODEL_ARTIFACT}", name, tags=tags)
+    version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "model_name": name,
         "version": version.version,
+        "new_version": created,
         "alias": alias,
         "uri": f"models:/{name}@{alias}",
+        "model_id": _model_id(version.source),
         "run_id": run_id,
         "metric": metric,
         "value": value,
@@ -161,16 +172,104 @@ def register_best(
     }
 
 
-def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str) -> Path:
-    """Write `sample,score` rows, one per sample of `data`, scored by a registered model."""
+def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tuple[Any, bool]:
+    """(version of `name` holding `run`'s scorer, whether it is new): built and registered once per run."""
     import mlflow
-    import numpy as np
 
-    from study.data import load_images
+    version = _version_of_run(client, name, run.info.run_id)
+    if version is not None:  # the same trial again: the same model, so the same version
+        for key, tag in tags.items():  # its tags say how it was picked this time
+            client.set_model_version_tag(name, version.version, key, tag)
+        return version, False
+    return mlflow.register_model(f"models:/{_scorer_of_run(client, run, tags)}", name, tags=tags), True
 
-    check_tracking_uri(tracking_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+
+def _scorer_of_run(client: Any, run: Any, tags: dict[str, str]) -> str:
+    """The model id of `run`'s scorer LoggedModel, built on the first registration of the run under any name."""
+    from mlflow.entities import LoggedModelStatus
+
+    from study.scorer import LOGGED_MODEL_NAME, log_scorer
+
+    run_id = run.info.run_id
+    found = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{LOGGED_MODEL_NAME}'",
+    )
+    ready = [m for m in found if m.status == LoggedModelStatus.READY]  # not one whose logging broke off
+    if ready:
+        return ready[0].model_id
+    with tempfile.TemporaryDirectory() as d:
+        return log_scorer(
+            _download_weights(client, run_id, Path(d)),
+            experiment_id=run.info.experiment_id,
+            run_id=run_id,
+            params=run.data.params,
+            tags={
+                k: v for k, v in tags.items() if k in ("lamp.study", SPEC_HASH, TRIAL_ID)
+            },  # not how picked
+        )
+
+
+def _version_of_run(client: Any, name: str, run_id: str) -> Any:
+    """The newest version of registered model `name` made from run `run_id`, or None."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def _model_id(source: str) -> str | None:
+    """The LoggedModel id of a version's source `models:/<model_id>` (None for an older runs:/ source)."""
+    match = re.fullmatch(r"models:/(m-[0-9a-f]+)", source or "")
+    return match.group(1) if match else None
+
+
+def _download_weights(client: Any, run_id: str, dest: Path) -> Path:
+    """Download a trial run's weights folder (study/scorer.py layout) into `dest`; the folder.
+
+    Runs logged before the scorer moved to `register` hold a pyfunc under `model/`, with the same two
+    files in its `artifacts/` folder: those work too.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from study.scorer import META_FILE, WEIGHTS_FILE
+
+    try:
+        root = Path(client.download_artifacts(run_id, MODEL_ARTIFACT, str(dest)))
+    except (MlflowException, OSError) as err:
+        raise RegistryError(
+            f"run {run_id} has no trained weights under {MODEL_ARTIFACT!r} ({err}); "
+            "only finished or collapsed trials have a model: pick one of those"
+        ) from None
+    for folder in (root, root / "artifacts"):
+        if (folder / WEIGHTS_FILE).is_file() and (folder / META_FILE).is_file():
+            return folder
+    raise RegistryError(
+        f"run {run_id} has no {WEIGHTS_FILE} and {META_FILE} under {MODEL_ARTIFACT!r}; "
+        "was it logged by lamp-study? Pick a finished trial's run"
+    )
+
+
+_RUN_URI = re.compile(rf"(?:runs:/)?([0-9a-f]{{32}})(?:/{MODEL_ARTIFACT})?/?")
+
+
+def _scoring_function(model_uri: str, client: Any) -> tuple[Any, int | None, int | None]:
+    """(predict, channels, image size) of a registered model or of any trial's run.
+
+    A run (`runs:/<run_id>` or a bare run id) is scored from its weights, rebuilt in memory: it needs no
+    pyfunc, so every trial of a study can score data, registered or not.
+    """
+    import mlflow
+
+    run = _RUN_URI.fullmatch(model_uri)
+    if run:
+        from study.scorer import load_scorer
+
+        try:
+            client.get_run(run.group(1))
+        except mlflow.exceptions.MlflowException as err:
+            raise RegistryError(f"cannot score with run {model_uri!r}: {err.message}") from None
+        with tempfile.TemporaryDirectory() as d:
+            scorer = load_scorer(_download_weights(client, run.group(1), Path(d)))
+        return scorer.predict, scorer.in_channels, scorer.image_size
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # type-hint advice; the signature is explicit
@@ -178,10 +277,23 @@ def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str
     except mlflow.exceptions.MlflowException as err:
         raise RegistryError(f"cannot load model {model_uri!r}: {err.message}") from None
     meta = model.metadata.metadata or {}
-    images, ids = load_images(
-        data, image_size=meta.get("lamp_image_size"), channels=meta.get("lamp_in_channels")
-    )
-    scores = model.predict(images.numpy().astype(np.float32))
+    return model.predict, meta.get("lamp_in_channels"), meta.get("lamp_image_size")
+
+
+def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str) -> Path:
+    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run."""
+    import mlflow
+    import numpy as np
+    from mlflow import MlflowClient
+
+    from study.data import load_images
+
+    check_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    predict, channels, size = _scoring_function(model_uri, MlflowClient(tracking_uri))
+    images, ids = load_images(data, image_size=size, channels=channels)
+    scores = predict(images.numpy().astype(np.float32))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:

@@ -1,4 +1,4 @@
-"""MLflow "model from code" entry point: the pyfunc model that `study.scorer.save_scorer` packages."""
+"""MLflow "model from code" entry point: the pyfunc model that `study.scorer.log_scorer` packages."""
 
 import mlflow
 

@@ -20,14 +20,23 @@ from study.errors import LampError
 
 
 class ServeError(LampError):
-    """The model to serve cannot be found."""
+    """The model to serve cannot be found, or is not a servable model."""
 
 
 def check_model(model_uri: str, tracking_uri: str) -> None:
-    """Fail fast (exit 2) on a registered model, alias or version that does not exist."""
+    """Fail fast (exit 2) on a trial's run, or a registered model, alias or version that does not exist.
+
+    A trial's run holds weights, not a servable model (study/scorer.py): `register` builds that.
+    """
+    if model_uri.startswith("runs:/"):
+        raise ServeError(
+            f"{model_uri!r} is a trial's run: it holds weights, not a servable model; "
+            "`lamp-study register STUDY` builds and registers one (then serve models:/NAME@champion), "
+            "or `lamp-study score` scores with the run directly"
+        )
     match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", model_uri)
     if match is None:
-        return  # runs:/, a local path, ...: MLflow itself reports those
+        return  # models:/<model_id>, a local path, ...: MLflow itself reports those
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 

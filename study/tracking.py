@@ -13,7 +13,6 @@ run already ended is never logged twice.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -46,7 +45,7 @@ _RUN_STATUS = {
     "pruned": "KILLED",
     "failed": "FAILED",
 }
-MODEL_ARTIFACT = "model"
+MODEL_ARTIFACT = "model"  # a trial's weights folder: model.pt and meta.json (study/scorer.py)
 RETRIED = "retried"  # lamp status of a failed/interrupted run whose trial ran again in a new run
 EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged
 
@@ -294,19 +293,20 @@ def _keep_one_run(client: Any, experiment_id: str, trial_id: str, run: Any) -> A
 
 
 def _log_result_files(client: Any, run_id: str, result_dir: Path) -> None:
-    """The trial's scores and landscape arrays, and its model as the pyfunc scorer."""
-    from study.scorer import save_scorer
-    from study.trial import LANDSCAPE_FILE, MODEL_FILE, RESULT_FILE, SCORES_FILE
+    """The trial's scores and landscape arrays, and its weights with what rebuilds the model.
+
+    Weights, not a pyfunc model: `register` builds the pyfunc scorer of the one trial it picks
+    (study/scorer.py), so a finished trial costs the driver two small copies, not a packaged model.
+    """
+    from study.scorer import write_weights
+    from study.trial import LANDSCAPE_FILE, MODEL_FILE, SCORES_FILE
 
     for name in (SCORES_FILE, LANDSCAPE_FILE):
         if (result_dir / name).exists():
             client.log_artifact(run_id, str(result_dir / name))
     if (result_dir / MODEL_FILE).exists():
-        meta = json.loads((result_dir / RESULT_FILE).read_text())
         with tempfile.TemporaryDirectory() as d:
-            model_dir = Path(d) / MODEL_ARTIFACT
-            save_scorer(model_dir, result_dir / MODEL_FILE, meta["model_meta"], meta["config"]["metric"])
-            client.log_artifacts(run_id, str(model_dir), MODEL_ARTIFACT)
+            client.log_artifacts(run_id, str(write_weights(result_dir, Path(d))), MODEL_ARTIFACT)
 
 
 def _log_metrics(client: Any, run_id: str, metrics: list[Any], tags: list[Any] | None = None) -> None:

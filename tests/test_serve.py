@@ -102,3 +102,15 @@ def test_serve_an_unknown_model_exits_2(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["serve", "models:/no-such-model@champion", "--tracking-uri", uri]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "no model 'models:/no-such-model@champion'" in err and "Traceback" not in err
+
+
+def test_serve_a_trial_run_exits_2_and_names_register(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial's run holds weights, not a servable model: the message points at `register` and `score`."""
+    from study.cli import EXIT_USAGE, main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert main(["serve", "runs:/" + "0" * 32, "--tracking-uri", uri]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "lamp-study register" in err and "lamp-study score" in err and "Traceback" not in err

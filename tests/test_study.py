@@ -62,6 +62,9 @@ def test_every_trial_is_one_child_run_with_its_status(tiny_study: Study) -> None
             )
             names = {a.path for a in client.list_artifacts(run.info.run_id)}
             assert {"scores.npz", "landscape.npz", "model"} <= names
+            # weights and what rebuilds the model, no pyfunc: `register` builds that
+            model = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+            assert model == {"model/model.pt", "model/meta.json"}
     # the spec file travels with the parent run and its hash tags every run
     spec_text = (SPECS / "tiny.yaml").read_text()
     assert Path(client.download_artifacts(parent.info.run_id, "spec.yaml")).read_text() == spec_text
@@ -103,23 +106,28 @@ def test_register_best_model_alias_resolves_and_scores_every_sample(
     assert info["run_id"] == best.info.run_id
     version = client.get_model_version_by_alias(info["model_name"], "champion")
     assert version.run_id == best.info.run_id
+    assert version.source == f"models:/{info['model_id']}"  # a LoggedModel of the trial's run
+    assert client.get_logged_model(info["model_id"]).source_run_id == best.info.run_id
     assert version.tags["lamp.study"] == tiny_study.name and version.tags["lamp.metric"] == "val_auroc"
-    out = tmp_path / "scores.csv"
     env = {**os.environ, "MLFLOW_TRACKING_URI": tiny_study.tracking_uri}
-    res = subprocess.run(
-        [*CLI, "score", f"models:/{info['model_name']}@champion", "--data", "digits", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert res.returncode == 0, res.stderr
+    outs = {}
+    for uri in (f"models:/{info['model_name']}@champion", f"runs:/{best.info.run_id}"):
+        outs[uri] = tmp_path / f"scores{len(outs)}.csv"
+        res = subprocess.run(
+            [*CLI, "score", uri, "--data", "digits", "--out", str(outs[uri])],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert res.returncode == 0, res.stderr
     from study.data import load_images
 
     images, ids = load_images("digits")
-    rows = list(csv.DictReader(out.open()))
-    assert len(rows) == len(images) == len(ids)
-    assert all(float(r["score"]) >= 0 for r in rows)
+    registered, by_run = (list(csv.DictReader(out.open())) for out in outs.values())
+    assert len(registered) == len(images) == len(ids)
+    assert all(float(r["score"]) >= 0 for r in registered)
+    assert by_run == registered  # the trial's run, scored from its weights: the same numbers
 
 
 def test_score_matches_the_trial_scores(tiny_study: Study) -> None:
@@ -233,6 +241,16 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
         _, runs = _children(client, study.name)
         assert len(runs) == 2 and all(r.data.tags["lamp.status"] == "finished" for r in runs)
         assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"scores.npz", "model"}
+        # register builds the LoggedModel through the server's artifact proxy; both ways score alike
+        from study.registry import register_best, score_model
+
+        info = register_best(study.name, tracking_uri=uri)
+        assert client.get_logged_model(info["model_id"]).source_run_id == info["run_id"]
+        by_model, by_run = (
+            score_model(u, "digits", out=tmp_path / f"{i}.csv", tracking_uri=uri).read_text()
+            for i, u in enumerate((info["uri"], f"runs:/{info['run_id']}"))
+        )
+        assert by_model == by_run
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -108,3 +108,32 @@ def test_mlflow_callback_never_logs_an_epoch_or_an_end_twice(tmp_path: Path) -> 
     assert {m.step: m.value for m in history}[3] == pytest.approx(1 / 3)
     assert runs[0].data.tags["lamp.status"] == "failed" and runs[0].info.status == "FAILED"
     assert runs[0].data.tags["lamp.attempts"] == "1"
+
+
+def test_a_finished_trial_logs_its_weights_and_meta_not_a_pyfunc(tmp_path: Path) -> None:
+    """Per trial the driver logs weights and what rebuilds the model; the pyfunc waits for `register`."""
+    import json
+
+    import torch
+    from mlflow import MlflowClient
+
+    from study.scorer import load_scorer
+    from tests._logged_trials import log_trials
+
+    logged = log_trials(tmp_path, "weights_only")
+    client = MlflowClient(logged.tracking_uri)
+    run_id, result = logged.run_ids[0], logged.results[0]
+
+    def files(path: str = "") -> set[str]:
+        out = set()
+        for a in client.list_artifacts(run_id, path):
+            out |= files(a.path) if a.is_dir else {a.path}
+        return out
+
+    assert files() == {"scores.npz", "landscape.npz", "model/model.pt", "model/meta.json"}  # no MLmodel
+    meta = json.loads(Path(client.download_artifacts(run_id, "model/meta.json", str(tmp_path))).read_text())
+    assert meta == {"model_meta": result.model_meta, "metric": result.config.metric}
+    scorer = load_scorer(Path(client.download_artifacts(run_id, "model", str(tmp_path / "dl"))))
+    for name, tensor in result.model_state.items():
+        torch.testing.assert_close(scorer.model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert not client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id])

@@ -102,14 +102,12 @@ def test_exp_at_a_large_factor_under_sgd_collapses() -> None:
 def test_saved_result_files_are_what_the_driver_logs_and_scores_with(
     finished: TrialResult, tmp_path: Path
 ) -> None:
-    """`save` writes the files the MLflow callback reads; the pyfunc scorer built from them scores
-    images as the trial's own model does."""
-    import mlflow.pyfunc
-
+    """`save` writes the files the MLflow callback reads; the scorer rebuilt from the weights folder
+    the driver logs scores images as the trial's own model does."""
     from study.evaluate import anomaly_scores
     from study.losses import get_metric
-    from study.scorer import save_scorer
-    from study.trial import MODEL_FILE, RESULT_FILE, SCORES_FILE
+    from study.scorer import load_scorer, write_weights
+    from study.trial import RESULT_FILE, SCORES_FILE
 
     finished.save(tmp_path)
     summary = json.loads((tmp_path / RESULT_FILE).read_text())
@@ -118,11 +116,10 @@ def test_saved_result_files_are_what_the_driver_logs_and_scores_with(
     )
     with np.load(tmp_path / SCORES_FILE) as f:
         np.testing.assert_array_equal(f["scores"], finished.scores["scores"])
-    save_scorer(tmp_path / "model", tmp_path / MODEL_FILE, summary["model_meta"], summary["config"]["metric"])
+    scorer = load_scorer(write_weights(tmp_path, tmp_path / "weights"))
     x = torch.rand(3, 1, 8, 8)
     expected = anomaly_scores(finished.build_model(), x, get_metric(finished.config.metric))
-    got = mlflow.pyfunc.load_model(str(tmp_path / "model")).predict(x.numpy())
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(scorer.predict(x.numpy()), expected, rtol=1e-5, atol=1e-8)
 
 
 def test_same_seed_same_result() -> None:
