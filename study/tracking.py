@@ -180,6 +180,11 @@ class StudyTracker:
         self._runs[trial_id] = run.info.run_id
         self.client.log_batch(run.info.run_id, params=_params(params))
 
+    def run_id(self, trial_id: str) -> str:
+        """The trial's run id, once its queued creation landed."""
+        self.flush()
+        return self._runs[trial_id]
+
     def log_epoch(self, trial_id: str, epoch: int, metrics: dict[str, Any]) -> None:
         """Per-epoch metrics at step = epoch, once per epoch (queued; written with the next write of the run).
 

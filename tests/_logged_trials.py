@@ -50,9 +50,10 @@ def log_trials(root: Path, name: str, seeds: tuple[int, ...] = (0,)) -> LoggedTr
         cfg = TrialConfig.from_dict({**TINY, "seed": seed})
         result = run_trial(cfg)
         trial_id = f"trial_{seed}"
-        run_ids.append(tracker.start_trial(trial_id, cfg, "hash"))
+        tracker.start_trial(trial_id, cfg, "hash")
         result_dir = result.save(root / trial_id)
         tracker.end_trial(trial_id, result.status, result.metrics, result_dir=result_dir)
+        run_ids.append(tracker.run_id(trial_id))
         results.append(result)
     tracker.end_study("finished", {})
     return LoggedTrials(uri, name, run_ids, results)
