@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -203,7 +204,9 @@ class StudyTracker:
         self._writer.submit(lambda: self._write_epochs(trial_id))
 
     def _write_epochs(self, trial_id: str) -> None:
-        """The epochs queued for this run, unless a later write of the run took them already."""
+        """The epochs queued for this run, unless its end is queued: that write takes them (one call less)."""
+        if trial_id in self._ended:
+            return
         if pending := self._take_epochs(trial_id):
             _log_metrics(self.client, self._runs[trial_id], pending)
 
@@ -301,17 +304,28 @@ def _log_result_files(client: Any, run_id: str, result_dir: Path) -> None:
     """The trial's scores and landscape arrays, and its weights with what rebuilds the model.
 
     Weights, not a pyfunc model: `register` builds the pyfunc scorer of the one trial it picks
-    (study/scorer.py), so a finished trial costs the driver two small copies, not a packaged model.
+    (study/scorer.py). The run's artifact tree is laid out in a scratch folder (links, not copies)
+    and logged in one call: per-call store overhead, not bytes, is what a finished trial costs.
     """
     from study.scorer import write_weights
     from study.trial import LANDSCAPE_FILE, MODEL_FILE, SCORES_FILE
 
-    for name in (SCORES_FILE, LANDSCAPE_FILE):
-        if (result_dir / name).exists():
-            client.log_artifact(run_id, str(result_dir / name))
-    if (result_dir / MODEL_FILE).exists():
-        with tempfile.TemporaryDirectory() as d:
-            client.log_artifacts(run_id, str(write_weights(result_dir, Path(d))), MODEL_ARTIFACT)
+    with tempfile.TemporaryDirectory() as d:
+        tree = Path(d)
+        for name in (SCORES_FILE, LANDSCAPE_FILE):
+            if (result_dir / name).exists():
+                _link_or_copy(result_dir / name, tree / name)
+        if (result_dir / MODEL_FILE).exists():
+            write_weights(result_dir, tree / MODEL_ARTIFACT)
+        if any(tree.iterdir()):
+            client.log_artifacts(run_id, d)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copyfile(src, dst)
 
 
 def _log_metrics(client: Any, run_id: str, metrics: list[Any], tags: list[Any] | None = None) -> None:
