@@ -2,9 +2,16 @@
 
 The input contract is `docs/mlflow_schema.md`: one experiment per study, a
 parent run tagged `lamp.role=study`, one child run per trial. Everything a
-report shows comes from the `Study` built here (one `search_runs` sweep) plus
-the few artifacts `ArtifactLoader` fetches for the runs a figure shows; nothing
-else talks to MLflow.
+report shows comes from the `Study` built here (one sweep over the experiment's
+runs) plus the few artifacts `ArtifactLoader` fetches for the runs a figure
+shows; nothing else talks to MLflow.
+
+The sweep reads a SQL tracking store (sqlite, PostgreSQL, MySQL: MLflow's
+`SqlAlchemyStore`) with four column queries on MLflow's own table models, the
+same rows `search_runs` returns (active runs; the latest value of each metric):
+`search_runs` builds an ORM object per tag, param and metric, which took
+~30 s for a 13,000-trial study (mlflow/mlflow#2730). Any other store (an HTTP
+tracking server, a file store) is read through the public `search_runs` pages.
 
 `Study.trials` holds one row per child run with these columns:
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
@@ -20,6 +27,7 @@ the test-part `auroc` the report states did not also choose the trial.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +35,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Run, ViewType
+from mlflow.entities import LifecycleStage, Run, ViewType
 from mlflow.exceptions import MlflowException
+from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from sqlalchemy import Select, select
 
 from study.config import trial_fields
 from study.errors import LampError
@@ -57,6 +68,34 @@ _PAGE = 10_000
 
 class StudyNotFoundError(LampError, LookupError):
     """No MLflow experiment carries the requested study name."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the report reads of one MLflow run (the fields of `mlflow.entities.Run` it uses)."""
+
+    run_id: str
+    run_name: str | None
+    status: str  # MLflow run status: RUNNING, FINISHED, FAILED, KILLED, SCHEDULED
+    start_time: int | None  # ms since epoch
+    end_time: int | None
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]  # latest value per key, as search_runs reports it
+
+    @classmethod
+    def of(cls, run: Run) -> RunRecord:
+        info, data = run.info, run.data
+        return cls(
+            info.run_id,
+            info.run_name,
+            info.status,
+            info.start_time,
+            info.end_time,
+            dict(data.tags),
+            dict(data.params),
+            dict(data.metrics),
+        )
 
 
 @dataclass(frozen=True)
@@ -179,8 +218,8 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
         )
         raise StudyNotFoundError(msg)
     runs = _all_runs(client, experiment.experiment_id)
-    parents = [r for r in runs if r.data.tags.get("lamp.role") == "study"]
-    parents.sort(key=lambda r: r.info.start_time or 0)
+    parents = [r for r in runs if r.tags.get("lamp.role") == "study"]
+    parents.sort(key=lambda r: r.start_time or 0)
     parent = _parent(parents[-1]) if parents else None
     children = [r for r in runs if _is_trial(r, parent)]
     trials, params, metrics = _trials_frame(children)
@@ -211,30 +250,87 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
     )
 
 
-def _all_runs(client: MlflowClient, experiment_id: str) -> list[Run]:
-    runs: list[Run] = []
+def _all_runs(client: MlflowClient, experiment_id: str) -> list[RunRecord]:
+    """Every active run of the experiment: SQL column queries on a SQL store, else `search_runs` pages."""
+    store = _sql_store(client)
+    return _sql_runs(store, experiment_id) if store is not None else _searched_runs(client, experiment_id)
+
+
+def _searched_runs(client: MlflowClient, experiment_id: str) -> list[RunRecord]:
+    """Every active run through the public API (any tracking store, an HTTP server included)."""
+    runs: list[RunRecord] = []
     token = None
     while True:
         page = client.search_runs([experiment_id], max_results=_PAGE, page_token=token)
-        runs.extend(page)
+        runs.extend(RunRecord.of(r) for r in page)
         token = page.token
         if not token:
             return runs
 
 
-def _parent(run: Run) -> ParentRun:
+def _sql_store(client: MlflowClient) -> SqlAlchemyStore | None:
+    """The client's tracking store when MLflow keeps it in SQL tables, else None.
+
+    MlflowClient exposes no public accessor for its store; `_tracking_client.store` is the one
+    MLflow itself uses, and anything unexpected there means "not SQL", never an error.
+    """
+    store = getattr(getattr(client, "_tracking_client", None), "store", None)
+    return store if isinstance(store, SqlAlchemyStore) else None
+
+
+def _sql_runs(store: SqlAlchemyStore, experiment_id: str) -> list[RunRecord]:
+    """The experiment's active runs with their tags, params and latest metrics: four column queries.
+
+    The queries are built from MLflow's table models and run on the DBAPI cursor: SQLAlchemy's
+    result rows cost ~4 s per million (tags + params + metrics of 13,000 trials are ~1 million).
+    """
+    in_study = (SqlRun.experiment_id == int(experiment_id)) & (
+        SqlRun.lifecycle_stage == LifecycleStage.ACTIVE
+    )
+    run_columns = (SqlRun.run_uuid, SqlRun.name, SqlRun.status, SqlRun.start_time, SqlRun.end_time)
+    with store.ManagedSessionMaker() as session:
+        connection = session.connection()
+
+        def fetch(query: Select) -> list[tuple]:
+            sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(str(sql))
+                return cursor.fetchall()
+            finally:
+                cursor.close()
+
+        def each(model: type, *columns: Any) -> list[tuple]:
+            joined = select(model.run_uuid, model.key, *columns).join(
+                SqlRun, SqlRun.run_uuid == model.run_uuid
+            )
+            return fetch(joined.where(in_study))
+
+        runs = {r[0]: RunRecord(*r, {}, {}, {}) for r in fetch(select(*run_columns).where(in_study))}
+        for run_id, key, value in each(SqlTag, SqlTag.value):
+            runs[run_id].tags[key] = value
+        for run_id, key, value in each(SqlParam, SqlParam.value):
+            runs[run_id].params[key] = value
+        for run_id, key, value, is_nan in each(
+            SqlLatestMetric, SqlLatestMetric.value, SqlLatestMetric.is_nan
+        ):
+            runs[run_id].metrics[key] = math.nan if is_nan else value
+    return list(runs.values())
+
+
+def _parent(run: RunRecord) -> ParentRun:
     return ParentRun(
-        run_id=run.info.run_id,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics=dict(run.data.metrics),
-        start_time=run.info.start_time,
-        end_time=run.info.end_time,
+        run_id=run.run_id,
+        tags=run.tags,
+        params=run.params,
+        metrics=run.metrics,
+        start_time=run.start_time,
+        end_time=run.end_time,
     )
 
 
-def _is_trial(run: Run, parent: ParentRun | None) -> bool:
-    tags = run.data.tags
+def _is_trial(run: RunRecord, parent: ParentRun | None) -> bool:
+    tags = run.tags
     if tags.get("lamp.role") == "study":
         return False
     if parent is None:
@@ -242,27 +338,27 @@ def _is_trial(run: Run, parent: ParentRun | None) -> bool:
     return tags.get("mlflow.parentRunId") == parent.run_id
 
 
-def _trials_frame(runs: list[Run]) -> tuple[pd.DataFrame, list[str], list[str]]:
+def _trials_frame(runs: list[RunRecord]) -> tuple[pd.DataFrame, list[str], list[str]]:
     """One typed row per run; returns (frame, param columns, metric columns)."""
     declared = {k: str(v) for k, v in trial_fields().items()}
-    param_names = sorted({k for r in runs for k in r.data.params})
-    metric_names = sorted({k for r in runs for k in r.data.metrics})
+    param_names = sorted({k for r in runs for k in r.params})
+    metric_names = sorted({k for r in runs for k in r.metrics})
     taken = set(FIXED_COLUMNS) | set(param_names)
     metric_cols = {m: (m if m not in taken else f"metric.{m}") for m in metric_names}
     rows: list[dict[str, Any]] = []
     for r in runs:
-        tags = r.data.tags
-        status = tags.get("lamp.status") or _MLFLOW_STATUS.get(r.info.status, r.info.status.lower())
+        tags = r.tags
+        status = tags.get("lamp.status") or _MLFLOW_STATUS.get(r.status, r.status.lower())
         row: dict[str, Any] = {
-            "run_id": r.info.run_id,
-            "trial_id": tags.get("lamp.trial_id", r.info.run_name or r.info.run_id),
+            "run_id": r.run_id,
+            "trial_id": tags.get("lamp.trial_id", r.run_name or r.run_id),
             "status": status.lower(),
             "error": tags.get("lamp.error"),
             "group": tags.get("lamp.group"),
-            "start_time": r.info.start_time,
+            "start_time": r.start_time,
         }
-        row.update(r.data.params)
-        for m, v in r.data.metrics.items():
+        row.update(r.params)
+        for m, v in r.metrics.items():
             row[metric_cols[m]] = v
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*FIXED_COLUMNS, *param_names, *metric_cols.values()])
