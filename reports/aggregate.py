@@ -130,15 +130,16 @@ def scatter_points(
     columns: list[str],
     y: str,
     keep: Sequence[str] = (),
-    max_points: int = MAX_POINTS,
+    max_points: int | None = None,
 ) -> Points:
     """Per-trial points of `columns` (which include `y`), or per-setting medians beyond `max_points` trials.
 
     A setting is the trial's `group` (its config without the seed); a trial without one is its own
     setting. `keep` columns are constant within a setting (e.g. its stratum) and carried as they
     are. Beyond `max_points` settings, an evenly spaced sample over the settings sorted by `y`
-    keeps the shape of the distribution.
+    keeps the shape of the distribution. `max_points` defaults to `MAX_POINTS`, read at call time.
     """
+    max_points = MAX_POINTS if max_points is None else max_points
     trials = frame[frame[columns].notna().all(axis=1)]
     n = len(trials)
     if n <= max_points:

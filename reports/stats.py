@@ -151,7 +151,10 @@ def fit_settings(
     """
     df = trials[trials[value].notna()]
     # records, not DataFrame.apply or iterrows: apply turns an empty frame 2-D, iterrows is slow
-    setting = pd.Series([setting_of(r, extra) for r in df.to_dict("records")], dtype=object)
+    keyed = df[
+        [c for c in dict.fromkeys((*STRATUM, *extra, "twin_of", "amplification", "factor", "lr")) if c in df]
+    ]
+    setting = pd.Series([setting_of(r, extra) for r in keyed.to_dict("records")], dtype=object)
     seed = pd.Series(df["seed"].astype(str).to_numpy(), dtype=object)
     y = df[value].to_numpy(float)
     if setting.nunique() < 2 or len(df) <= setting.nunique() + seed.nunique() - 1:

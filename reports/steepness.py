@@ -29,7 +29,7 @@ from reports.extract import ArtifactLoader, Study
 from reports.pairing import is_twin
 from reports.section import Panel, html_table
 from reports.slices import SliceData, draw_slices, extract_slices
-from reports.stats import STRATUM, StratifiedRho, median_iqr, stratified_spearman
+from reports.stats import STRATUM, StratifiedRho, stratified_spearman
 from reports.verdicts import steepness_sentence
 
 MEASURES = ("sharpness", "hessian_trace", "slice_curvature")
@@ -126,21 +126,22 @@ def draw_steepness(data: SteepnessData) -> list[Panel]:
 
 def _lines(frame: pd.DataFrame, measure: str) -> list[SteepnessLine]:
     """One line per (optimizer, label): median and IQR over the trials at each level."""
+    values = frame[frame[measure].notna()]
+    cells = values.groupby(["optimizer", "_label", "_level"], sort=True)[measure]
+    q = cells.quantile([0.5, 0.25, 0.75]).unstack()
+    q["n"] = cells.size()
     out = []
-    for (opt, label), group in frame[frame[measure].notna()].groupby(["optimizer", "_label"], sort=True):
-        levels = sorted(group["_level"].unique())
-        stats = [median_iqr(group.loc[group["_level"] == f, measure]) for f in levels]
-        counts = [int((group["_level"] == f).sum()) for f in levels]
+    for (opt, label), line in q.groupby(level=[0, 1], sort=True):
         out.append(
             SteepnessLine(
                 measure,
                 str(opt),
                 str(label),
-                [float(f) for f in levels],
-                [s[0] for s in stats],
-                [s[1] for s in stats],
-                [s[2] for s in stats],
-                counts,
+                [float(f) for f in line.index.get_level_values(2)],
+                line[0.5].astype(float).tolist(),
+                line[0.25].astype(float).tolist(),
+                line[0.75].astype(float).tolist(),
+                line["n"].astype(int).tolist(),
             )
         )
     return out
