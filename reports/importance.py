@@ -58,7 +58,9 @@ def extract_importance(frame: pd.DataFrame, params: list[str], y: str) -> Import
     importance, note = _importance(frame, params, y)
     lines = scatter_points(frame, [y], y, keep=params[:MAX_PARCOORDS_PARAMS])
     dims, colour = _parcoords(lines.frame, params[:MAX_PARCOORDS_PARAMS], y)
-    return ImportanceData(y, importance, note, dims, colour, lines.what())
+    return ImportanceData(
+        y, importance, note, dims, colour, lines.what(f"one finished trial ({lines.n_trials})")
+    )
 
 
 def draw_importance(data: ImportanceData) -> list[Panel]:
@@ -123,8 +125,9 @@ def _importance(frame: pd.DataFrame, params: list[str], y: str) -> tuple[dict[st
         optuna.logging.set_verbosity(verbosity)
     on = f"{len(frame)} finished trials"
     if rows.per_setting:
-        on = f"{len(fitted)} setting medians of {len(frame)} finished trials"
-        on += f" (an evenly spaced sample of {rows.n_settings} settings)" if rows.sampled else ""
+        of = f"{len(fitted)} of the {rows.n_settings}" if rows.sampled else f"{len(fitted)}"
+        on = f"{of} setting medians of {len(frame)} finished trials"
+        on += f", evenly spaced in {y}" if rows.sampled else ""
     return {k: float(v) for k, v in scores.items()}, f"fANOVA on {on}"
 
 
@@ -215,7 +218,7 @@ def _parcoords_caption(data: ImportanceData) -> str:
     y = np.array(data.parcoords_colour)
     axes = ", ".join(d.label for d in data.parcoords[:-1]) or "none"
     return (
-        f"Each line is {data.parcoords_lines} ({y.size} lines), coloured by {data.detection} (axes: {axes}; "
+        f"Each line is {data.parcoords_lines}, coloured by {data.detection} (axes: {axes}; "
         "categorical params spread over their values). "
         f"{data.detection} ranges from {y.min():.4f} to {y.max():.4f} (median {np.median(y):.4f}); drag along an "
         "axis to filter."
