@@ -4,14 +4,7 @@ The input contract is `docs/mlflow_schema.md`: one experiment per study, a
 parent run tagged `lamp.role=study`, one child run per trial. Everything a
 report shows comes from the `Study` built here (one sweep over the experiment's
 runs) plus the few artifacts `ArtifactLoader` fetches for the runs a figure
-shows; nothing else talks to MLflow.
-
-The sweep reads a SQL tracking store (sqlite, PostgreSQL, MySQL: MLflow's
-`SqlAlchemyStore`) with four column queries on MLflow's own table models, the
-same rows `search_runs` returns (active runs; the latest value of each metric):
-`search_runs` builds an ORM object per tag, param and metric, which took
-~30 s for a 13,000-trial study (mlflow/mlflow#2730). Any other store (an HTTP
-tracking server, a file store) is read through the public `search_runs` pages.
+shows (`reports.runs` reads the runs); nothing else talks to MLflow.
 
 `Study.trials` holds one row per child run with these columns:
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
@@ -27,7 +20,6 @@ the test-part `auroc` the report states did not also choose the trial.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import LifecycleStage, Run, ViewType
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
-from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
-from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-from sqlalchemy import Select, select
 
+from reports.runs import RunRecord, read_runs
 from study.config import trial_fields
 from study.errors import LampError
 from study.metrics_meta import mode_of
@@ -63,39 +53,10 @@ KNOWN_METRICS = (
     "epochs_run",
 )
 _MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running"}
-_PAGE = 10_000
 
 
 class StudyNotFoundError(LampError, LookupError):
     """No MLflow experiment carries the requested study name."""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """What the report reads of one MLflow run (the fields of `mlflow.entities.Run` it uses)."""
-
-    run_id: str
-    run_name: str | None
-    status: str  # MLflow run status: RUNNING, FINISHED, FAILED, KILLED, SCHEDULED
-    start_time: int | None  # ms since epoch
-    end_time: int | None
-    tags: dict[str, str]
-    params: dict[str, str]
-    metrics: dict[str, float]  # latest value per key, as search_runs reports it
-
-    @classmethod
-    def of(cls, run: Run) -> RunRecord:
-        info, data = run.info, run.data
-        return cls(
-            info.run_id,
-            info.run_name,
-            info.status,
-            info.start_time,
-            info.end_time,
-            dict(data.tags),
-            dict(data.params),
-            dict(data.metrics),
-        )
 
 
 @dataclass(frozen=True)
@@ -217,7 +178,7 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
             "Pass one of these names, or point --tracking-uri at the store the study was run with."
         )
         raise StudyNotFoundError(msg)
-    runs = _all_runs(client, experiment.experiment_id)
+    runs = read_runs(client, experiment.experiment_id)
     parents = [r for r in runs if r.tags.get("lamp.role") == "study"]
     parents.sort(key=lambda r: r.start_time or 0)
     parent = _parent(parents[-1]) if parents else None
@@ -248,74 +209,6 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
         detection=detection,
         notes=notes,
     )
-
-
-def _all_runs(client: MlflowClient, experiment_id: str) -> list[RunRecord]:
-    """Every active run of the experiment: SQL column queries on a SQL store, else `search_runs` pages."""
-    store = _sql_store(client)
-    return _sql_runs(store, experiment_id) if store is not None else _searched_runs(client, experiment_id)
-
-
-def _searched_runs(client: MlflowClient, experiment_id: str) -> list[RunRecord]:
-    """Every active run through the public API (any tracking store, an HTTP server included)."""
-    runs: list[RunRecord] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], max_results=_PAGE, page_token=token)
-        runs.extend(RunRecord.of(r) for r in page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _sql_store(client: MlflowClient) -> SqlAlchemyStore | None:
-    """The client's tracking store when MLflow keeps it in SQL tables, else None.
-
-    MlflowClient exposes no public accessor for its store; `_tracking_client.store` is the one
-    MLflow itself uses, and anything unexpected there means "not SQL", never an error.
-    """
-    store = getattr(getattr(client, "_tracking_client", None), "store", None)
-    return store if isinstance(store, SqlAlchemyStore) else None
-
-
-def _sql_runs(store: SqlAlchemyStore, experiment_id: str) -> list[RunRecord]:
-    """The experiment's active runs with their tags, params and latest metrics: four column queries.
-
-    The queries are built from MLflow's table models and run on the DBAPI cursor: SQLAlchemy's
-    result rows cost ~4 s per million (tags + params + metrics of 13,000 trials are ~1 million).
-    """
-    in_study = (SqlRun.experiment_id == int(experiment_id)) & (
-        SqlRun.lifecycle_stage == LifecycleStage.ACTIVE
-    )
-    run_columns = (SqlRun.run_uuid, SqlRun.name, SqlRun.status, SqlRun.start_time, SqlRun.end_time)
-    with store.ManagedSessionMaker() as session:
-        connection = session.connection()
-
-        def fetch(query: Select) -> list[tuple]:
-            sql = query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True})
-            cursor = connection.connection.cursor()
-            try:
-                cursor.execute(str(sql))
-                return cursor.fetchall()
-            finally:
-                cursor.close()
-
-        def each(model: type, *columns: Any) -> list[tuple]:
-            joined = select(model.run_uuid, model.key, *columns).join(
-                SqlRun, SqlRun.run_uuid == model.run_uuid
-            )
-            return fetch(joined.where(in_study))
-
-        runs = {r[0]: RunRecord(*r, {}, {}, {}) for r in fetch(select(*run_columns).where(in_study))}
-        for run_id, key, value in each(SqlTag, SqlTag.value):
-            runs[run_id].tags[key] = value
-        for run_id, key, value in each(SqlParam, SqlParam.value):
-            runs[run_id].params[key] = value
-        for run_id, key, value, is_nan in each(
-            SqlLatestMetric, SqlLatestMetric.value, SqlLatestMetric.is_nan
-        ):
-            runs[run_id].metrics[key] = math.nan if is_nan else value
-    return list(runs.values())
 
 
 def _parent(run: RunRecord) -> ParentRun:

@@ -27,7 +27,7 @@ import reports.aggregate
 import reports.importance
 from reports.aggregate import scatter_points
 from reports.build import build_report
-from reports.extract import _searched_runs, _sql_runs, _sql_store
+from reports.runs import searched_runs, sql_runs, sql_store
 from reports.stats import fit_settings, setting_of
 from tests._synthetic_study import SyntheticGrid, write_synthetic_study
 from tests.test_reports import figure, values
@@ -65,10 +65,10 @@ def test_the_sql_read_returns_what_search_runs_returns(store) -> None:
     client = MlflowClient(tracking_uri=uri)
     deleted = logged.trials[0].run_id
     client.delete_run(deleted)
-    sql_store = _sql_store(client)
-    assert sql_store is not None  # a sqlite store takes the SQL path in load_study
-    fast = _records(_sql_runs(sql_store, logged.experiment_id))
-    public = _records(_searched_runs(client, logged.experiment_id))
+    db = sql_store(client)
+    assert db is not None  # a sqlite store takes the SQL path in load_study
+    fast = _records(sql_runs(db, logged.experiment_id))
+    public = _records(searched_runs(client, logged.experiment_id))
     assert fast == public
     assert len(fast) == len(logged.trials) and deleted not in fast  # the parent in, the deleted trial out
     statuses = {v[4]["lamp.status"] for v in fast.values()}
