@@ -79,7 +79,7 @@ class SyntheticGrid:
     amplifications: tuple[str, ...] = ("linear", "exp")
     factors: tuple[float, ...] = (1.0, 10.0, 100.0)
     seeds: tuple[int, ...] = (0, 1)
-    widths: tuple[int, ...] = (32,)  # model widths (no effect in the generative model; scale studies cross them)
+    widths: tuple[int, ...] = (32,)  # no effect in the generative model; scale studies cross them
     lr: float = 1e-3
     twins: bool = True  # add an lr-matched twin for every amplified factor
     epochs: int = 3
