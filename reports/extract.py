@@ -2,9 +2,9 @@
 
 The input contract is `docs/mlflow_schema.md`: one experiment per study, a
 parent run tagged `lamp.role=study`, one child run per trial. Everything a
-report shows comes from the `Study` built here (one `search_runs` sweep) plus
-the few artifacts `ArtifactLoader` fetches for the runs a figure shows; nothing
-else talks to MLflow.
+report shows comes from the `Study` built here (one sweep over the experiment's
+runs) plus the few artifacts `ArtifactLoader` fetches for the runs a figure
+shows (`reports.runs` reads the runs); nothing else talks to MLflow.
 
 `Study.trials` holds one row per child run with these columns:
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Run, ViewType
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
+from reports.runs import RunRecord, read_runs
 from study.config import trial_fields
 from study.errors import LampError
 from study.metrics_meta import mode_of
@@ -52,7 +53,6 @@ KNOWN_METRICS = (
     "epochs_run",
 )
 _MLFLOW_STATUS = {"FINISHED": "finished", "FAILED": "failed", "KILLED": "failed", "RUNNING": "running"}
-_PAGE = 10_000
 
 
 class StudyNotFoundError(LampError, LookupError):
@@ -178,9 +178,9 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
             "Pass one of these names, or point --tracking-uri at the store the study was run with."
         )
         raise StudyNotFoundError(msg)
-    runs = _all_runs(client, experiment.experiment_id)
-    parents = [r for r in runs if r.data.tags.get("lamp.role") == "study"]
-    parents.sort(key=lambda r: r.info.start_time or 0)
+    runs = read_runs(client, experiment.experiment_id)
+    parents = [r for r in runs if r.tags.get("lamp.role") == "study"]
+    parents.sort(key=lambda r: r.start_time or 0)
     parent = _parent(parents[-1]) if parents else None
     children = [r for r in runs if _is_trial(r, parent)]
     trials, params, metrics = _trials_frame(children)
@@ -211,30 +211,19 @@ def load_study(name: str, *, tracking_uri: str, client: MlflowClient | None = No
     )
 
 
-def _all_runs(client: MlflowClient, experiment_id: str) -> list[Run]:
-    runs: list[Run] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], max_results=_PAGE, page_token=token)
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _parent(run: Run) -> ParentRun:
+def _parent(run: RunRecord) -> ParentRun:
     return ParentRun(
-        run_id=run.info.run_id,
-        tags=dict(run.data.tags),
-        params=dict(run.data.params),
-        metrics=dict(run.data.metrics),
-        start_time=run.info.start_time,
-        end_time=run.info.end_time,
+        run_id=run.run_id,
+        tags=run.tags,
+        params=run.params,
+        metrics=run.metrics,
+        start_time=run.start_time,
+        end_time=run.end_time,
     )
 
 
-def _is_trial(run: Run, parent: ParentRun | None) -> bool:
-    tags = run.data.tags
+def _is_trial(run: RunRecord, parent: ParentRun | None) -> bool:
+    tags = run.tags
     if tags.get("lamp.role") == "study":
         return False
     if parent is None:
@@ -242,27 +231,27 @@ def _is_trial(run: Run, parent: ParentRun | None) -> bool:
     return tags.get("mlflow.parentRunId") == parent.run_id
 
 
-def _trials_frame(runs: list[Run]) -> tuple[pd.DataFrame, list[str], list[str]]:
+def _trials_frame(runs: list[RunRecord]) -> tuple[pd.DataFrame, list[str], list[str]]:
     """One typed row per run; returns (frame, param columns, metric columns)."""
     declared = {k: str(v) for k, v in trial_fields().items()}
-    param_names = sorted({k for r in runs for k in r.data.params})
-    metric_names = sorted({k for r in runs for k in r.data.metrics})
+    param_names = sorted({k for r in runs for k in r.params})
+    metric_names = sorted({k for r in runs for k in r.metrics})
     taken = set(FIXED_COLUMNS) | set(param_names)
     metric_cols = {m: (m if m not in taken else f"metric.{m}") for m in metric_names}
     rows: list[dict[str, Any]] = []
     for r in runs:
-        tags = r.data.tags
-        status = tags.get("lamp.status") or _MLFLOW_STATUS.get(r.info.status, r.info.status.lower())
+        tags = r.tags
+        status = tags.get("lamp.status") or _MLFLOW_STATUS.get(r.status, r.status.lower())
         row: dict[str, Any] = {
-            "run_id": r.info.run_id,
-            "trial_id": tags.get("lamp.trial_id", r.info.run_name or r.info.run_id),
+            "run_id": r.run_id,
+            "trial_id": tags.get("lamp.trial_id", r.run_name or r.run_id),
             "status": status.lower(),
             "error": tags.get("lamp.error"),
             "group": tags.get("lamp.group"),
-            "start_time": r.info.start_time,
+            "start_time": r.start_time,
         }
-        row.update(r.data.params)
-        for m, v in r.data.metrics.items():
+        row.update(r.params)
+        for m, v in r.metrics.items():
             row[metric_cols[m]] = v
         rows.append(row)
     frame = pd.DataFrame(rows, columns=[*FIXED_COLUMNS, *param_names, *metric_cols.values()])

@@ -19,11 +19,15 @@ import plotly.graph_objects as go
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 
+from reports.aggregate import scatter_points
 from reports.section import Panel
 
 LOG_PARAMS = ("factor", "lr")  # continuous params drawn and modelled on a log scale
 MIN_IMPORTANCE_TRIALS = 4
 MAX_PARCOORDS_PARAMS = 10
+# fANOVA's cost grows with its rows (~6 s for 1,500 on one core): beyond this many trials it fits setting
+# medians, which also takes the seed noise out of what the forest must explain.
+MAX_IMPORTANCE_ROWS = 1_000
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,17 @@ class ImportanceData:
     importance_note: str  # why importance is missing, or which evaluator
     parcoords: list[ParcoordsDim]
     parcoords_colour: list[float]
+    parcoords_lines: str  # what one line is: a trial, or a setting's median in large studies
 
 
 def extract_importance(frame: pd.DataFrame, params: list[str], y: str) -> ImportanceData:
     """fANOVA importance and parcoords axes of `params` for `y` over the finished trials in `frame`."""
     importance, note = _importance(frame, params, y)
-    dims, colour = _parcoords(frame, params, y)
-    return ImportanceData(y, importance, note, dims, colour)
+    lines = scatter_points(frame, [y], y, keep=params[:MAX_PARCOORDS_PARAMS])
+    dims, colour = _parcoords(lines.frame, params[:MAX_PARCOORDS_PARAMS], y)
+    return ImportanceData(
+        y, importance, note, dims, colour, lines.what(f"one finished trial ({lines.n_trials})")
+    )
 
 
 def draw_importance(data: ImportanceData) -> list[Panel]:
@@ -93,16 +101,17 @@ def _importance(frame: pd.DataFrame, params: list[str], y: str) -> tuple[dict[st
         )
     if len(frame) < MIN_IMPORTANCE_TRIALS:
         return {}, f"it needs at least {MIN_IMPORTANCE_TRIALS} finished trials and there are {len(frame)}"
+    rows = scatter_points(frame, [y], y, keep=params, max_points=MAX_IMPORTANCE_ROWS)
+    fitted = rows.frame
     dists, values = {}, {}
     for p in params:
-        dists[p], values[p] = _distribution(p, frame[p])
+        dists[p], column = _distribution(p, fitted[p])
+        values[p] = [_plain(v) for v in column]
     trials = [
         optuna.trial.create_trial(
-            params={p: _plain(values[p].iloc[i]) for p in params},
-            distributions=dists,
-            value=float(frame[y].iloc[i]),
+            params={p: values[p][i] for p in params}, distributions=dists, value=float(value)
         )
-        for i in range(len(frame))
+        for i, value in enumerate(fitted[y])
     ]
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -114,7 +123,12 @@ def _importance(frame: pd.DataFrame, params: list[str], y: str) -> tuple[dict[st
             scores = get_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
     finally:
         optuna.logging.set_verbosity(verbosity)
-    return {k: float(v) for k, v in scores.items()}, f"fANOVA on {len(frame)} finished trials"
+    on = f"{len(frame)} finished trials"
+    if rows.per_setting:
+        of = f"{len(fitted)} of the {rows.n_settings}" if rows.sampled else f"{len(fitted)}"
+        on = f"{of} setting medians of {len(frame)} finished trials"
+        on += f", evenly spaced in {y}" if rows.sampled else ""
+    return {k: float(v) for k, v in scores.items()}, f"fANOVA on {on}"
 
 
 def _plain(value: object) -> object:
@@ -126,7 +140,7 @@ def _parcoords(frame: pd.DataFrame, params: list[str], y: str) -> tuple[list[Par
     if frame.empty:
         return [], []
     dims = []
-    for p in params[:MAX_PARCOORDS_PARAMS]:
+    for p in params:
         values = frame[p]
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         if numeric and p in LOG_PARAMS and (values > 0).all():
@@ -204,7 +218,7 @@ def _parcoords_caption(data: ImportanceData) -> str:
     y = np.array(data.parcoords_colour)
     axes = ", ".join(d.label for d in data.parcoords[:-1]) or "none"
     return (
-        f"Each line is one finished trial ({y.size}), coloured by {data.detection} (axes: {axes}; "
+        f"Each line is {data.parcoords_lines}, coloured by {data.detection} (axes: {axes}; "
         "categorical params spread over their values). "
         f"{data.detection} ranges from {y.min():.4f} to {y.max():.4f} (median {np.median(y):.4f}); drag along an "
         "axis to filter."

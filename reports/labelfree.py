@@ -34,6 +34,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from scipy.stats import spearmanr
 
+from reports.aggregate import Points, scatter_points
 from reports.extract import Study
 from reports.labels import describe, fmt_p
 from reports.section import Panel, html_table
@@ -65,6 +66,7 @@ class SelectionScore:
     picked_setting: str
     picked_detection: float
     regret: float  # oracle best detection minus picked_detection
+    points: Points  # what the scatter draws (columns "_score" and the detection metric)
 
     @property
     def agreement(self) -> float:
@@ -176,6 +178,7 @@ def _score(name: str, labelled: pd.DataFrame, y: str, oracle: float) -> Selectio
         picked_setting=describe(pick),
         picked_detection=float(pick[y]),
         regret=oracle - float(pick[y]),
+        points=scatter_points(both.assign(_score=x), ["_score", y], y),
     )
 
 
@@ -236,13 +239,14 @@ def draw_label_free(data: LabelFreeData) -> list[Panel]:
     titles = [f"{s.name} ({'higher' if s.higher_is_better else 'lower'} is better)" for s in data.scores]
     fig = make_subplots(rows=1, cols=len(data.scores), subplot_titles=titles, shared_yaxes=True)
     for i, s in enumerate(data.scores, start=1):
+        points = s.points.frame
         fig.add_trace(
             go.Scatter(
-                x=np.array(s.x),
-                y=np.array(s.y),
+                x=points["_score"].to_numpy(float),
+                y=points[data.detection].to_numpy(float),
                 mode="markers",
                 name=s.name,
-                text=s.trial_ids,
+                text=points["label"].to_numpy(object),
                 marker={"size": 5, "opacity": 0.6},
                 hovertemplate=f"%{{text}}<br>{s.name}=%{{x:.4f}}<br>{data.detection}=%{{y:.4f}}<extra></extra>",
                 showlegend=False,
@@ -300,7 +304,7 @@ def _caption(data: LabelFreeData) -> str:
         else f"no trial runs the default configuration ({data.default_setting})"
     )
     return (
-        f"Each point is one finished trial: a label-free score (computed without anomaly labels) against "
+        f"Each point is {data.scores[0].points.what()}: a label-free score (computed without anomaly labels) against "
         f"{data.detection}. A useful score ranks trials like {data.detection} (ρ > 0 for higher-is-better scores, "
         f"ρ < 0 for losses) and picks a trial close to the best one ({data.detection} {data.oracle:.4f}, "
         f"{data.oracle_trial}); regret is that best value minus the {data.detection} of the trial the score picks. "

@@ -24,12 +24,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from reports.aggregate import factor_levels, fmt_factor
+from reports.aggregate import Points, factor_levels, fmt_factor, scatter_points
 from reports.extract import ArtifactLoader, Study
 from reports.pairing import is_twin
 from reports.section import Panel, html_table
 from reports.slices import SliceData, draw_slices, extract_slices
-from reports.stats import STRATUM, StratifiedRho, median_iqr, stratified_spearman
+from reports.stats import STRATUM, StratifiedRho, stratified_spearman
 from reports.verdicts import steepness_sentence
 
 MEASURES = ("sharpness", "hessian_trace", "slice_curvature")
@@ -60,6 +60,7 @@ class Correlation:
     trial_ids: list[str]
     strata: list[str]  # "metric · optimizer · arch" of each point
     result: StratifiedRho
+    points: Points  # what the scatter draws (columns: the measure, the detection metric, "stratum")
 
 
 @dataclass(frozen=True)
@@ -125,21 +126,22 @@ def draw_steepness(data: SteepnessData) -> list[Panel]:
 
 def _lines(frame: pd.DataFrame, measure: str) -> list[SteepnessLine]:
     """One line per (optimizer, label): median and IQR over the trials at each level."""
+    values = frame[frame[measure].notna()]
+    cells = values.groupby(["optimizer", "_label", "_level"], sort=True)[measure]
+    q = cells.quantile([0.5, 0.25, 0.75]).unstack()
+    q["n"] = cells.size()
     out = []
-    for (opt, label), group in frame[frame[measure].notna()].groupby(["optimizer", "_label"], sort=True):
-        levels = sorted(group["_level"].unique())
-        stats = [median_iqr(group.loc[group["_level"] == f, measure]) for f in levels]
-        counts = [int((group["_level"] == f).sum()) for f in levels]
+    for (opt, label), line in q.groupby(level=[0, 1], sort=True):
         out.append(
             SteepnessLine(
                 measure,
                 str(opt),
                 str(label),
-                [float(f) for f in levels],
-                [s[0] for s in stats],
-                [s[1] for s in stats],
-                [s[2] for s in stats],
-                counts,
+                [float(f) for f in line.index.get_level_values(2)],
+                line[0.5].astype(float).tolist(),
+                line[0.25].astype(float).tolist(),
+                line[0.75].astype(float).tolist(),
+                line["n"].astype(int).tolist(),
             )
         )
     return out
@@ -155,6 +157,7 @@ def _correlation(done: pd.DataFrame, measure: str, y: str) -> Correlation:
         both["trial_id"].astype(str).tolist(),
         strata.tolist(),
         stratified_spearman(both, measure, y),
+        scatter_points(both.assign(stratum=strata), [measure, y], y, keep=["stratum"]),
     )
 
 
@@ -208,18 +211,18 @@ def _correlation_figure(data: SteepnessData) -> go.Figure:
     labels = sorted({s for c in data.correlations for s in c.strata})
     colour = {lab: COLOURS[i % len(COLOURS)] for i, lab in enumerate(labels)}
     for i, c in enumerate(data.correlations, start=1):
-        strata = np.array(c.strata, dtype=object)
+        points = c.points.frame
         for label in sorted(set(c.strata)):
-            sel = strata == label
+            shown = points[points["stratum"] == label]
             fig.add_trace(
                 go.Scatter(
-                    x=np.array(c.x)[sel],
-                    y=np.array(c.y)[sel],
+                    x=shown[c.measure].to_numpy(float),
+                    y=shown[data.detection].to_numpy(float),
                     mode="markers",
                     name=label,
                     legendgroup=label,
                     showlegend=i == 1,
-                    text=np.array(c.trial_ids, dtype=object)[sel],
+                    text=shown["label"].to_numpy(object),
                     marker={"size": 6, "opacity": 0.7, "color": colour[label]},
                     hovertemplate=f"%{{text}}<br>{c.measure}=%{{x:.3g}}<br>{data.detection}=%{{y:.4f}}<extra>{label}</extra>",
                 ),
@@ -279,8 +282,9 @@ def _factor_caption(data: SteepnessData) -> str:
 
 def _correlation_caption(data: SteepnessData) -> str:
     sentences = "; ".join(steepness_sentence(c.measure, data.detection, c.result) for c in data.correlations)
+    point = data.correlations[0].points.what() if data.correlations else "one finished trial"
     return (
-        f"Each point is one finished trial (collapsed excluded), coloured by its metric · optimizer · "
+        f"Each point is {point} (collapsed excluded), coloured by its metric · optimizer · "
         f"architecture stratum. LAMP's claim is that a steeper landscape detects anomalies better (ρ > 0) "
         f"within a setting, so ρ is computed within each stratum (table) and combined. {sentences}."
     )

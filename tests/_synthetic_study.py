@@ -79,6 +79,7 @@ class SyntheticGrid:
     amplifications: tuple[str, ...] = ("linear", "exp")
     factors: tuple[float, ...] = (1.0, 10.0, 100.0)
     seeds: tuple[int, ...] = (0, 1)
+    widths: tuple[int, ...] = (32,)  # no effect in the generative model; scale studies cross them
     lr: float = 1e-3
     twins: bool = True  # add an lr-matched twin for every amplified factor
     epochs: int = 3
@@ -95,9 +96,16 @@ class SyntheticGrid:
                 seed=s,
                 lr=self.lr,
                 epochs=self.epochs,
+                width=w,
             )
-            for a, o, m, amp, f, s in itertools.product(
-                self.archs, self.optimizers, self.metrics, self.amplifications, self.factors, self.seeds
+            for a, w, o, m, amp, f, s in itertools.product(
+                self.archs,
+                self.widths,
+                self.optimizers,
+                self.metrics,
+                self.amplifications,
+                self.factors,
+                self.seeds,
             )
         ]
         if self.twins:
@@ -113,9 +121,10 @@ class SyntheticGrid:
                     twin_of=f,
                     seed=s,
                     epochs=self.epochs,
+                    width=w,
                 )
-                for a, o, m, f, s in itertools.product(
-                    self.archs, self.optimizers, self.metrics, amplified, self.seeds
+                for a, w, o, m, f, s in itertools.product(
+                    self.archs, self.widths, self.optimizers, self.metrics, amplified, self.seeds
                 )
             ]
         return out
@@ -493,6 +502,7 @@ def _spec_text(name: str, grid: SyntheticGrid, objective: tuple[str, str]) -> st
         f"  amplification: {list(grid.amplifications)}",
         f"  factor: {list(grid.factors)}",
         f"  seed: {list(grid.seeds)}",
+        f"  width: {list(grid.widths)}",
         f"  lr: {grid.lr}",
         f"effective_lr_twins: {str(grid.twins).lower()}",
     ]
