@@ -91,7 +91,8 @@ class StudyTracker:
         # trial id -> last epoch logged (a restored trial re-sends the epochs after its checkpoint)
         self._last_epoch: dict[str, int] = {}
         self._epochs: dict[str, list[Any]] = {}  # trial id -> epoch metrics not yet written
-        self._lock = threading.Lock()  # guards _epochs between the caller and the writer
+        self._params_due: dict[str, list[Any]] = {}  # trial id -> params its queued end will write
+        self._lock = threading.Lock()  # guards _epochs and _params_due between the caller and the writer
         self._writer = Writer()
 
     # ------------------------------------------------------------ study
@@ -179,6 +180,10 @@ class StudyTracker:
         if self.client.retried:  # an attempt may have reached the store before its answer was lost
             run = _keep_one_run(self.client, self.experiment_id, trial_id, run)
         self._runs[trial_id] = run.info.run_id
+        with self._lock:
+            if trial_id in self._ended:  # its end is queued: that write takes the params (one call less)
+                self._params_due[trial_id] = _params(params)
+                return
         self.client.log_batch(run.info.run_id, params=_params(params))
 
     def run_id(self, trial_id: str) -> str:
@@ -243,7 +248,15 @@ class StudyTracker:
 
             run_id = self._runs[trial_id]
             batch = self._take_epochs(trial_id) + _metrics(final)
-            _log_metrics(self.client, run_id, batch, tags=[RunTag(k, v) for k, v in run_tags.items() if v])
+            with self._lock:
+                params = self._params_due.pop(trial_id, [])
+            _log_metrics(
+                self.client,
+                run_id,
+                batch,
+                tags=[RunTag(k, v) for k, v in run_tags.items() if v],
+                params=params,
+            )
             if result_dir is not None:
                 _log_result_files(self.client, run_id, Path(result_dir))
             self.client.set_terminated(run_id, _RUN_STATUS[status])
@@ -328,12 +341,24 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _log_metrics(client: Any, run_id: str, metrics: list[Any], tags: list[Any] | None = None) -> None:
-    """One log_batch, or several when there are more metrics than MLflow takes in one (1,000)."""
-    chunks = [metrics[i : i + 1000] for i in range(0, len(metrics), 1000)] or [[]]
+def _log_metrics(
+    client: Any,
+    run_id: str,
+    metrics: list[Any],
+    tags: list[Any] | None = None,
+    params: list[Any] | None = None,
+) -> None:
+    """One log_batch, or several when there are more metrics than MLflow takes in one (1,000 entities)."""
+    chunks = [metrics[i : i + 800] for i in range(0, len(metrics), 800)] or [[]]
     for i, chunk in enumerate(chunks):
-        if chunk or (tags and i == 0):
-            client.log_batch(run_id, metrics=chunk, tags=(tags or []) if i == 0 else [])
+        first = i == 0
+        if chunk or (first and (tags or params)):
+            client.log_batch(
+                run_id,
+                metrics=chunk,
+                tags=(tags or []) if first else [],
+                params=(params or []) if first else [],
+            )
 
 
 def _params(params: dict[str, str]) -> list[Any]:

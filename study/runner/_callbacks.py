@@ -53,11 +53,15 @@ class MlflowCallback(Callback):
         return _ACTIVE[self.study]
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        tracker, spec = self._live()
-        start_runs(tracker, spec, trial.trial_id, trial.config)
+        # A pack's member runs are created with its first result: a pack that ends before it reports
+        # then costs one write per member less (its params go with the final write).
+        if not is_pack(trial.config):
+            tracker, spec = self._live()
+            start_runs(tracker, spec, trial.trial_id, trial.config)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        tracker = self._live()[0]
+        tracker, spec = self._live()
+        start_runs(tracker, spec, trial.trial_id, trial.config)
         log_epochs(tracker, trial.trial_id, result)
         if result.get(CHECKPOINTED_KEY):
             # Tune keeps this checkpoint once we return, and a trial restored from it never re-sends
@@ -66,6 +70,7 @@ class MlflowCallback(Callback):
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         tracker, spec = self._live()
+        start_runs(tracker, spec, trial.trial_id, trial.config)
         _finish(tracker, trial, spec.early_stopping is not None)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
