@@ -78,6 +78,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"seeds {spec.seeds}, objective {spec.objective.metric} ({spec.objective.mode})"
     )
     _print_packing(spec)
+    if getattr(args, "calibrate", False):
+        _print_calibration(spec, args.address)
     if args.no_data:
         return EXIT_OK
     from study.data import load_dataset
@@ -104,6 +106,34 @@ def _print_packing(spec: Any) -> None:
     configs = spec.expand()
     plan = describe_plan(pack_plan(configs, spec.packing.max_members), configs)
     print(f"  packing  on ({why}): {plan}")
+
+
+def _print_calibration(spec: Any, address: str | None) -> None:
+    """One epoch of one pack per kind on the cluster, and the whole study's estimated cost."""
+    from study.calibrate import calibrate
+
+    if spec.search.algorithm == "tpe":
+        raise LampError(
+            "--calibrate needs the study's trial list, and tpe proposes trials as it runs; use grid or random"
+        )
+    packs, timings, est = calibrate(spec, address)
+    print(f"  calibrate one epoch of the largest pack of each of {len(timings)} kinds, on the cluster:")
+    for t in timings.values():
+        print(
+            f"  {'':<8}   {t.label}: {t.members} members, epoch {t.epoch_s:.1f} s, measurement {t.measure_s:.1f} s"
+        )
+    gpu = f", {est.gpu_hours:.2f} GPU-hours" if spec.resources.gpu else ""
+    print(
+        f"  estimate  {len(packs)} {'packs' if len(packs) < spec.n_trials else 'trials'}, {est.slots} at once: "
+        f"about {_duration(est.wall_s)} wall{gpu} ({_duration(est.pack_seconds)} of pack time; "
+        f"scaled to every pack as study/calibrate.py says)"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -249,12 +279,19 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p = _command(
         sub,
         "validate",
-        "check a search-space file and open its data (no training, no Ray): a one-screen summary",
-        "lamp-study validate search_spaces/quickstart.yaml",
+        "check a search-space file and open its data (no training, no Ray unless --calibrate): a one-screen "
+        "summary with the pack plan",
+        "lamp-study validate search_spaces/quickstart.yaml --calibrate",
         cmd_validate,
     )
     p.add_argument("spec", help="the study's YAML file")
     p.add_argument("--no-data", action="store_true", help="check the file only, do not open the dataset")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="run one pack of each kind for one epoch on the cluster and estimate the study's wall time and GPU-hours",
+    )
+    p.add_argument("--address", default=None, help="Ray cluster for --calibrate (default: a local Ray)")
 
     p = _command(
         sub,

@@ -10,8 +10,11 @@ from tests.conftest import SPECS
 
 
 class _Trial:
-    def __init__(self, trial_id: str, status: str, result: dict | None = None) -> None:
+    def __init__(
+        self, trial_id: str, status: str, result: dict | None = None, config: dict | None = None
+    ) -> None:
         self.trial_id, self.status, self.last_result = trial_id, status, result or {}
+        self.config = config or {"trial": {}}
 
 
 def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.CaptureFixture) -> None:
@@ -35,5 +38,30 @@ def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.Cap
         assert "best auroc (validation) 0.9000" in line  # the collapsed trial is never best
         eta = line.split("ETA ")[1].strip()
         assert eta.endswith("s") and eta != "?"  # one trial ended in this session: a pace exists
+    finally:
+        _ACTIVE.pop(spec.name, None)
+
+
+def test_progress_counts_the_members_of_packs(capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    from study.runner._packed import MEMBERS_KEY
+
+    spec = load_spec(SPECS / "tiny.yaml")  # 8 trials
+    _ACTIVE[spec.name] = (None, spec)
+    pack = {"pack": {"pack_id": "p", "members": [{}, {}, {}]}}
+    try:
+        progress = Progress(spec.name)
+        progress.setup()
+        a = _Trial("a", "PENDING", config=pack)
+        progress.on_trial_start(0, [a], a)
+        assert "0/8 trials done, 3 running" in capsys.readouterr().err
+        outcomes = [["finished", 0.7], ["diverged", None], ["collapsed", 0.99]]
+        a.last_result = {STATUS_KEY: "finished", MEMBERS_KEY: json.dumps(outcomes), OBJECTIVE_KEY: 0.99}
+        progress.on_trial_complete(0, [a], a)
+        line = capsys.readouterr().err
+        assert "3/8 trials done, 0 running, 1 collapsed, 1 diverged" in line
+        assert "best auroc (validation) 0.7000" in line  # a collapsed member is never best
+        assert line.split("ETA ")[1].strip() != "?"  # three trials ended in this session: a pace exists
     finally:
         _ACTIVE.pop(spec.name, None)

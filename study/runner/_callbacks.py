@@ -276,29 +276,23 @@ def close_trial(
     d = _local_dir(checkpoint) if checkpoint is not None and status in WITH_RESULTS else None
     # MLflow then holds the files: the checkpoint leaves Tune's storage once the last run is written
     done = (lambda: shutil.rmtree(d, ignore_errors=True)) if d is not None else None
-    if not is_pack(config):
-        tracker.end_trial(
-            trial_id,
-            status,
-            _final_metrics(result),
-            result_dir=d,
-            error=None if d else error,
-            tags=tags,
-            then=done,
-        )
-        return
-    tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
-    outcomes = member_outcomes(result, _size(config), status)
-    for k, (member_status, _) in enumerate(outcomes):
-        then = done if k == len(outcomes) - 1 else None
-        files = member_dir(d, k) if d is not None else None
+    if is_pack(config):
+        tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
+        outcomes = member_outcomes(result, _size(config), status)
+        ends = [
+            (member_id(trial_id, k), s, member_dir(d, k) if d else None) for k, (s, _) in enumerate(outcomes)
+        ]
+        without_files: dict[str, Any] = {}
+    else:
+        ends = [(trial_id, status, d)]
+        without_files = _final_metrics(result)  # a failed trial: what its last report had
+    for i, (run, run_status, files) in enumerate(ends):
+        then = done if i == len(ends) - 1 else None
         if files is None or not (files / RESULT_FILE).exists():
-            tracker.end_trial(member_id(trial_id, k), member_status, {}, error=error, tags=tags, then=then)
+            tracker.end_trial(run, run_status, without_files, error=error, tags=tags, then=then)
             continue
         metrics = _final_metrics(json.loads((files / RESULT_FILE).read_text())["metrics"])
-        tracker.end_trial(
-            member_id(trial_id, k), member_status, metrics, result_dir=files, tags=tags, then=then
-        )
+        tracker.end_trial(run, run_status, metrics, result_dir=files, tags=tags, then=then)
 
 
 def _local_dir(checkpoint: Any) -> Path:

@@ -51,9 +51,9 @@ def trainable(
         }
         tune.report(reporter.row({**reporter.last, **failed, EPOCHS_KEY: reporter.epochs()}))
         return
-    final = reporter.row(
-        {**reporter.last, **result.metrics, STATUS_KEY: result.status, EPOCHS_KEY: reporter.epochs()}
-    )
+    # The final metrics travel in the checkpoint's result.json, not in the row: Tune keeps statistics
+    # of every number of every row of every trial in its experiment state, which each snapshot writes.
+    final = reporter.row({**reporter.last, STATUS_KEY: result.status, EPOCHS_KEY: reporter.epochs()})
     value = selection_value(result.metrics, objective)
     final[OBJECTIVE_KEY] = value if value is not None else _worst(mode)
     with tempfile.TemporaryDirectory() as d:
