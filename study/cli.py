@@ -68,72 +68,15 @@ def cmd_trial(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- studies
 def cmd_validate(args: argparse.Namespace) -> int:
-    from study.spec import load_spec
+    from study.cli_validate import print_validation
 
-    spec = load_spec(args.spec)
-    n = spec.n_trials
-    print(f"{args.spec}: ok")
-    print(
-        f"  study    {spec.name}: {spec.search.algorithm} search, {n if n is not None else 'open-ended'} trials, "
-        f"seeds {spec.seeds}, objective {spec.objective.metric} ({spec.objective.mode})"
+    print_validation(
+        args.spec,
+        no_data=args.no_data,
+        calibrate=getattr(args, "calibrate", False),
+        address=getattr(args, "address", None),
     )
-    _print_packing(spec)
-    if getattr(args, "calibrate", False):
-        _print_calibration(spec, args.address)
-    if args.no_data:
-        return EXIT_OK
-    from study.data import load_dataset
-    from study.data.summary import describe
-
-    configs = spec.data_configs()
-    for i, cfg in enumerate(configs[:8]):
-        lines = describe(cfg, load_dataset(cfg))
-        print(f"  {'data' if i == 0 else '':<8} {lines[0]}")
-        print(f"  {'':<8}   {lines[1]}")
-    if len(configs) > 8:
-        print(f"  ... and {len(configs) - 8} more dataset settings")
     return EXIT_OK
-
-
-def _print_packing(spec: Any) -> None:
-    """Whether trials run packed and, for a trial list, the pack plan."""
-    packed, why = spec.packing_decision()
-    if not packed:
-        print(f"  packing  off ({why})")
-        return
-    from study.packing.plan import describe_plan, pack_plan
-
-    configs = spec.expand()
-    plan = describe_plan(pack_plan(configs, spec.packing.max_members), configs)
-    print(f"  packing  on ({why}): {plan}")
-
-
-def _print_calibration(spec: Any, address: str | None) -> None:
-    """One epoch of one pack per kind on the cluster, and the whole study's estimated cost."""
-    from study.calibrate import calibrate
-
-    if spec.search.algorithm == "tpe":
-        raise LampError(
-            "--calibrate needs the study's trial list, and tpe proposes trials as it runs; use grid or random"
-        )
-    packs, timings, est = calibrate(spec, address)
-    print(f"  calibrate one epoch of the largest pack of each of {len(timings)} kinds, on the cluster:")
-    for t in timings.values():
-        print(
-            f"  {'':<8}   {t.label}: {t.members} members, epoch {t.epoch_s:.1f} s, measurement {t.measure_s:.1f} s"
-        )
-    gpu = f", {est.gpu_hours:.2f} GPU-hours" if spec.resources.gpu else ""
-    print(
-        f"  estimate  {len(packs)} {'packs' if len(packs) < spec.n_trials else 'trials'}, {est.slots} at once: "
-        f"about {_duration(est.wall_s)} wall{gpu} ({_duration(est.pack_seconds)} of pack time; "
-        f"scaled to every pack as study/calibrate.py says)"
-    )
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def cmd_init(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,19 @@ def test_estimate_spreads_every_pack_over_the_slots_and_never_beats_the_longest(
     assert one.gpu_hours == pytest.approx(sum(per_pack) * 0.5 / 3600)
 
 
+@pytest.fixture
+def own_ray() -> Iterator[None]:
+    """Ray started here stops here: later tests check that validate alone never starts Ray."""
+    import ray
+
+    running = ray.is_initialized()
+    yield
+    if not running:
+        ray.shutdown()
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("own_ray")
 def test_calibration_times_one_pack_per_architecture_on_ray(tmp_path: Path) -> None:
     path = tmp_path / "cal.yaml"
     path.write_text(SPEC)
@@ -68,6 +81,7 @@ def test_calibration_times_one_pack_per_architecture_on_ray(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("own_ray")
 def test_validate_calibrate_prints_the_estimate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from study.cli import EXIT_OK, main
 

@@ -320,3 +320,25 @@ def _read_error(trial: Any) -> str:
     except OSError:
         return "trial failed (no error file; a worker or node may have died)"
     return text.splitlines()[-1] if text else "trial failed"
+
+
+def reconcile(tracker: StudyTracker, spec: StudySpec, results: Any, can_prune: bool) -> None:
+    """Close any child run Tune finished but the callbacks missed (e.g. a driver killed in between, or
+    writes lost with the store): creating it first when it never reached the store."""
+    for result in results:
+        metrics, config = result.metrics or {}, result.config or {}
+        trial_id = metrics.get("trial_id")
+        status = _status(metrics, can_prune)
+        if (
+            not trial_id
+            or all_ended(tracker, trial_id, config)
+            or (status == "interrupted" and not result.error)
+        ):
+            continue
+        tags = {NODE_TAG: str(metrics.get(NODE_KEY) or "")}
+        error = str(result.error) if result.error else metrics.get(ERROR_KEY)
+        if result.error and not (result.checkpoint is not None and status in WITH_RESULTS):
+            status = "failed"
+        start_runs(tracker, spec, trial_id, config)
+        log_epochs(tracker, trial_id, metrics)  # the last report's epochs, if their writes were lost
+        close_trial(tracker, trial_id, config, status, metrics, result.checkpoint, error=error, tags=tags)

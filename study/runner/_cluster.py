@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 from study.errors import LampError
-from study.runner._trainable import report_interval_s
 from study.spec import StudySpec
 
 
@@ -18,9 +17,6 @@ def _init_ray(address: str | None) -> None:
 
     # Driver-side Tune settings, read when the Tuner is built (so set even if Ray is already up).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our Progress callback reports; no Tune tables
-    # Snapshot the experiment as often as trials checkpoint (Tune's "auto" waits >= 10 s): a resumed
-    # trial starts from the checkpoint in the last snapshot, so a fresher snapshot loses fewer epochs.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(report_interval_s()))
     # Tune's CSV/JSON/TensorBoard loggers write files per trial that nothing reads (MLflow holds the results)
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if ray.is_initialized():

@@ -11,22 +11,10 @@ from typing import Any
 
 from study.config import TrialConfig
 from study.errors import LampError
-from study.runner._callbacks import (
-    _ACTIVE,
-    WITH_RESULTS,
-    _status,
-    all_ended,
-    close_trial,
-    log_epochs,
-    start_runs,
-    trial_outcomes,
-)
+from study.runner._callbacks import _ACTIVE, reconcile, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
     DEFAULT_STORAGE,
-    ERROR_KEY,
-    NODE_KEY,
-    NODE_TAG,
     RETRYABLE,
     SEGMENTS_DIR,
     SPEC_FILE,
@@ -290,7 +278,7 @@ def _fit(
     finally:
         _ACTIVE.pop(spec.name, None)  # the callbacks' handle on this study ends with its experiment
     can_prune = spec.early_stopping is not None
-    _reconcile(tracker, spec, results, can_prune)
+    reconcile(tracker, spec, results, can_prune)
     ended = sum(
         status in TERMINAL
         for r in results
@@ -353,28 +341,6 @@ def _summary(
         "wall_time_s": round(time.time() - t0, 1),
         "trials": counts,
     }
-
-
-def _reconcile(tracker: StudyTracker, spec: StudySpec, results: Any, can_prune: bool) -> None:
-    """Close any child run Tune finished but the callbacks missed (e.g. a driver killed in between, or
-    writes lost with the store): creating it first when it never reached the store."""
-    for result in results:
-        metrics, config = result.metrics or {}, result.config or {}
-        trial_id = metrics.get("trial_id")
-        status = _status(metrics, can_prune)
-        if (
-            not trial_id
-            or all_ended(tracker, trial_id, config)
-            or (status == "interrupted" and not result.error)
-        ):
-            continue
-        tags = {NODE_TAG: str(metrics.get(NODE_KEY) or "")}
-        error = str(result.error) if result.error else metrics.get(ERROR_KEY)
-        if result.error and not (result.checkpoint is not None and status in WITH_RESULTS):
-            status = "failed"
-        start_runs(tracker, spec, trial_id, config)
-        log_epochs(tracker, trial_id, metrics)  # the last report's epochs, if their writes were lost
-        close_trial(tracker, trial_id, config, status, metrics, result.checkpoint, error=error, tags=tags)
 
 
 def _counts(tracker: StudyTracker) -> dict[str, int]:

@@ -16,10 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from study.config import TrialConfig
+from study.packing.plan import BATCHABLE, pack_key_fields
 from study.runner._keys import EPOCHS_KEY, ERROR_KEY, NODE_KEY, OBJECTIVE_KEY, STATUS_KEY
 from study.runner._trainable import _worst, selection_value
 
-PACK_KEY = "pack"  # Tune config key of a pack: {"pack_id": ..., "members": [nested TrialConfig dicts]}
+# Tune config key of a pack: {"pack_id", "shared": the pack key's fields (nested TrialConfig dict),
+# "members": [each member's batchable fields]}. Tune keeps every trial's config in its experiment
+# state and writes it at every snapshot: the shared part once per pack keeps that small.
+PACK_KEY = "pack"
 MEMBERS_KEY = "lamp_members"  # final report: JSON list of [status, selection value] per member
 MEMBER_KEY = "member"  # per-epoch row: which member the row belongs to
 PACK_TAG = "lamp.pack_id"
@@ -34,16 +38,22 @@ def member_id(trial_id: str, k: int) -> str:
     return f"{trial_id}-m{k}"
 
 
+def member_configs(config: dict[str, Any]) -> list[TrialConfig]:
+    """The TrialConfig of every member of a pack's Tune config, in order."""
+    pack = config[PACK_KEY]
+    return [TrialConfig.from_dict({**pack["shared"], **m}) for m in pack["members"]]
+
+
 def members(trial_id: str, config: dict[str, Any]) -> list[tuple[str, TrialConfig]]:
     """(member trial id, config) of every member of a pack's Tune config."""
-    return [
-        (member_id(trial_id, k), TrialConfig.from_dict(d)) for k, d in enumerate(config[PACK_KEY]["members"])
-    ]
+    return [(member_id(trial_id, k), cfg) for k, cfg in enumerate(member_configs(config))]
 
 
 def pack_config(pack: Any) -> dict[str, Any]:
     """The Tune config of a `study.packing.Pack`."""
-    return {"pack_id": pack.pack_id, "members": [c.to_dict() for c in pack.configs]}
+    shared = pack_key_fields(pack.configs[0])
+    batchable = [{name: c.to_dict()[name] for name in BATCHABLE} for c in pack.configs]
+    return {"pack_id": pack.pack_id, "shared": shared, "members": batchable}
 
 
 def member_dir(checkpoint_dir: str | Path, k: int) -> Path:
@@ -67,7 +77,7 @@ def pack_trainable(config: dict[str, Any], objective: str, mode: str, report_int
 
     from study.packing import run_pack
 
-    cfgs = [TrialConfig.from_dict(d) for d in config[PACK_KEY]["members"]]
+    cfgs = member_configs(config)
     node = ray.get_runtime_context().get_node_id()
     reporter = _PackReporter(cfgs[0].epochs, report_interval, node)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +27,14 @@ def _tuner(
     """A new Tune experiment at `tune_path` (of `configs` when given, else the spec's), or the one there restored."""
     from ray import tune
 
-    from study.packing.plan import pack_plan
-
     packed, _ = spec.packing_decision()
-    if packed:
-        work = tune.with_parameters(
-            pack_trainable,
-            objective=spec.objective.metric,
-            mode=spec.objective.mode,
-            report_interval=report_interval_s(),
-        )
-    else:
-        work = tune.with_parameters(
-            trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()
-        )
-    fn = tune.with_resources(work, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    _snapshot_period(packed)
+    fn = tune.with_resources(_work(spec, packed), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     _ACTIVE[spec.name] = (tracker, spec)
     callbacks = [MlflowCallback(spec.name), Progress(spec.name)]
     if restore:
         return tune.Tuner.restore(str(tune_path), trainable=fn, resume_unfinished=True, resume_errored=False)
-
-    if packed:  # one Tune trial per pack of the spec's trials, or of a segment's
-        packs = pack_plan(configs if configs is not None else spec.expand(), spec.packing.max_members)
-        search_alg, param_space, num_samples = (
-            None,
-            {PACK_KEY: tune.grid_search([pack_config(p) for p in packs])},
-            1,
-        )
-    elif configs is None:
-        search_alg, param_space, num_samples = search_algorithm(spec, OBJECTIVE_KEY)
-    else:  # a segment (extend, retry): exactly these trials
-        search_alg, param_space, num_samples = (
-            None,
-            {"trial": tune.grid_search([c.to_dict() for c in configs])},
-            1,
-        )
+    search_alg, param_space, num_samples = _trials(spec, configs, packed)
     return tune.Tuner(
         fn,
         param_space=param_space,
@@ -82,6 +56,57 @@ def _tuner(
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
+
+
+_USER_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")  # a user's own setting always wins
+
+
+def _snapshot_period(packed: bool) -> None:
+    """How often Tune snapshots the experiment (read when the Tuner is built).
+
+    Solo trials: as often as they checkpoint (Tune's "auto" waits >= 10 s and
+    then throttles), since a resumed trial starts from the checkpoint in the
+    last snapshot and a fresher snapshot loses fewer epochs. Packs keep no
+    training checkpoint, so Tune's own throttled period serves them.
+    """
+    if _USER_SNAPSHOT_S is not None:
+        return
+    if packed:
+        os.environ.pop("TUNE_GLOBAL_CHECKPOINT_S", None)
+    else:
+        os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = str(report_interval_s())
+
+
+def _work(spec: StudySpec, packed: bool) -> Any:
+    """The function Tune runs per trial: a pack's or a solo trial's, with what it needs bound."""
+    from ray import tune
+
+    if packed:
+        return tune.with_parameters(
+            pack_trainable,
+            objective=spec.objective.metric,
+            mode=spec.objective.mode,
+            report_interval=report_interval_s(),
+        )
+    return tune.with_parameters(
+        trainable, spec=spec, report_interval=report_interval_s(), gate=Gate.from_env()
+    )
+
+
+def _trials(
+    spec: StudySpec, configs: list[TrialConfig] | None, packed: bool
+) -> tuple[Any, dict[str, Any], int]:
+    """(search_alg, param_space, num_samples): the spec's trials (or a segment's `configs`), packed or not."""
+    from ray import tune
+
+    from study.packing.plan import pack_plan
+
+    if packed:  # one Tune trial per pack of the spec's trials, or of a segment's
+        packs = pack_plan(configs if configs is not None else spec.expand(), spec.packing.max_members)
+        return None, {PACK_KEY: tune.grid_search([pack_config(p) for p in packs])}, 1
+    if configs is None:
+        return search_algorithm(spec, OBJECTIVE_KEY)
+    return None, {"trial": tune.grid_search([c.to_dict() for c in configs])}, 1  # a segment: exactly these
 
 
 def _scheduler(spec: StudySpec) -> Any:
