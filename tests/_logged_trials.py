@@ -14,16 +14,11 @@ from mlflow import MlflowClient
 from study.config import TrialConfig
 from study.tracking import StudyTracker
 from study.trial import TrialResult, run_trial
+from tests.test_trial import TINY as TRIAL_TINY
 
+# the tiny trial of tests/test_trial.py, measured more cheaply: these tests read what is logged
 TINY = {
-    "data": {"name": "digits", "normal_classes": [0]},
-    "arch": "conv_ae",
-    "latent_dim": 8,
-    "width": 4,
-    "epochs": 2,
-    "batch_size": 32,
-    "lr": 0.03,  # at the default 1e-3 two epochs leave this tiny model collapsed (constant output)
-    "eval_limit": 200,
+    **TRIAL_TINY,
     "landscape": {"batch_size": 16, "power_iters": 3, "hutchinson_probes": 2, "grid_1d": 3, "grid_2d": 3},
     "label_free": {"enabled": False},
 }

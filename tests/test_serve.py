@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -17,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests._faults import wait_for
 from tests.conftest import Study
 
 ROOT = Path(__file__).resolve().parents[1]
-READY_TIMEOUT_S = 240  # a bound on the readiness poll, not a synchronisation sleep
 
 
 def _free_port() -> int:
@@ -35,17 +34,15 @@ def _get(url: str) -> int:
 
 
 def _wait_ready(proc: subprocess.Popen, url: str) -> None:
-    """Poll /ping until the server answers, the process exits, or the bound passes."""
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}: {proc.stderr.read()[-3000:]}")
+    """Wait until the server answers /ping (fails if the process exits first or it never answers)."""
+
+    def answers() -> bool:
         try:
-            if _get(url) == 200:
-                return
+            return _get(url) == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.5)
-    raise AssertionError(f"server not ready after {READY_TIMEOUT_S}s")
+            return False
+
+    wait_for("the model server to answer /ping", answers, proc)
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from sklearn.metrics import roc_auc_score
 
 from study.spec import load_spec
+from tests._faults import wait_for
 from tests.conftest import SPECS, Study, run_small_study
 
 pytestmark = pytest.mark.slow
@@ -228,14 +229,14 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
     try:
         from study.tracking_store import TrackingError, check_tracking_uri
 
-        deadline = time.time() + 90
-        while True:
+        def up() -> bool:
             try:
                 check_tracking_uri(uri, timeout_s=2)
-                break
             except TrackingError:
-                assert time.time() < deadline, "mlflow server did not come up"
-                time.sleep(1)
+                return False
+            return True
+
+        wait_for("the mlflow server to answer /health", up, server)
         study = run_small_study(SPECS / "two_trials.yaml", tmp_path, tracking_uri=uri)
         client = MlflowClient(uri)
         _, runs = _children(client, study.name)
