@@ -12,22 +12,13 @@ Modules: `plan` (pack key, `pack_plan`), `stack` (the stacked model),
 `objective` (per-member losses), `optim` (per-member optimiser steps), `run`
 (training loop, `run_pack`).
 
-How the runner should wire it (not done yet):
-- `pack_plan(trial_configs, max_members)` groups the expanded grid by
-  `pack_key`; `max_members` comes from the spec's `packing.max_members`
-  (memory bound: K x batch activations must fit the device).
-- One Tune trial per pack: its config carries the member configs (and the
-  pack id); the trainable calls `run_pack(configs, reporter=...)`, reports one
-  result per epoch holding every member's metrics (keyed by member index) and
-  saves each member's `TrialResult` into its own sub-folder of the checkpoint.
-- The driver callback opens one MLflow child run per member, with the
-  member's params exactly as for a solo trial plus a tag `lamp.pack_id`
-  (`Pack.pack_id`), logs each member's per-epoch metrics from the pack's
-  result rows and its final result from its sub-folder; a member that diverged
-  is a child run with status `diverged`, the others finish normally.
-- Resume: a pack restarts from epoch 1 when cut (no stacked checkpoint yet);
-  search algorithms that propose one config at a time (TPE) and ASHA's
-  per-trial stopping do not fit packs as they stand.
+How the runner uses it (study/runner/_packed.py): `pack_plan(trials,
+spec.packing.max_members)` groups a study's trials; one Tune trial runs
+`run_pack` per pack, reports every member's epochs in one row and saves each
+member's `TrialResult` in its own folder of the final checkpoint; the driver
+gives each member its own MLflow child run (tag `lamp.pack_id`). A cut pack
+restarts from epoch 1 (no stacked checkpoint); TPE and ASHA do not fit packs
+and are refused with them (study/spec/_checks.py).
 """
 
 from __future__ import annotations
