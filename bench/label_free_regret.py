@@ -59,7 +59,7 @@ COMMON: dict[str, Any] = {
 TASKS: dict[str, dict[str, Any]] = {
     **{
         f"fmnist{k}": {
-            "data": {"name": "fashion_mnist", "normal_classes": k, "train_limit": 600, "test_limit": 1000},
+            "data": {"name": "fashion_mnist", "normal_classes": k, "train_limit": 600},
             "epochs": 3,
         }
         for k in range(10)

@@ -14,13 +14,14 @@ For the chosen selector (the study's label-free objective, else the default
 selector) it adds its benchmark record (median and worst regret over the
 regret benchmark's tasks, reports/label_free_record.json written by
 bench/label_free_regret.py) and whether it ranks trials at all on this study:
-the synthetic families must agree with each other (mean pairwise Spearman ρ
-between families over trials) and must not saturate.
+the unlabelled AUROC only where the pool holds anomalies the trials see
+(study/labelfree/unlabelled.py), the synthetic families only where they agree
+with each other (mean pairwise Spearman ρ between families over trials) and do
+not saturate.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import warnings
@@ -28,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -36,17 +36,31 @@ from scipy.stats import spearmanr
 
 from reports.aggregate import Points, scatter_points
 from reports.extract import Study
+from reports.labelfree_checks import (
+    Consensus,
+    PoolCheck,
+    consensus,
+    consensus_sentence,
+    pool_check,
+    pool_sentence,
+)
 from reports.labels import describe, fmt_p
 from reports.section import Panel, html_table
 from reports.verdicts import selector_rule, selector_verdict
 from study.config import TrialConfig
-from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS, family_columns, selector_scores
+from study.labelfree.trial_scores import UNLABELLED_METRIC
+from study.selection import (
+    DEFAULT_SELECTOR,
+    SELECTORS,
+    TRIAL_METRICS,
+    family_columns,
+    selector_scores,
+)
 
 RECORD = Path(__file__).with_name("label_free_record.json")
 ALPHA = 0.05  # one-sided level for "ranks trials"
-SATURATED = 0.99  # a family AUROC at or above this ranks nothing
 # Shown in this order when present; per-family columns follow the aggregate ones.
-SHOWN = ("borda", "rra", "synthetic_auroc_mean", *TRIAL_METRICS)
+SHOWN = ("unlabelled_or_borda", "borda", "rra", UNLABELLED_METRIC, "synthetic_auroc_mean", *TRIAL_METRICS)
 # Parameters whose TrialConfig default defines "the default configuration" of a study.
 DEFAULT_PARAMS = ("arch", "optimizer", "metric", "amplification", "factor", "twin_of")  # lr: twins vary it
 
@@ -80,19 +94,6 @@ class SelectionScore:
 
 
 @dataclass(frozen=True)
-class Consensus:
-    """Do the synthetic families rank this study's trials at all?"""
-
-    n_families: int
-    mean_pairwise_rho: float  # between families, over finished trials
-    saturated_share: float  # share of (trial, family) AUROCs >= SATURATED
-
-    @property
-    def ranks(self) -> bool:
-        return self.n_families >= 2 and self.mean_pairwise_rho > 0.2 and self.saturated_share < 0.5
-
-
-@dataclass(frozen=True)
 class LabelFreeData:
     """Selectors present in the study, with the oracle, the baselines and the benchmark record."""
 
@@ -105,6 +106,7 @@ class LabelFreeData:
     scores: list[SelectionScore]
     chosen: str  # the selector this study would use
     consensus: Consensus | None  # None when the trials carry no per-family scores
+    pool: PoolCheck | None  # None when the trials carry no unlabelled AUROC
     record: dict[str, Any] | None  # the chosen selector's benchmark record
 
 
@@ -143,7 +145,8 @@ def extract_label_free(study: Study, record_path: Path = RECORD) -> LabelFreeDat
         default_setting=default_setting,
         scores=scores,
         chosen=chosen,
-        consensus=_consensus(labelled) if has_families else None,
+        consensus=consensus(labelled) if has_families else None,
+        pool=pool_check(labelled),
         record=_record(record_path, chosen),
     )
 
@@ -198,23 +201,6 @@ def _default_configuration(labelled: pd.DataFrame, y: str) -> tuple[float, str]:
     if not match.any():
         return math.nan, setting
     return float(labelled.loc[match, y].mean()), setting
-
-
-def _consensus(labelled: pd.DataFrame) -> Consensus:
-    cols = family_columns(labelled)
-    values = labelled[cols].astype(float)
-    rhos = []
-    for a, b in itertools.combinations(cols, 2):
-        ok = values[a].notna() & values[b].notna()
-        if ok.sum() >= 3 and values.loc[ok, a].nunique() > 1 and values.loc[ok, b].nunique() > 1:
-            rhos.append(float(spearmanr(values.loc[ok, a], values.loc[ok, b]).statistic))
-    flat = values.to_numpy(float)
-    flat = flat[np.isfinite(flat)]
-    return Consensus(
-        n_families=len(cols),
-        mean_pairwise_rho=float(np.mean(rhos)) if rhos else math.nan,
-        saturated_share=float(np.mean(flat >= SATURATED)) if len(flat) else math.nan,
-    )
 
 
 def _record(path: Path, selector: str) -> dict[str, Any] | None:
@@ -313,7 +299,7 @@ def _caption(data: LabelFreeData) -> str:
         f"{'; '.join(parts)}. "
         f"Selecting with {chosen.name} (this study's label-free choice) costs {chosen.regret:.4f} {data.detection} "
         f"here, against {data.random_regret:.4f} for a random pick. "
-        f"{_record_sentence(data)} {_consensus_sentence(data)}"
+        f"{_record_sentence(data)} {pool_sentence(data.pool)} {consensus_sentence(data.consensus)}"
     )
 
 
@@ -326,17 +312,4 @@ def _record_sentence(data: LabelFreeData) -> str:
         f"Benchmark record of {data.chosen} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
         f"median regret {s['median_regret']:.4f}, worst {s['worst_regret']:.4f}, no worse than a random pick on "
         f"{s['no_worse_than_random']:.0%} of tasks (random pick: median {rnd.get('median_regret', math.nan):.4f})."
-    )
-
-
-def _consensus_sentence(data: LabelFreeData) -> str:
-    c = data.consensus
-    if c is None:
-        return "The trials carry no per-family synthetic AUROCs, so the rank aggregation cannot run here."
-    state = (
-        "rank trials" if c.ranks else "do NOT rank trials here: treat every label-free pick as a random one"
-    )
-    return (
-        f"On this study the {c.n_families} synthetic families {state} (mean pairwise ρ between families "
-        f"{c.mean_pairwise_rho:.2f}; {c.saturated_share:.0%} of family AUROCs ≥ {SATURATED})."
     )

@@ -27,6 +27,7 @@ OBJECTIVES: dict[str, Mode] = {
     "synthetic_auroc_intensity": "max",
     "synthetic_auroc_rotate": "max",
     "synthetic_auroc_mix": "max",
+    "unlabelled_auroc": "max",
 }
 # Per-epoch metrics an early-stopping scheduler may compare across trials.
 EARLY_STOPPING_METRICS: dict[str, Mode] = {"val_auroc": "max", "val_ap": "max"}

@@ -57,9 +57,7 @@ def best_trial(
     from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
 
     if metric == LABEL_FREE or (metric is None and objective in TRIAL_METRICS):
-        metric = (
-            DEFAULT_SELECTOR  # label-free: rank aggregation over the synthetic families (bench/RESULTS.md)
-        )
+        metric = DEFAULT_SELECTOR  # label-free: the benchmark's best selector (bench/RESULTS.md)
     metric = metric or objective
     if metric in SELECTORS and metric not in TRIAL_METRICS:
         return (

@@ -1,13 +1,17 @@
 """Label-free selectors: rank a study's trials without anomaly labels.
 
-Each trial logs per-family synthetic AUROCs (study/labelfree/trial_scores.py);
-a selector turns those columns, across the study's trials, into one score per
-trial (higher is better). Aggregating ranks rather than AUROCs is what makes
-several weak criteria robust (Goswami et al., ICLR 2023: trimmed Borda over
-many criteria): one family that saturates or is fooled by a degenerate model
-moves a trial by one rank, not by its raw value. Trials whose `lamp.status` is
-not `finished` (diverged, failed, collapsed, ...) are excluded before ranking,
-so a collapsed model cannot be picked.
+Each trial logs its unlabelled AUROC (held-out normals against the unlabelled
+pool: an affine image of its test AUROC, study/labelfree/unlabelled.py) and
+per-family synthetic AUROCs (study/labelfree/trial_scores.py); a selector
+turns those columns, across the study's trials, into one score per trial
+(higher is better). The default, `unlabelled_or_borda`, uses the unlabelled
+AUROC where the pool holds anomalies the trials see and the synthetic families
+where it does not. Aggregating the families' ranks rather than their AUROCs is
+what makes several weak criteria robust (Goswami et al., ICLR 2023: trimmed
+Borda over many criteria): one family that saturates or is fooled by a
+degenerate model moves a trial by one rank, not by its raw value. Trials whose
+`lamp.status` is not `finished` (diverged, failed, collapsed, ...) are
+excluded before ranking, so a collapsed model cannot be picked.
 
 Used by `lamp-study register --by` (study/registry.py), the report
 (reports/labelfree.py) and the regret benchmark (bench/label_free_regret.py).
@@ -23,7 +27,8 @@ import pandas as pd
 from scipy.stats import beta, spearmanr
 
 from study.labelfree.families import FAMILIES
-from study.labelfree.trial_scores import MEAN_METRIC, family_metric
+from study.labelfree.trial_scores import MEAN_METRIC, UNLABELLED_METRIC, family_metric
+from study.labelfree.unlabelled import pool_informative
 
 # Per-trial label-free metrics and whether higher is better.
 TRIAL_METRICS: dict[str, bool] = {
@@ -32,9 +37,11 @@ TRIAL_METRICS: dict[str, bool] = {
     "alignment_loss": False,
     "alignment_loss_tuned": False,
     MEAN_METRIC: True,
+    UNLABELLED_METRIC: True,
     **{family_metric(name): True for name in FAMILIES},
 }
 CENTRALITY_WEIGHT = 0.5  # share of the centrality rank in `borda_centrality`
+UNLABELLED_WEIGHT = 0.5  # share of the unlabelled-AUROC rank in `borda_unlabelled`
 
 Frame = pd.DataFrame  # one row per trial (index: trial id), a `status` column and metric columns
 PoolScores = pd.DataFrame  # optional: rows = trials, columns = unlabelled test-pool samples (anomaly scores)
@@ -132,6 +139,38 @@ def borda_centrality(frame: Frame, pool: PoolScores | None) -> pd.Series:
     return (1 - CENTRALITY_WEIGHT) * b + CENTRALITY_WEIGHT * c
 
 
+def unlabelled_informative(frame: Frame) -> bool:
+    """Whether the study's pool holds anomalies its trials see (study.labelfree.unlabelled.pool_informative)."""
+    if UNLABELLED_METRIC not in frame or "unlabelled_pool" not in frame:
+        return False
+    return pool_informative(
+        frame[UNLABELLED_METRIC].to_numpy(float),
+        int(frame["unlabelled_normals"].min()),
+        int(frame["unlabelled_pool"].min()),
+    )
+
+
+def unlabelled_or_borda(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
+    """The unlabelled AUROC where the pool holds anomalies the trials see; trimmed Borda where it does not.
+
+    The unlabelled AUROC ranks trials as their test AUROC does (an affine map
+    of it), semantic anomalies included; with an anomaly-free pool it is noise,
+    and the synthetic families are all that is left.
+    """
+    if unlabelled_informative(frame):
+        return frame[UNLABELLED_METRIC].astype(float)
+    return trimmed_borda(frame)
+
+
+def borda_unlabelled(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
+    """Trimmed Borda with the unlabelled AUROC's rank: a weighted mean of the two as ranks in (0, 1]."""
+    b = trimmed_borda(frame).rank(pct=True)
+    if UNLABELLED_METRIC not in frame:
+        return b
+    u = frame[UNLABELLED_METRIC].astype(float).rank(pct=True)
+    return (1 - UNLABELLED_WEIGHT) * b + UNLABELLED_WEIGHT * u
+
+
 def _metric_selector(name: str, higher: bool) -> Callable[[Frame, PoolScores | None], pd.Series]:
     def fn(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
         if name not in frame:
@@ -148,6 +187,14 @@ SELECTORS: dict[str, Selector] = {
     "borda_centrality": Selector(
         "borda_centrality", borda_centrality, "trimmed Borda plus model centrality on the test pool", True
     ),
+    "unlabelled_or_borda": Selector(
+        "unlabelled_or_borda",
+        unlabelled_or_borda,
+        "the unlabelled AUROC (held-out normals against the pool) if the pool holds anomalies, else trimmed Borda",
+    ),
+    "borda_unlabelled": Selector(
+        "borda_unlabelled", borda_unlabelled, "trimmed Borda plus the unlabelled AUROC's rank"
+    ),
     "centrality": Selector(
         "centrality", centrality, "agreement of the trial's test-pool ranking with the consensus", True
     ),
@@ -156,7 +203,7 @@ SELECTORS: dict[str, Selector] = {
         for name, higher in TRIAL_METRICS.items()
     },
 }
-DEFAULT_SELECTOR = "borda"
+DEFAULT_SELECTOR = "unlabelled_or_borda"
 
 
 def get_selector(name: str) -> Selector:

@@ -191,7 +191,16 @@ def measure_trained(
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
     if cfg.label_free.enabled:
-        metrics |= label_free_metrics(model, data, cfg, device, train_samples=epochs_run * len(data.train))
+        pool = selection_split(all_labels, cfg.data.split_seed)[0]  # the part a labelled selection would use
+        metrics |= label_free_metrics(
+            model,
+            data,
+            cfg,
+            device,
+            train_samples=epochs_run * len(data.train),
+            pool=data.test[torch.from_numpy(pool)],
+            pool_scores=all_scores[pool],
+        )
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,

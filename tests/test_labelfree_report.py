@@ -12,12 +12,19 @@ import pytest
 from reports.extract import Study
 from reports.labelfree import draw_label_free, extract_label_free
 from study.labelfree import FAMILIES, family_metric
+from study.selection import DEFAULT_SELECTOR
 
 FAMS = [family_metric(f) for f in FAMILIES]
 
 
-def _study(n: int = 12, *, saturate: bool = False, objective: str = "auroc") -> Study:
-    """Trials whose families track AUROC, a synthetic_auroc with the wrong sign, one collapsed champion."""
+def _study(
+    n: int = 12, *, saturate: bool = False, objective: str = "auroc", pool_share: float | None = None
+) -> Study:
+    """Trials whose families track AUROC, a synthetic_auroc with the wrong sign, one collapsed champion.
+
+    With `pool_share`, trials also carry an unlabelled AUROC of a pool with that anomaly share
+    (the identity of study/labelfree/unlabelled.py, plus noise smaller than its null spread).
+    """
     rng = np.random.default_rng(0)
     auroc = np.linspace(0.6, 0.9, n)
     rows = []
@@ -37,6 +44,9 @@ def _study(n: int = 12, *, saturate: bool = False, objective: str = "auroc") -> 
         }
         for k, c in enumerate(FAMS):
             row[c] = 0.999 if saturate else 0.55 + 0.35 * (i / n) + 0.01 * k + rng.normal(0, 0.01)
+        if pool_share is not None:
+            row |= {"unlabelled_normals": 60.0, "unlabelled_pool": 250.0}
+            row["unlabelled_auroc"] = pool_share * auroc[i] + (1 - pool_share) / 2 + rng.normal(0, 0.002)
         rows.append(row)
     champion = dict(rows[-1], trial_id="t99", run_id="r99", status="collapsed", auroc=0.95)
     champion |= {c: 1.0 for c in FAMS}
@@ -64,7 +74,11 @@ def record(tmp_path: Path) -> Path:
     rnd = {"median_regret": 0.08, "worst_regret": 0.2, "no_worse_than_random": 1.0, "beats_random": 0.0}
     path.write_text(
         json.dumps(
-            {"date": "2026-11-25", "tasks": ["a"] * 20, "selectors": {"borda": summary, "random": rnd}}
+            {
+                "date": "2026-11-25",
+                "tasks": ["a"] * 20,
+                "selectors": {DEFAULT_SELECTOR: summary, "random": rnd},
+            }
         )
     )
     return path
@@ -84,7 +98,9 @@ def test_selectors_judged_against_random_and_default(record: Path) -> None:
     assert by["synthetic_auroc"].verdict == "wrong sign"
     assert by["alignment_loss"].verdict in ("no better than random here", "wrong sign")
     assert all(s.picked_trial != "t99" for s in data.scores)  # collapsed: never picked
-    assert data.chosen == "borda" and data.consensus is not None and data.consensus.ranks
+    assert data.chosen == DEFAULT_SELECTOR and data.consensus is not None and data.consensus.ranks
+    assert data.pool is None  # no unlabelled AUROC logged: the default falls back to trimmed Borda
+    assert by[DEFAULT_SELECTOR].picked_trial == by["borda"].picked_trial
 
 
 def test_caption_states_record_baselines_and_flags(record: Path) -> None:
@@ -107,7 +123,27 @@ def test_saturated_families_are_called_out(record: Path) -> None:
 def test_missing_record_is_said(tmp_path: Path) -> None:
     data = extract_label_free(_study(), record_path=tmp_path / "absent.json")
     (panel,) = draw_label_free(data)
-    assert data.record is None and "no record for borda" in panel.caption
+    assert data.record is None and f"no record for {DEFAULT_SELECTOR}" in panel.caption
+
+
+def test_pool_with_anomalies_is_used_and_its_share_bounded(record: Path) -> None:
+    data = extract_label_free(_study(pool_share=0.9), record_path=record)
+    assert data.pool is not None and data.pool.informative
+    by = {s.name: s for s in data.scores}
+    assert by["unlabelled_auroc"].verdict == "ranks trials" and by["unlabelled_auroc"].rho > 0.9
+    assert by[DEFAULT_SELECTOR].picked_trial == by["unlabelled_auroc"].picked_trial
+    assert 0.5 < data.pool.share_bound <= 0.9  # the best trial's AUROC < 1 bounds the share from below
+    (panel,) = draw_label_free(data)
+    assert f"at least {data.pool.share_bound:.0%} of the pool is anomalous" in panel.caption
+
+
+def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
+    data = extract_label_free(_study(pool_share=0.0), record_path=record)
+    assert data.pool is not None and not data.pool.informative
+    by = {s.name: s for s in data.scores}
+    assert by[DEFAULT_SELECTOR].picked_trial == by["borda"].picked_trial
+    (panel,) = draw_label_free(data)
+    assert "the pool holds no anomaly these trials see" in panel.caption
 
 
 def test_shipped_record_has_every_selector_the_report_shows() -> None:

@@ -15,12 +15,18 @@ from mlflow import MlflowClient
 
 from study.labelfree import FAMILIES, family_metric
 from study.registry import RegistryError, best_trial
+from study.selection import DEFAULT_SELECTOR
 from study.tracking import PARENT, ROLE, STATUS, TRIAL_ID
 from tests._logged_trials import LoggedTrials, log_trials
 
+POOL_AUROC = (0.80, 0.82, 0.90, 0.81, 0.83, 0.95)  # the unlabelled AUROC prefers t2 (t5 is collapsed)
 
-def _study(client: MlflowClient, name: str, objective: str, root: Path) -> dict[str, str]:
-    """A study: 5 finished trials ranked t4 best by every family, t5 collapsed; trial id -> run id."""
+
+def _study(client: MlflowClient, name: str, objective: str, root: Path, pool: bool = False) -> dict[str, str]:
+    """A study: 5 finished trials ranked t4 best by every family, t5 collapsed; trial id -> run id.
+
+    With `pool`, trials also log an unlabelled AUROC that clearly separates the pool (it holds anomalies).
+    """
     exp = client.create_experiment(name, artifact_location=str(root / name))
     parent = client.create_run(exp, tags={ROLE: "study", "lamp.objective_metric": objective})
     ids = {}
@@ -32,6 +38,10 @@ def _study(client: MlflowClient, name: str, objective: str, root: Path) -> dict[
         client.log_metric(run.info.run_id, "synthetic_auroc_mean", 0.9 - 0.05 * i)  # disagrees on purpose
         client.log_metric(run.info.run_id, "auroc", 0.8)
         client.log_metric(run.info.run_id, "val_auroc", 0.8)  # what a labelled objective ranks by
+        if pool:
+            client.log_metric(run.info.run_id, "unlabelled_auroc", POOL_AUROC[i])
+            client.log_metric(run.info.run_id, "unlabelled_normals", 600)
+            client.log_metric(run.info.run_id, "unlabelled_pool", 250)
         client.set_terminated(run.info.run_id)
         ids[f"t{i}"] = run.info.run_id
     return ids
@@ -42,6 +52,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[MlflowClient, dict[
     """One real sqlite MLflow store with a label-free study ("lf") and a labelled one ("lab")."""
     root = tmp_path_factory.mktemp("register_selector")
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    _study(client, "lfpool", "unlabelled_auroc", root, pool=True)
     return client, _study(client, "lf", "synthetic_auroc_mean", root), _study(client, "lab", "auroc", root)
 
 
@@ -49,13 +60,21 @@ def test_label_free_default_is_the_aggregated_selector(store) -> None:
     client, ids, _ = store
     # No --by on a study with a label-free objective: the aggregated selector, not the per-trial objective.
     _, run, metric, mode = best_trial(client, "lf", None, None)
-    assert (metric, mode) == ("borda", "max") and run.info.run_id == ids["t4"]
+    assert (metric, mode) == (DEFAULT_SELECTOR, "max") and run.info.run_id == ids["t4"]  # no pool: Borda
     _, run, metric, _ = best_trial(client, "lf", "label-free", None)
-    assert metric == "borda" and run.info.run_id == ids["t4"]
+    assert metric == DEFAULT_SELECTOR and run.info.run_id == ids["t4"]
     _, run, metric, _ = best_trial(
         client, "lf", "synthetic_auroc_mean", None
     )  # a per-trial score still works
     assert run.info.run_id == ids["t0"]
+
+
+def test_label_free_default_follows_a_pool_that_holds_anomalies(store) -> None:
+    client = store[0]
+    _, run, metric, _ = best_trial(client, "lfpool", None, None)
+    assert metric == DEFAULT_SELECTOR and run.data.tags[TRIAL_ID] == "t2"  # not t5: collapsed
+    _, run, _, _ = best_trial(client, "lfpool", "borda", None)
+    assert run.data.tags[TRIAL_ID] == "t4"
 
 
 def test_labelled_objective_is_unchanged_and_pool_selectors_are_refused(store) -> None:

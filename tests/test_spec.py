@@ -126,7 +126,7 @@ def test_quickstart_is_small_enough_for_a_laptop() -> None:
 
 def test_label_free_study_optimises_the_label_free_score() -> None:
     spec = load_spec(SPACES / "label_free.yaml")
-    assert (spec.objective.metric, spec.objective.mode) == ("synthetic_auroc_mean", "max")
+    assert (spec.objective.metric, spec.objective.mode) == ("unlabelled_auroc", "max")
     assert all(t.label_free.enabled for t in spec.expand())
 
 

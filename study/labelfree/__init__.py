@@ -1,7 +1,8 @@
 """Label-free selection scores: what a trial is worth without labelled anomalies.
 
 Modules: `stssad` (ST-SSAD's CutDiff patch, alignment loss and self-tuning),
-`perlin` (seeded Perlin noise), `families` (the synthetic-anomaly registry),
+`unlabelled` (held-out normals against the unlabelled pool: the test AUROC up
+to an affine map), `perlin` (seeded Perlin noise), `families` (the synthetic-anomaly registry),
 `calibration` (one severity per family and study, from the data alone) and
 `trial_scores` (a trial's label-free metrics within a cost budget). Ranking
 trials by these metrics is study/selection.py's job.
@@ -32,22 +33,26 @@ from study.labelfree.stssad import (
 from study.labelfree.trial_scores import (
     FAMILY_PREFIX,
     MEAN_METRIC,
+    UNLABELLED_METRIC,
     Plan,
     family_metric,
     label_free_metrics,
     plan_budget,
 )
+from study.labelfree.unlabelled import anomaly_share_bound, null_sd, pool_informative, unlabelled_auroc
 
 __all__ = [
     "FAMILIES",
     "FAMILY_PREFIX",
     "MEAN_METRIC",
+    "UNLABELLED_METRIC",
     "Calibration",
     "Family",
     "LabelFreeResult",
     "PatchDraw",
     "Plan",
     "alignment_loss",
+    "anomaly_share_bound",
     "calibrate_severity",
     "corrupt",
     "cutdiff",
@@ -59,13 +64,16 @@ __all__ = [
     "label_free_metrics",
     "label_free_scores",
     "normalise_embeddings",
+    "null_sd",
     "patch_shape",
     "perlin_noise",
     "plan_budget",
+    "pool_informative",
     "reference_auroc",
     "reference_scores",
     "score_and_embed",
     "separation_auroc",
     "soft_patch_mask",
     "tune_augmentation",
+    "unlabelled_auroc",
 ]

@@ -4,7 +4,9 @@ Called once at the end of a trial (study/trial.py). Per family f it logs
 `synthetic_auroc_<f>` (normal held-out images against their corrupted copies,
 `draws` copies each, at the study's calibrated severity `severity_<f>`, where
 the model-free reference scores `reference_auroc_<f>`) and their mean
-`synthetic_auroc_mean`; the cross-trial selector
+`synthetic_auroc_mean`, and `unlabelled_auroc`: held-out normal images against
+the unlabelled pool, an affine image of the test AUROC (study/labelfree/unlabelled.py).
+The cross-trial selector
 (study/selection.py) combines the per-family ranks. ST-SSAD's
 `synthetic_auroc`, `alignment_loss` and their self-tuned versions are kept for
 comparison (the regret benchmark demoted the alignment loss: bench/RESULTS.md).
@@ -35,6 +37,7 @@ from study.evaluate import anomaly_scores
 from study.labelfree.calibration import calibrate_severity
 from study.labelfree.families import FAMILIES, corrupt
 from study.labelfree.stssad import label_free_scores, separation_auroc
+from study.labelfree.unlabelled import unlabelled_auroc
 from study.losses import get_metric
 
 TRAIN_FORWARDS_PER_SAMPLE = (
@@ -45,6 +48,9 @@ MIN_POOL = 32  # a smaller test pool gives the alignment loss nothing to align t
 TUNE_BATCH = 64  # normal images per self-tuning step (study.labelfree.stssad.label_free_scores default)
 FAMILY_PREFIX = "synthetic_auroc_"
 MEAN_METRIC = "synthetic_auroc_mean"
+UNLABELLED_METRIC = (
+    "unlabelled_auroc"  # held-out normals against the unlabelled pool (labelfree/unlabelled.py)
+)
 CALIBRATION_IMAGES = 256  # normal images the severity calibration corrupts (model-free, once per process)
 
 
@@ -83,32 +89,43 @@ def plan_budget(lf: LabelFreeConfig, *, n_val: int, n_test: int, train_samples: 
 
 
 def label_free_metrics(
-    model: nn.Module, data: OneClassData, cfg: TrialConfig, device: torch.device, *, train_samples: int
+    model: nn.Module,
+    data: OneClassData,
+    cfg: TrialConfig,
+    device: torch.device,
+    *,
+    train_samples: int,
+    pool: torch.Tensor | None = None,
+    pool_scores: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every label-free metric of a trained model, with the plan it ran under and its wall time.
 
     Args:
         model: the trained autoencoder (its mode is restored).
-        data: the trial's data; only `train` (its mean image), `val` and the unlabelled `test` images are read.
+        data: the trial's data: `train` (its mean image), `val`, and `test` images if no `pool` is given.
         cfg: the trial's configuration (label_free section, metric, seeds).
         device: where the model lives.
         train_samples: samples the training loop processed (epochs x training set), for the budget.
+        pool: the unlabelled images to judge against (default: every test image).
+        pool_scores: the model's anomaly scores of `pool`, when the caller already has them.
     """
     t0 = time.perf_counter()
     lf = cfg.label_free
     metric = get_metric(cfg.metric)
     seed = cfg.data.split_seed
-    plan = plan_budget(lf, n_val=len(data.val), n_test=len(data.test), train_samples=train_samples)
+    pool = data.test if pool is None else pool
+    plan = plan_budget(lf, n_val=len(data.val), n_test=len(pool), train_samples=train_samples)
     order = torch.randperm(len(data.val), generator=torch.Generator().manual_seed(seed + 2))
     normal = data.val[order[: plan.n_normal]]
-    pool_idx = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(seed + 1))[
-        : plan.pool_size
-    ]
+    pool_idx = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 1))[: plan.pool_size]
+    if pool_scores is None:
+        pool_scores = anomaly_scores(model, pool, metric)
+    val_scores = torch.from_numpy(anomaly_scores(model, data.val, metric))
     result = label_free_scores(
         model,
         metric.score,
         normal.to(device),
-        data.test[pool_idx.sort().values].to(device),
+        pool[pool_idx.sort().values].to(device),
         seed=cfg.seed,
         steps=plan.tune_steps,
         lr=lf.tune_lr,
@@ -117,10 +134,33 @@ def label_free_metrics(
         tune_batch=TUNE_BATCH,
     )
     metrics = dict(result.metrics)
-    clean = result.normal_scores
-    mean_image = data.train.mean(0, keepdim=True)
     calibration_set = data.val[order[:CALIBRATION_IMAGES]]  # the same images for every trial of the study
-    aurocs = []
+    metrics |= _family_metrics(
+        model, normal, result.normal_scores, calibration_set, data.train.mean(0, keepdim=True), cfg
+    )
+    metrics[UNLABELLED_METRIC] = unlabelled_auroc(val_scores, torch.as_tensor(pool_scores))
+    metrics |= {
+        "unlabelled_normals": float(len(val_scores)),
+        "unlabelled_pool": float(len(pool_scores)),
+        "labelfree_normals": float(plan.n_normal),
+        "labelfree_pool": float(plan.pool_size),
+        "labelfree_tune_steps": float(plan.tune_steps),
+        "labelfree_time_s": time.perf_counter() - t0,
+    }
+    return metrics
+
+
+def _family_metrics(
+    model: nn.Module,
+    normal: torch.Tensor,
+    clean: torch.Tensor,
+    calibration_set: torch.Tensor,
+    mean_image: torch.Tensor,
+    cfg: TrialConfig,
+) -> dict[str, float]:
+    """Per family: synthetic AUROC of `normal` (scores `clean`) against its corrupted copies, and their mean."""
+    lf, metric, seed = cfg.label_free, get_metric(cfg.metric), cfg.data.split_seed
+    metrics, aurocs = {}, []
     for name in FAMILIES:
         cal = calibrate_severity(calibration_set, mean_image, name, target_auroc=lf.target_auroc, seed=seed)
         copies = [corrupt(name, normal, cal.severity, seed=seed + 1000 * (d + 1)) for d in range(lf.draws)]
@@ -131,10 +171,4 @@ def label_free_metrics(
         metrics[f"reference_auroc_{name}"] = cal.reference_auroc
         aurocs.append(value)
     metrics[MEAN_METRIC] = float(np.mean(aurocs))
-    metrics |= {
-        "labelfree_normals": float(plan.n_normal),
-        "labelfree_pool": float(plan.pool_size),
-        "labelfree_tune_steps": float(plan.tune_steps),
-        "labelfree_time_s": time.perf_counter() - t0,
-    }
     return metrics
