@@ -9,7 +9,9 @@ with the labels it never saw:
 - regret: best finished trial's test AUROC minus the picked trial's;
 - ρ: Spearman correlation of the selector's score with AUROC over finished trials;
 - against a random pick (its expected regret: best minus mean AUROC of the
-  finished trials) and the default configuration (TrialConfig defaults, mean over seeds).
+  finished trials), the default configuration (TrialConfig defaults, mean over
+  seeds) and the labelled selection (`val_auroc`: the anomaly labels of the
+  validation part, the images the label-free pool is drawn from).
 
 Prints, per selector, the median and worst regret, the share of tasks where it
 beats the random pick's expected regret and the share where it is no worse;
@@ -158,6 +160,12 @@ def judge(frame: pd.DataFrame, pool: pd.DataFrame) -> dict[str, dict[str, float]
     out["default"] = {
         "regret": oracle - float(default_auroc) if math.isfinite(default_auroc) else math.nan,
         "rho": math.nan,
+    }
+    labelled = done["val_auroc"]  # the labelled selection on the same images the pool comes from
+    picked = labelled.index[labelled == labelled.max()]
+    out["labelled"] = {
+        "regret": oracle - float(done.loc[picked, "auroc"].mean()),
+        "rho": float(spearmanr(labelled, done["auroc"]).statistic),
     }
     for name, sel in SELECTORS.items():
         scores = selector_scores(frame, name, pool if sel.needs_pool else None).reindex(done.index)

@@ -210,3 +210,16 @@ def test_label_free_metrics_never_see_test_labels(trained) -> None:
         m.pop("labelfree_time_s")
     assert first == second == third
     assert np.isfinite(list(first.values())).all()
+
+
+@pytest.mark.parametrize("name", [n for n, f in FAMILIES.items() if f.linear])
+def test_linear_families_blend_linearly_so_calibration_may_draw_once(digits: torch.Tensor, name: str) -> None:
+    """A family declared linear is x + s * (its severity-1 copy - x): the calibration's shortcut is exact."""
+    full = corrupt(name, digits, 1.0, seed=5)
+    for s in (0.0, 0.3, 0.7):
+        assert torch.allclose(corrupt(name, digits, s, seed=5), digits + s * (full - digits), atol=1e-6), s
+    mean = digits.mean(0, keepdim=True)
+    cal = calibrate_severity(digits, mean, name, target_auroc=0.6, seed=5, iters=4)
+    assert cal.reference_auroc == pytest.approx(
+        reference_auroc(digits, mean, name, cal.severity, seed=5), abs=1e-9
+    )

@@ -14,11 +14,12 @@ same severity (cached per process).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from study.labelfree.families import corrupt
+from study.labelfree.families import corrupt, get_family
 from study.labelfree.stssad import separation_auroc
 
 Tensor = torch.Tensor
@@ -47,6 +48,15 @@ def reference_auroc(normal: Tensor, mean_image: Tensor, family: str, severity: f
     return separation_auroc(reference_scores(normal, mean_image), reference_scores(aug, mean_image))
 
 
+def _reference_curve(normal: Tensor, mean_image: Tensor, family: str, seed: int) -> Callable[[float], float]:
+    """severity -> reference AUROC; a linear family is drawn once at severity 1 and scaled (same values)."""
+    if not get_family(family).linear:
+        return lambda severity: reference_auroc(normal, mean_image, family, severity, seed)
+    clean = reference_scores(normal, mean_image)
+    delta = corrupt(family, normal, 1.0, seed) - normal
+    return lambda severity: separation_auroc(clean, reference_scores(normal + severity * delta, mean_image))
+
+
 def calibrate_severity(
     normal: Tensor, mean_image: Tensor, family: str, *, target_auroc: float, seed: int, iters: int = 7
 ) -> Calibration:
@@ -60,14 +70,15 @@ def calibrate_severity(
     key = (family, target_auroc, seed, iters, _fingerprint(normal), _fingerprint(mean_image))
     if key in _CACHE:
         return _CACHE[key]
-    top = reference_auroc(normal, mean_image, family, 1.0, seed)
+    curve = _reference_curve(normal, mean_image, family, seed)
+    top = curve(1.0)
     if top < target_auroc:
         result = Calibration(family, 1.0, top, False)
     else:
         lo, hi, at_hi = 0.0, 1.0, top
         for _ in range(iters):
             mid = (lo + hi) / 2
-            value = reference_auroc(normal, mean_image, family, mid, seed)
+            value = curve(mid)
             if value >= target_auroc:
                 hi, at_hi = mid, value
             else:

@@ -37,6 +37,8 @@ class Family:
     name: str
     fn: FamilyFn
     what: str  # one line for reports and docs
+    # fn(x, s) == x + s * (fn(x, 1) - x) for the same generator state: the calibration then draws once
+    linear: bool = False
 
 
 def _uniform(n: int, lo: float, hi: float, gen: torch.Generator) -> Tensor:
@@ -145,10 +147,12 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family("cutdiff", _cutdiff, "soft patch moved toward the image's negative (ST-SSAD)"),
         Family("cutpaste", _cutpaste, "a rectangle of the image pasted elsewhere (CutPaste)"),
-        Family("perlin", _perlin, "Perlin-noise-shaped region replaced by a noise texture (DRAEM)"),
+        Family(
+            "perlin", _perlin, "Perlin-noise-shaped region replaced by a noise texture (DRAEM)", linear=True
+        ),
         Family("intensity", _intensity, "local brightness and contrast change under a soft blob"),
         Family("rotate", _rotate, "the whole image rotated (semantic; for oriented data)"),
-        Family("mix", _mix, "blend with another normal image (semantic)"),
+        Family("mix", _mix, "blend with another normal image (semantic)", linear=True),
     )
 }
 
