@@ -98,3 +98,45 @@ def test_unlabelled_or_borda_follows_the_pool_when_it_holds_anomalies_and_borda_
     collapsed.loc["t2", "status"] = "collapsed"
     assert pick(collapsed, "unlabelled_or_borda") == "t1"
     assert set(selector_scores(collapsed, "unlabelled_or_borda").index) == {"t0", "t1", "t3"}
+
+
+def test_a_trial_judges_held_out_normals_against_its_validation_part_only() -> None:
+    """A real trial: the pool is the validation part (never the reported test part), and the
+    logged AUROC splits over the pool's hidden labels as pi * AUROC(N vs A) + (1 - pi) * AUROC(N vs N')."""
+    from study.config import TrialConfig
+    from study.data import load_dataset
+    from study.evaluate import anomaly_scores
+    from study.losses import get_metric
+    from study.models import build_model
+    from study.trial import run_trial
+
+    off = {"power_iters": 0, "hutchinson_probes": 0, "grid_1d": 0, "grid_2d": 0}
+    cfg = TrialConfig.from_dict(
+        {
+            "data": {"name": "digits", "normal_classes": 3, "val_fraction": 0.3},
+            "epochs": 30,  # as in bench/label_free_regret.py: fewer epochs leave digits' models collapsed
+            "width": 8,
+            "latent_dim": 16,
+            "batch_size": 64,
+            "lr": 5e-3,
+            "landscape": off,
+            "label_free": {"tune_steps": 0, "pool_size": 64},
+        }
+    )
+    result = run_trial(cfg)
+    assert result.status == "finished"
+    model = build_model(**result.model_meta)
+    model.load_state_dict(result.model_state)
+    normal = anomaly_scores(model, load_dataset(cfg.data).val, get_metric(cfg.metric))
+    in_pool = ~result.scores["test_part"]
+    pool, labels = result.scores["scores"][in_pool], result.scores["labels"][in_pool]
+    m = result.metrics
+    assert m["unlabelled_pool"] == len(pool) < len(result.scores["scores"]) and m[
+        "unlabelled_normals"
+    ] == len(normal)
+    assert m["unlabelled_auroc"] == unlabelled_auroc(torch.from_numpy(normal), torch.from_numpy(pool))
+    pi = labels.mean()
+    split = pi * _auroc_normal_vs(pool[labels == 1], normal) + (1 - pi) * _auroc_normal_vs(
+        pool[labels == 0], normal
+    )
+    assert abs(m["unlabelled_auroc"] - split) < 1e-12
