@@ -210,8 +210,17 @@ def _scorer_of_run(client: Any, run: Any, tags: dict[str, str]) -> str:
 
 def _version_of_run(client: Any, name: str, run_id: str) -> Any:
     """The newest version of registered model `name` made from run `run_id`, or None."""
-    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    versions = client.search_model_versions(f"name = {_quoted(name)} and run_id = '{run_id}'")
     return max(versions, key=lambda v: int(v.version), default=None)
+
+
+def _quoted(value: str) -> str:
+    """`value` as a string literal of an MLflow search filter (double quotes when it holds a `'`)."""
+    if "'" not in value:
+        return f"'{value}'"
+    if '"' in value:
+        raise RegistryError(f"model name {value!r} holds both ' and \"; allowed: at most one kind of quote")
+    return f'"{value}"'
 
 
 def _model_id(source: str) -> str | None:

@@ -143,9 +143,11 @@ def test_register_builds_one_logged_model_per_run_with_an_input_example(
     assert "no new version" in capsys.readouterr().err
     assert [v.version for v in _versions(client, "lamp-reg")] == [info["version"]]
     assert client.get_model_version_by_alias("lamp-reg", "prod").version == info["version"]
-    # another registered name: a version of that name, the same LoggedModel (built once per run)
-    other = register_best(trained.name, tracking_uri=uri, model_name="lamp-reg-other")
+    # another registered name (with a quote a search filter must escape): a version of that name,
+    # the same LoggedModel (built once per run), and no second version when registered again
+    other = register_best(trained.name, tracking_uri=uri, model_name="lamp-reg's other")
     assert other["new_version"] and other["model_id"] == info["model_id"]
+    assert not register_best(trained.name, tracking_uri=uri, model_name="lamp-reg's other")["new_version"]
     experiment = client.get_run(info["run_id"]).info.experiment_id
     assert [m.model_id for m in client.search_logged_models(experiment_ids=[experiment])] == [
         info["model_id"]

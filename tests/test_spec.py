@@ -421,6 +421,7 @@ BAD_SPECS: dict[str, tuple[str, str]] = {
     "dimension_unknown_kind": ("dimensions.factor.log", "allowed: grid, choice, uniform, loguniform, int"),
     "dimension_plain_value": ("dimensions.factor", "put it under fixed"),
     "gpu_fraction_above_one": ("resources.gpu", "allowed: 0 <= gpu <= 1 or a whole number"),
+    "cuda_without_gpu": ("resources.gpu", "trials ask for device 'cuda'"),
     "label_free_objective_label_pruner": ("early_stopping.metric", "would leak labels"),
 }
 

@@ -187,6 +187,14 @@ def check_study(spec: StudySpec, problems: Problems) -> None:
         )
     if spec.early_stopping is not None:
         _check_early_stopping(spec, problems)
+    cuda = [d for d in dims.possible(spec, "device") or [] if str(d).startswith("cuda")]
+    if cuda and spec.resources.gpu == 0:
+        problems.add(
+            "resources.gpu",
+            f"0, but trials ask for device {cuda[0]!r}: Ray reserves no GPU for such a trial (and by default "
+            "hides the GPUs from it), so it fails or shares a GPU unaccounted; allowed: resources: {gpu: 1} "
+            "(or a fraction), or device auto or cpu",
+        )
     if spec.packing.enabled is True and (clash := _packing_clash(spec)):
         problems.add("packing.enabled", f"true, but {clash}; allowed: packing.enabled auto or false here")
 
