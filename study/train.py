@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from study.config import TrialConfig
+from study.errors import LampError
 from study.losses import get_amplification, get_metric
 
 Tensor = torch.Tensor
@@ -43,11 +44,22 @@ def build_optimizer(params: list[nn.Parameter], cfg: TrialConfig) -> torch.optim
     return OPTIMIZERS[cfg.optimizer](params, cfg)
 
 
+class DeviceError(LampError):
+    """The trial asks for a device this process cannot see."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA when available, else CPU."""
+    """`auto` picks CUDA when available, else CPU; an explicit CUDA device must be visible."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(
+            f"device {name!r}, but this process sees no CUDA GPU (torch {torch.__version__}, "
+            "torch.cuda.is_available() is False); allowed: device auto or cpu, or run where a GPU is "
+            "visible (in a study: resources.gpu > 0)"
+        )
+    return device
 
 
 def batches(

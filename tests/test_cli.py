@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from PIL import Image
 
@@ -92,6 +93,13 @@ def test_trial_bad_flag_in_a_subprocess_exits_2_without_traceback() -> None:
     )
     assert proc.returncode == EXIT_USAGE and "Traceback" not in proc.stderr
     assert "--arch: unknown architecture 'foo'" in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where torch sees no CUDA GPU")
+def test_trial_on_an_invisible_cuda_device_exits_2_naming_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trial", "--dataset", "digits", "--device", "cuda", "--epochs", "1"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "sees no CUDA GPU" in err and "allowed: device auto or cpu" in err
 
 
 # ---------------------------------------------------------------- validate opens the data
