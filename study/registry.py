@@ -142,14 +142,12 @@ def register_best(
     parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
     run_id = best.info.run_id
     name = model_name or f"lamp-{study}"
-    value = best.data.metrics.get(
-        metric, math.nan
-    )  # NaN for a cross-trial selector: it has no per-trial value
+    value = best.data.metrics.get(metric)  # None for a cross-trial selector: it has no per-trial value
     tags = {
         "lamp.study": study,
         SPEC_HASH: parent.data.tags.get(SPEC_HASH, ""),
         "lamp.metric": metric,
-        "lamp.metric_value": f"{value:.6g}",
+        "lamp.metric_value": "n/a (a cross-trial selector)" if value is None else f"{value:.6g}",
         TRIAL_ID: best.data.tags.get(TRIAL_ID, ""),
     }
     version, created = _version_for(client, name, best, tags)
