@@ -25,9 +25,8 @@ with 80% power at this pooled noise, and the seeds the estimated effect would
 need (the noncentral-t approximation with the model's residual degrees of freedom).
 
 Steepness against detection is a rank correlation within the same strata,
-combined over them (`stratified_spearman`); central tendencies of values that
-can be <= 0 are medians with their IQR (`median_iqr`). The sentences stating
-these statistics are written in `reports.verdicts` only.
+combined over them (`stratified_spearman`). The sentences stating these
+statistics are written in `reports.verdicts` only.
 """
 
 from __future__ import annotations
@@ -291,9 +290,3 @@ def stratified_spearman(
         p = float(2 * norm.sf(abs(z) * math.sqrt(w.sum())))
     pooled = float(spearmanr(df[x], df[y]).statistic) if len(df) >= 3 else math.nan
     return StratifiedRho(per, combined, p, pooled)
-
-
-def median_iqr(values: pd.Series) -> tuple[float, float, float]:
-    """(median, 25th, 75th percentile): steepness values can be <= 0, so no geometric mean."""
-    q = values.dropna().quantile([0.5, 0.25, 0.75])
-    return float(q[0.5]), float(q[0.25]), float(q[0.75])
