@@ -50,6 +50,7 @@ __all__ = [
 ]
 from study.tracking_store import (
     _RetryingClient,
+    artifact_root,
     tracking_retry_s,
     without_credentials,
 )
@@ -82,7 +83,11 @@ class StudyTracker(TrialRuns):
             MlflowClient(without_credentials(tracking_uri)), tracking_uri, tracking_retry_s()
         )
         exp = self.client.get_experiment_by_name(study_name)
-        self.experiment_id = exp.experiment_id if exp else self.client.create_experiment(study_name)
+        self.experiment_id = (
+            exp.experiment_id
+            if exp
+            else self.client.create_experiment(study_name, artifact_location=artifact_root(tracking_uri))
+        )
         self.parent_run_id: str | None = None
         super().__init__()
 

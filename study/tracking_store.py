@@ -128,6 +128,18 @@ def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
         )
 
 
+def artifact_root(uri: str) -> str | None:
+    """Where a new experiment of a sqlite store keeps its artifacts: `mlruns/` beside the database.
+
+    MLflow's own default is `./mlruns` of whatever directory the process started
+    in, which scatters one store's files over several places (tests, a second
+    shell). None for a server, which decides.
+    """
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).expanduser().resolve().parent / "mlruns").as_uri()
+
+
 def without_credentials(uri: str) -> str:
     """The URI with its user:password moved to MLFLOW_TRACKING_USERNAME/PASSWORD.
 

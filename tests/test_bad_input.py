@@ -329,6 +329,8 @@ def test_generated_malformed_specs_exit_2_one_line_per_problem(
 ) -> None:
     import ray
 
+    ray.shutdown()  # a Ray left by an earlier test would hide one this command starts
+
     monkeypatch.chdir(workdir)  # an MLflow store or Tune storage would appear here
     seen: list[int] = []
 

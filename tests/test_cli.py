@@ -168,6 +168,8 @@ def test_validate_reports_data_errors_with_exit_2_before_ray(
 ) -> None:
     import ray
 
+    ray.shutdown()  # a Ray left by an earlier test would hide one this command starts
+
     dataset, named = _bad_data(tmp_path, case)
     assert main(["validate", str(_spec(tmp_path, dataset))]) == EXIT_USAGE
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from study.tracking import finite_metrics
-from study.tracking_store import TrackingError, check_tracking_uri, redact
+from study.tracking_store import TrackingError, artifact_root, check_tracking_uri, redact
 
 
 def test_redact_removes_credentials_and_keeps_the_rest() -> None:
@@ -137,3 +137,23 @@ def test_a_finished_trial_logs_its_weights_and_meta_not_a_pyfunc(tmp_path: Path)
     for name, tensor in result.model_state.items():
         torch.testing.assert_close(scorer.model.state_dict()[name], tensor, rtol=0, atol=0)
     assert not client.search_logged_models(experiment_ids=[client.get_run(run_id).info.experiment_id])
+
+
+def test_a_sqlite_study_keeps_its_artifacts_beside_its_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in ./mlruns of whatever directory the process runs in (MLflow's default)."""
+    from study.tracking import StudyTracker
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    store = tmp_path / "store"
+    store.mkdir()
+    tracker = StudyTracker(f"sqlite:///{store / 'mlflow.db'}", "beside")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.artifact_location == (store / "mlruns").as_uri()
+    assert StudyTracker(f"sqlite:///{store / 'mlflow.db'}", "beside").experiment_id == tracker.experiment_id
+    assert artifact_root("sqlite:///rel.db") == (elsewhere / "mlruns").as_uri()
+    assert artifact_root("http://127.0.0.1:5000") is None
+    assert not (elsewhere / "mlruns").exists()
