@@ -43,9 +43,14 @@ import torch
 from scipy.stats import spearmanr
 
 from study.config import TrialConfig
+from study.data import load_dataset
+from study.evaluate import anomaly_scores
+from study.losses import get_metric
+from study.models import build_model
 from study.selection import DEFAULT_SELECTOR, SELECTORS, selector_scores
-from study.trial import run_trial
+from study.trial import TrialResult, run_trial
 
+CACHE_VERSION = "3"  # part of every cache key: bump when what a cached trial holds changes
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_regret"))
 RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
 SEEDS = (0, 1)
@@ -102,24 +107,25 @@ def trial_config(task: dict[str, Any], overrides: dict[str, Any], seed: int) -> 
 
 
 def run_cached(cfg: TrialConfig) -> dict[str, Any]:
-    """status, metrics and test scores of one trial, from the cache or by running it."""
-    key = hashlib.sha1(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
-    path = CACHE / f"{key}.npz"
+    """status, metrics, test scores and held-out normal scores of one trial, from the cache or by running it."""
+    text = json.dumps(cfg.to_dict(), sort_keys=True) + CACHE_VERSION
+    path = CACHE / f"{hashlib.sha1(text.encode()).hexdigest()[:16]}.npz"
     if path.exists():
         with np.load(path, allow_pickle=False) as f:
             return {
                 "status": str(f["status"]),
                 "metrics": json.loads(str(f["metrics"])),
-                "scores": f["scores"],
-                "labels": f["labels"],
+                **{k: f[k] for k in ("scores", "labels", "val_scores")},
             }
     try:
         result = run_trial(cfg)
         status, metrics = result.status, result.metrics
         scores = result.scores.get("scores", np.zeros(0))
         labels = result.scores.get("labels", np.zeros(0))
+        val_scores = _val_scores(result, cfg) if result.model_state is not None else np.zeros(0)
     except Exception as err:  # a failed trial is data too; the bench goes on
-        status, metrics, scores, labels = "failed", {"error": repr(err)[:200]}, np.zeros(0), np.zeros(0)
+        status, metrics = "failed", {"error": repr(err)[:200]}
+        scores, labels, val_scores = np.zeros(0), np.zeros(0), np.zeros(0)
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
         path,
@@ -127,8 +133,22 @@ def run_cached(cfg: TrialConfig) -> dict[str, Any]:
         metrics=json.dumps(metrics),
         scores=np.asarray(scores, np.float32),
         labels=np.asarray(labels, np.int8),
+        val_scores=np.asarray(val_scores, np.float32),
     )
-    return {"status": status, "metrics": metrics, "scores": scores, "labels": labels}
+    return {
+        "status": status,
+        "metrics": metrics,
+        "scores": scores,
+        "labels": labels,
+        "val_scores": val_scores,
+    }
+
+
+def _val_scores(result: TrialResult, cfg: TrialConfig) -> np.ndarray:
+    """The trained model's scores of the held-out normal images (bench/label_free_contamination.py re-pools them)."""
+    model = build_model(**result.model_meta)
+    model.load_state_dict(result.model_state)
+    return anomaly_scores(model, load_dataset(cfg.data).val, get_metric(cfg.metric))
 
 
 def task_trials(
