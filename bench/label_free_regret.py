@@ -17,10 +17,12 @@ Prints, per selector, the median and worst regret, the share of tasks where it
 beats the random pick's expected regret and the share where it is no worse;
 writes the record the report shows (reports/label_free_record.json). Trials run
 in-process with study.trial.run_trial (no Ray, no MLflow) and are cached on disk
-(keyed by their full config, not by the code: delete $LAMP_BENCH_CACHE after
-changing how trials are scored), so a re-run only recomputes the selectors.
+(keyed by their full config and CACHE_VERSION, not by the code: delete
+$LAMP_BENCH_CACHE after changing how trials are scored), so a re-run only
+recomputes the selectors; bench/label_free_contamination.py re-judges them on
+mostly-normal pools.
 
-    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~25 min on one core, first time
+    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~15 min on one core, first time
     .venv/bin/python bench/label_free_regret.py --smoke-test          # 2 tasks, 3 settings, 1 seed
 """
 
