@@ -36,7 +36,7 @@ from study.trial import selection_split  # noqa: E402
 
 SHARES = (0.0, 0.01, 0.05, 0.2)
 DRAWS = 5
-SHOWN = (DEFAULT_SELECTOR, "unlabelled_auroc", "borda")
+SHOWN = (DEFAULT_SELECTOR, "unlabelled_auroc", "borda", "borda_unlabelled")
 
 
 def task_data(task: dict) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], np.ndarray]:
