@@ -103,6 +103,11 @@ def _importance(frame: pd.DataFrame, params: list[str], y: str) -> tuple[dict[st
         return {}, f"it needs at least {MIN_IMPORTANCE_TRIALS} finished trials and there are {len(frame)}"
     rows = scatter_points(frame, [y], y, keep=params, max_points=MAX_IMPORTANCE_ROWS)
     fitted = rows.frame
+    if fitted[y].nunique() < 2:  # fANOVA cannot split a constant (e.g. every trial at AUROC 1)
+        return (
+            {},
+            f"every finished trial has the same {y} ({float(fitted[y].iloc[0]):.4g}): nothing to explain",
+        )
     dists, values = {}, {}
     for p in params:
         dists[p], column = _distribution(p, fitted[p])

@@ -311,6 +311,17 @@ def test_importance_and_parallel_coordinates_cover_the_varied_params(main) -> No
     assert arch["ticktext"] == ["conv_ae", "mlp_ae"]
 
 
+def test_importance_of_a_constant_detection_metric_is_skipped_with_the_reason(main) -> None:
+    """Every trial at the same AUROC (e.g. 1.0 on an easy digit) leaves fANOVA nothing to split."""
+    from reports.importance import draw_importance, extract_importance
+
+    _, _, study = main
+    done = study.trials[study.trials["status"] == "finished"].assign(auroc=1.0)
+    data = extract_importance(done, ["metric", "factor"], "auroc")
+    assert data.importance == {} and "every finished trial has the same auroc (1)" in data.importance_note
+    assert "Parameter importance is skipped: every finished trial" in draw_importance(data)[0].caption
+
+
 # ---------------------------------------------------------------- effective learning rate
 
 
