@@ -82,7 +82,9 @@ def consensus_sentence(c: Consensus | None) -> str:
     if c is None:
         return "The trials carry no per-family synthetic AUROCs, so the rank aggregation cannot run here."
     state = (
-        "rank trials" if c.ranks else "do NOT rank trials here: treat every label-free pick as a random one"
+        "rank trials"
+        if c.ranks
+        else "do NOT rank trials here: treat a pick by them (borda, rra, a family) as a random one"
     )
     return (
         f"On this study the {c.n_families} synthetic families {state} (mean pairwise ρ between families "
