@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests._faults import (
     epochs_logged,
     gate_env,
     kill_group,
+    release,
     snapshot_holds,
     start,
     wait_for,
@@ -110,7 +112,6 @@ def test_lost_worker_node_retries_its_trial_in_the_same_run(tmp_path: Path) -> N
     import ray
     from ray.cluster_utils import Cluster
 
-    from tests._faults import release
     from tests.conftest import run_small_study
 
     gate = arm_gate(tmp_path, {"factor": "10.0"}, GATE_EPOCH)
@@ -168,4 +169,65 @@ def test_lost_worker_node_retries_its_trial_in_the_same_run(tmp_path: Path) -> N
     assert {by[f].data.tags["lamp.attempts"] for f in ("1.0", "3.0", "30.0")} == {"1"}
     for run in runs:  # every epoch once: the retry went on from the checkpoint at the gate epoch
         assert epochs_logged(client, run.info.run_id) == list(range(1, 7)), run.data.params["factor"]
+    assert parent.data.tags["lamp.status"] == "finished"
+
+
+def test_ctrl_c_interrupts_the_study_and_resume_reattaches_the_cut_run(tmp_path: Path) -> None:
+    """SIGINT to the driver, as Ctrl-C sends it, while the gated trial waits after epoch 3.
+
+    Tune stops gracefully: exit 1, the study `interrupted`, the cut trial's run KILLED with
+    lamp.status `interrupted`; `resume` re-attaches that run and finishes every trial once.
+    """
+    spec = load_spec(SPEC)
+    epochs = int(spec.base_config()["epochs"])
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "storage")]
+    gate = arm_gate(tmp_path, {"factor": "10.0"}, GATE_EPOCH)
+    env = gate_env(gate, LAMP_REPORT_INTERVAL_S="1")
+    log = tmp_path / "run.log"
+    driver = start([*CLI, "run", str(SPEC), *args], log, env)
+    try:
+        ready = wait_ready(gate, driver, log)
+        client = MlflowClient(uri)
+        wait_for(  # the cut trial's epochs are in MLflow before the interrupt
+            "the gated trial's epochs in MLflow",
+            lambda: (
+                (cut := [r for r in children(client, spec.name)[1] if r.data.params.get("factor") == "10.0"])
+                and epochs_logged(client, cut[0].info.run_id) == list(range(1, GATE_EPOCH + 1))
+            ),
+            driver,
+            log,
+        )
+        os.kill(driver.pid, signal.SIGINT)
+        wait_for("the driver to exit after Ctrl-C", lambda: driver.poll() is not None, None, log)
+    finally:
+        kill_group(driver)
+    assert driver.returncode == 1, log.read_text()[-3000:]
+    assert f"lamp-study resume {spec.name}" in log.read_text()
+
+    parent, before = children(client, spec.name)
+    by = _by_factor(before)
+    assert parent.data.tags["lamp.status"] == "interrupted"
+    assert {f: r.data.tags["lamp.status"] for f, r in by.items() if f != "30.0"} == {
+        "1.0": "finished",
+        "3.0": "finished",
+        "10.0": "interrupted",
+    }
+    cut = by["10.0"]
+    assert cut.info.status == "KILLED" and cut.data.tags["lamp.trial_id"] == ready["trial_id"]
+
+    release(gate)  # the resumed trial passes its gate epoch without waiting
+    log = tmp_path / "resume.log"
+    resumed = start([*CLI, "resume", spec.name, *args], log, env)
+    try:
+        wait_for("resume to exit", lambda: resumed.poll() is not None, None, log)
+    finally:
+        kill_group(resumed)
+    assert resumed.returncode == 0, log.read_text()[-3000:]
+    parent, after = children(client, spec.name)
+    by = _by_factor(after)
+    assert sorted(by) == ["1.0", "10.0", "3.0", "30.0"] and by["10.0"].info.run_id == cut.info.run_id
+    assert all(r.data.tags["lamp.status"] == "finished" and r.info.status == "FINISHED" for r in after)
+    for run in after:  # every epoch once, the interrupted trial's included
+        assert epochs_logged(client, run.info.run_id) == list(range(1, epochs + 1)), run.data.params["factor"]
     assert parent.data.tags["lamp.status"] == "finished"
