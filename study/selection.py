@@ -141,8 +141,12 @@ def borda_centrality(frame: Frame, pool: PoolScores | None) -> pd.Series:
 
 def unlabelled_informative(frame: Frame) -> bool:
     """Whether the study's pool holds anomalies its trials see (study.labelfree.unlabelled.pool_informative)."""
-    if UNLABELLED_METRIC not in frame or "unlabelled_pool" not in frame:
-        return False
+    if (
+        UNLABELLED_METRIC not in frame
+        or "unlabelled_pool" not in frame
+        or frame["unlabelled_pool"].isna().all()
+    ):
+        return False  # trials logged before the unlabelled AUROC existed
     return pool_informative(
         frame[UNLABELLED_METRIC].to_numpy(float),
         int(frame["unlabelled_normals"].min()),

@@ -140,3 +140,14 @@ def test_a_trial_judges_held_out_normals_against_its_validation_part_only() -> N
         pool[labels == 0], normal
     )
     assert abs(m["unlabelled_auroc"] - split) < 1e-12
+
+
+def test_trials_without_an_unlabelled_auroc_fall_back_to_borda() -> None:
+    """A study logged before the unlabelled AUROC existed (columns absent or empty) is ranked by Borda."""
+    frame = _study([0.55, 0.70, 0.85, 0.60])
+    empty = frame.assign(unlabelled_auroc=np.nan, unlabelled_normals=np.nan, unlabelled_pool=np.nan)
+    absent = frame.drop(columns=["unlabelled_auroc", "unlabelled_normals", "unlabelled_pool"])
+    for old in (empty, absent):
+        assert (
+            not unlabelled_informative(old) and pick(old, "unlabelled_or_borda") == pick(old, "borda") == "t0"
+        )
