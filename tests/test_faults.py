@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from mlflow import MlflowClient
 
 from study.gate import GATE_ENV, READY
-from study.spec import load_spec
+from study.spec import StudySpec, load_spec
 from tests._faults import (
     CLI,
     arm_gate,
@@ -44,17 +46,33 @@ def _by_factor(runs: list) -> dict[str, object]:
     return by
 
 
-def test_killed_driver_resumes_the_cut_trial_from_its_checkpoint(tmp_path: Path) -> None:
+class _Gated(NamedTuple):
+    """A driver running tests/specs/gated.yaml whose factor-10 trial pauses after GATE_EPOCH."""
+
+    spec: StudySpec
+    uri: str
+    args: list[str]  # tracking URI and Tune storage, for `run` and `resume`
+    gate: Path
+    env: dict[str, str]
+    driver: subprocess.Popen
+    log: Path
+
+
+def _start_gated(tmp_path: Path) -> _Gated:
     spec = load_spec(SPEC)
-    epochs = int(spec.base_config()["epochs"])
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    storage = tmp_path / "storage"
-    args = ["--tracking-uri", uri, "--storage-path", str(storage)]
+    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "storage")]
     gate = arm_gate(tmp_path, {"factor": "10.0"}, GATE_EPOCH)
     # snapshots every second (TUNE_GLOBAL_CHECKPOINT_S follows the report interval), so one follows `ready` soon
     env = gate_env(gate, LAMP_REPORT_INTERVAL_S="1")
     log = tmp_path / "run.log"
-    driver = start([*CLI, "run", str(SPEC), *args], log, env)
+    return _Gated(spec, uri, args, gate, env, start([*CLI, "run", str(SPEC), *args], log, env), log)
+
+
+def test_killed_driver_resumes_the_cut_trial_from_its_checkpoint(tmp_path: Path) -> None:
+    spec, uri, args, gate, env, driver, log = _start_gated(tmp_path)
+    epochs = int(spec.base_config()["epochs"])
+    storage = tmp_path / "storage"
     try:
         ready = wait_ready(gate, driver, log)
         after = (gate / READY).stat().st_mtime_ns
@@ -178,14 +196,8 @@ def test_ctrl_c_interrupts_the_study_and_resume_reattaches_the_cut_run(tmp_path:
     Tune stops gracefully: exit 1, the study `interrupted`, the cut trial's run KILLED with
     lamp.status `interrupted`; `resume` re-attaches that run and finishes every trial once.
     """
-    spec = load_spec(SPEC)
+    spec, uri, args, gate, env, driver, log = _start_gated(tmp_path)
     epochs = int(spec.base_config()["epochs"])
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "storage")]
-    gate = arm_gate(tmp_path, {"factor": "10.0"}, GATE_EPOCH)
-    env = gate_env(gate, LAMP_REPORT_INTERVAL_S="1")
-    log = tmp_path / "run.log"
-    driver = start([*CLI, "run", str(SPEC), *args], log, env)
     try:
         ready = wait_ready(gate, driver, log)
         client = MlflowClient(uri)
