@@ -2,15 +2,12 @@
 
 Unit tests check the numbers; this test checks the drawing. The browser runs
 with the network emulated offline and a dead proxy, so a report that needed a
-CDN would fail here. Set LAMP_UPDATE_SCREENSHOT=1 to refresh
-docs/report_screenshot.png.
+CDN would fail here.
 """
 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -21,7 +18,6 @@ from tests._synthetic_study import write_synthetic_study
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "report_screenshot.png"
 RENDER_TIMEOUT_S = 60
 
 pytestmark = pytest.mark.slow
@@ -115,6 +111,3 @@ def test_report_renders_offline(driver, tmp_path: Path) -> None:
     png = base64.b64decode(shot["data"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     (tmp_path / "report.png").write_bytes(png)
-    if os.environ.get("LAMP_UPDATE_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(tmp_path / "report.png", SCREENSHOT)
