@@ -1,6 +1,7 @@
 """How much detection quality does label-free selection give up? Regret over many one-class tasks.
 
-For every task (10 Fashion-MNIST classes, 10 scikit-learn digits classes) a
+For every task (10 Fashion-MNIST classes, 10 scikit-learn digits classes, and
+6 texture tasks cut from scikit-image's bundled photographs: bench/textures.py) a
 fixed grid of trials runs with 2 seeds — forms, factors, metrics, optimizers,
 an MLP, and settings that barely train, collapse or diverge. Every selector of
 study/selection.py then picks one trial per task without labels, and is scored
@@ -22,7 +23,8 @@ $LAMP_BENCH_CACHE after changing how trials are scored), so a re-run only
 recomputes the selectors; bench/label_free_contamination.py re-judges them on
 mostly-normal pools.
 
-    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~15 min on one core, first time
+    .venv/bin/pip install -c constraints.txt -e ".[bench]"           # texture tasks: scikit-image's photographs
+    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~25 min on one core, first time
     .venv/bin/python bench/label_free_regret.py --smoke-test          # 2 tasks, 3 settings, 1 seed
 """
 
@@ -41,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import textures
 import torch
 from scipy.stats import spearmanr
 
@@ -76,6 +79,14 @@ TASKS: dict[str, dict[str, Any]] = {
     **{
         f"digits{k}": {"data": {"name": "digits", "normal_classes": k, "val_fraction": 0.3}, "epochs": 30}
         for k in range(10)
+    },
+    **{
+        f"{kind}-{normal}": {
+            "data": {"name": "npz", "path": str(CACHE / "textures" / f"{kind}-{normal}.npz")},
+            "epochs": 5,
+        }
+        for kind in textures.KINDS
+        for normal in textures.TEXTURES
     },
 }
 # (label, overrides); the first is the default configuration (TrialConfig's defaults).
@@ -239,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     per_task, t0, statuses = {}, time.perf_counter(), {}
     lf_share = []
     for name, task in tasks.items():
+        if task["data"]["name"] == "npz" and not Path(task["data"]["path"]).exists():
+            kind, normal = name.split("-")
+            textures.build(normal, kind, Path(task["data"]["path"]))
         frame, pool = task_trials(task, grid, seeds)
         for s in frame["status"]:
             statuses[s] = statuses.get(s, 0) + 1
