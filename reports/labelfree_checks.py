@@ -16,7 +16,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from study.labelfree.trial_scores import UNLABELLED_METRIC
-from study.labelfree.unlabelled import anomaly_share_bound, null_sd
+from study.labelfree.unlabelled import anomaly_share_bound, detectable_departure, null_sd
 from study.selection import family_columns, unlabelled_informative
 
 SATURATED = 0.99  # a family AUROC at or above this ranks nothing
@@ -41,14 +41,21 @@ class PoolCheck:
 
     informative: bool  # study.selection.unlabelled_informative
     best: float  # highest unlabelled AUROC over finished trials
-    noise_sd: float  # its spread were the pool anomaly-free
+    lowest: float  # lowest one: below 1/2 beyond noise is evidence of anomalies too
+    noise_sd: float  # their spread were the pool anomaly-free
+    detectable: float  # the least |AUROC - 1/2| the check calls anomalies, at these sizes
     n_normal: int
     n_pool: int
 
     @property
     def share_bound(self) -> float:
-        """Least anomaly share of the pool the best trial's AUROC implies."""
-        return anomaly_share_bound(self.best)
+        """Least anomaly share of the pool the trial farthest from 1/2 implies."""
+        return max(anomaly_share_bound(self.best), anomaly_share_bound(self.lowest))
+
+    @property
+    def none_detects(self) -> bool:
+        """The pool holds anomalies, yet every trial scores it below the held-out normals."""
+        return self.informative and self.best < 0.5
 
 
 def consensus(labelled: pd.DataFrame) -> Consensus:
@@ -75,7 +82,15 @@ def pool_check(labelled: pd.DataFrame) -> PoolCheck | None:
     if not np.isfinite(values).any():
         return None
     n, m = int(labelled["unlabelled_normals"].min()), int(labelled["unlabelled_pool"].min())
-    return PoolCheck(unlabelled_informative(labelled), float(np.nanmax(values)), null_sd(n, m), n, m)
+    return PoolCheck(
+        informative=unlabelled_informative(labelled),
+        best=float(np.nanmax(values)),
+        lowest=float(np.nanmin(values)),
+        noise_sd=null_sd(n, m),
+        detectable=detectable_departure(int(np.isfinite(values).sum()), n, m),
+        n_normal=n,
+        n_pool=m,
+    )
 
 
 def consensus_sentence(c: Consensus | None) -> str:
@@ -99,6 +114,13 @@ def pool_sentence(c: PoolCheck | None) -> str:
         f"Unlabelled AUROC ({c.n_normal} held-out normal images against {c.n_pool} unlabelled pool images): "
         f"the best trial scores {c.best:.4f}, against {0.5:.1f} ± {c.noise_sd:.4f} for a pool without anomalies"
     )
+    if c.none_detects:
+        return (
+            f"{head}, and the lowest {c.lowest:.4f}: the pool differs from the held-out normals, so it holds "
+            f"anomalies (at least {c.share_bound:.0%}), but every trial scores them BELOW normal images. "
+            "Unless the held-out normals drift from the pool's normals, no trial here detects these anomalies "
+            "(each one's test AUROC is under 1/2); the pick is the least bad. Try other losses or architectures."
+        )
     if c.informative:
         return (
             f"{head}, so at least {c.share_bound:.0%} of the pool is anomalous and this score ranks trials as "
@@ -106,6 +128,8 @@ def pool_sentence(c: PoolCheck | None) -> str:
             "between training and deployment data)."
         )
     return (
-        f"{head}: the pool holds no anomaly these trials see, so the unlabelled AUROC ranks nothing here "
-        "and unlabelled_or_borda falls back to the synthetic families (trimmed Borda)."
+        f"{head}, and the lowest {c.lowest:.4f}: the pool holds no anomaly these trials see, so the unlabelled "
+        "AUROC ranks nothing here and unlabelled_or_borda falls back to the synthetic families (trimmed Borda). "
+        f"At these sizes only a departure beyond ±{c.detectable:.3f} from 1/2 counts; more held-out normal images "
+        "(data.val_fraction) or a larger pool would see smaller ones."
     )

@@ -137,6 +137,22 @@ def test_pool_with_anomalies_is_used_and_its_share_bounded(record: Path) -> None
     assert f"at least {data.pool.share_bound:.0%} of the pool is anomalous" in panel.caption
 
 
+def test_pool_that_every_trial_scores_below_normal_is_said(record: Path) -> None:
+    """Trials whose test AUROC is under 1/2: the identity puts every unlabelled AUROC under 1/2 too."""
+    study = _study(pool_share=0.9)
+    t = study.trials
+    t["auroc"] = 1 - t["auroc"]  # 0.1-0.4: each trial ranks the anomalies below the normals
+    t["unlabelled_auroc"] = 0.9 * t["auroc"] + 0.05
+    data = extract_label_free(study, record_path=record)
+    assert data.pool is not None and data.pool.informative and data.pool.none_detects
+    by = {s.name: s for s in data.scores}
+    finished = t[t["status"] == "finished"]
+    assert by[DEFAULT_SELECTOR].picked_trial == finished.loc[finished["auroc"].idxmax(), "trial_id"]
+    (panel,) = draw_label_free(data)
+    assert "every trial scores them BELOW normal images" in panel.caption
+    assert "no trial here detects these anomalies" in panel.caption
+
+
 def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
     data = extract_label_free(_study(pool_share=0.0), record_path=record)
     assert data.pool is not None and not data.pool.informative
@@ -144,6 +160,7 @@ def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
     assert by[DEFAULT_SELECTOR].picked_trial == by["borda"].picked_trial
     (panel,) = draw_label_free(data)
     assert "the pool holds no anomaly these trials see" in panel.caption
+    assert f"beyond ±{data.pool.detectable:.3f} from 1/2" in panel.caption
 
 
 def test_shipped_record_has_every_selector_the_report_shows() -> None:

@@ -8,7 +8,13 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from study.labelfree import FAMILIES, family_metric
-from study.labelfree.unlabelled import anomaly_share_bound, null_sd, pool_informative, unlabelled_auroc
+from study.labelfree.unlabelled import (
+    anomaly_share_bound,
+    detectable_departure,
+    null_sd,
+    pool_informative,
+    unlabelled_auroc,
+)
 from study.selection import pick, selector_scores, unlabelled_informative
 
 
@@ -20,7 +26,7 @@ def _auroc_normal_vs(anomalies: np.ndarray, normals: np.ndarray) -> float:
 def test_pool_auroc_is_the_affine_image_of_the_test_auroc() -> None:
     """AUROC(N vs P) = pi * AUROC(N vs A) + (1 - pi) / 2 exactly when the pool's normals are N's own scores."""
     rng = np.random.default_rng(0)
-    for pi, shift in ((0.9, 1.0), (0.5, 0.3), (0.1, 2.0)):
+    for pi, shift in ((0.9, 1.0), (0.5, 0.3), (0.1, 2.0), (0.5, -1.0)):
         normals = rng.normal(size=200)
         n_anom = int(round(pi * 200 / (1 - pi)))
         anomalies = rng.normal(shift, 1.0, size=n_anom)
@@ -70,6 +76,16 @@ def test_pool_informative_needs_anomalies_beyond_noise() -> None:
     dirty[0] = 0.5 + 5 * null_sd(n, m)  # one trial separates the pool clearly
     assert pool_informative(dirty, n, m)
     assert not pool_informative(np.full(3, np.nan), n, m)
+    below = clean.copy()
+    below[0] = 0.5 - 5 * null_sd(n, m)  # the pool differs the other way: its anomalies score below normal
+    assert pool_informative(below, n, m)
+    edge = detectable_departure(trials, n, m)  # what the report quotes is the check's own boundary
+    for sign in (1, -1):
+        at = np.full(trials, 0.5)
+        at[0] = 0.5 + sign * 1.01 * edge
+        assert pool_informative(at, n, m)
+        at[0] = 0.5 + sign * 0.99 * edge
+        assert not pool_informative(at, n, m)
 
 
 def _study(unlabelled: list[float], families_prefer_first: bool = True) -> pd.DataFrame:
@@ -94,6 +110,9 @@ def test_unlabelled_or_borda_follows_the_pool_when_it_holds_anomalies_and_borda_
     flat = _study([0.50, 0.51, 0.49, 0.50])  # within noise of 1/2: the pool holds no visible anomaly
     assert not unlabelled_informative(flat)
     assert pick(flat, "unlabelled_or_borda") == "t0"
+    inverted = _study([0.30, 0.45, 0.40, 0.35])  # every trial ranks the anomalies below the normals
+    assert unlabelled_informative(inverted)
+    assert pick(inverted, "unlabelled_or_borda") == "t1"  # the least bad, not the families' t0
     collapsed = informative.copy()
     collapsed.loc["t2", "status"] = "collapsed"
     assert pick(collapsed, "unlabelled_or_borda") == "t1"

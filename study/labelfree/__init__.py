@@ -39,7 +39,13 @@ from study.labelfree.trial_scores import (
     label_free_metrics,
     plan_budget,
 )
-from study.labelfree.unlabelled import anomaly_share_bound, null_sd, pool_informative, unlabelled_auroc
+from study.labelfree.unlabelled import (
+    anomaly_share_bound,
+    detectable_departure,
+    null_sd,
+    pool_informative,
+    unlabelled_auroc,
+)
 
 __all__ = [
     "FAMILIES",
@@ -53,6 +59,7 @@ __all__ = [
     "Plan",
     "alignment_loss",
     "anomaly_share_bound",
+    "detectable_departure",
     "calibrate_severity",
     "corrupt",
     "cutdiff",
