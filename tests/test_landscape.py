@@ -355,6 +355,17 @@ def test_linear_amplification_scales_every_measure_by_lambda() -> None:
         np.testing.assert_allclose(amp.arrays["amp_" + key], lam * base.arrays[key], rtol=1e-6)
 
 
+def _curvature_rounding(alphas: np.ndarray, losses: np.ndarray, ulps: int = 4) -> float:
+    """Largest change of `quadratic_curvature` when each loss moves by `ulps` float32 roundings (exact: the fit
+    is linear in the losses, so it is the sum of each unit response times that loss's rounding)."""
+    eps = float(np.finfo(np.float32).eps)
+    unit = np.eye(len(losses))
+    return sum(
+        abs(quadratic_curvature(alphas, unit[i])) * ulps * eps * abs(float(losses[i]))
+        for i in range(len(losses))
+    )
+
+
 @pytest.mark.parametrize("form, factor", [("exp", 4.0), ("log", 3.0), ("linear", 8.0)])
 def test_derived_objective_equals_direct_measurement(form: str, factor: float) -> None:
     """g(L)'s measures come from L's run (g' H + g'' grad grad^T); measuring g(L) directly must agree."""
@@ -366,8 +377,13 @@ def test_derived_objective_equals_direct_measurement(form: str, factor: float) -
     direct = measure_steepness(model, x, lambda x_hat, y: g(mse(x_hat, y)), prefix="amp_", **opts)
     assert joint.metrics.keys() == base.metrics.keys() | direct.metrics.keys()
     assert joint.metrics["amp_sharpness_converged"] == 1.0
-    for key in ("sharpness", "hessian_trace", "loss_at_minimum", "slice_curvature"):
+    for key in ("sharpness", "hessian_trace", "loss_at_minimum"):
         assert joint.metrics[key] == pytest.approx(base.metrics[key], rel=1e-5), key  # chunked vs single HVPs
+    # The curvature fit is a difference of nearly equal losses: chunked and single forwards may round each
+    # float32 loss differently, and the bound is what a few roundings of every slice loss can move it.
+    rounding = _curvature_rounding(base.arrays["alphas_1d"], base.arrays["loss_1d"])
+    assert joint.metrics["slice_curvature"] == pytest.approx(base.metrics["slice_curvature"], abs=rounding)
+    for key in ("sharpness", "hessian_trace", "loss_at_minimum", "slice_curvature"):
         assert joint.metrics["amp_" + key] == pytest.approx(direct.metrics["amp_" + key], rel=1e-4), key
     for key in ("trace_samples", "loss_1d", "loss_2d"):
         np.testing.assert_allclose(joint.arrays["amp_" + key], direct.arrays["amp_" + key], rtol=1e-4)

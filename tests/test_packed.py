@@ -6,6 +6,13 @@ purpose. With a large effective learning rate (e.g. SGD on exp(20 L) at lr
 between 1 and 2 CPU threads: float rounding is amplified, and no
 implementation could match it to 1e-4.
 
+So a member's training losses and BatchNorm statistics must match its solo trial
+to 1e-4, or, where the solo trial's own trajectory is that sensitive to float
+rounding, to SPREAD_FACTOR times how far the solo trial moves when rerun at
+another thread count (same arithmetic, other summation order), measured in the
+same test. The yardstick matters on CPUs with AVX-512/AMX kernels: there an
+SSIM member moves by ~5e-4 between thread counts, solo or packed alike.
+
 Eval-mode losses (`val_base_loss`) are compared at rtol 1e-2: conv_ae's conv
 biases sit before a BatchNorm, so their true gradient is 0 and Adam moves them
 by its normalised rounding noise; train mode cancels them exactly, eval mode
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import random
 
 import numpy as np
@@ -66,6 +74,7 @@ SGD_MEMBERS = [
     ("exp", 2.0, "mse", 0.01, 5, 1e-3, 0.9),
 ]
 FIELDS = ("amplification", "factor", "metric", "lr", "seed", "weight_decay", "momentum")
+SPREAD_FACTOR = 8.0  # a member may differ from its solo trial by this many times the solo's rounding spread
 
 
 def configs(optimizer: str, members: list[tuple], **overrides: object) -> list[TrialConfig]:
@@ -75,14 +84,37 @@ def configs(optimizer: str, members: list[tuple], **overrides: object) -> list[T
     ]
 
 
-def assert_same_trial(packed: TrialResult, solo: TrialResult) -> None:
-    """Same status, per-epoch training losses (rtol 1e-4), AUROC (+-0.002) and result contents."""
+def solo_runs(cfgs: list[TrialConfig]) -> tuple[list[TrialResult], list[TrialResult]]:
+    """Each config's solo trial, and the same trial at another thread count (its rounding spread)."""
+    solos = [run_trial(c) for c in cfgs]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        reruns = [run_trial(c) for c in cfgs]
+    finally:
+        torch.set_num_threads(threads)
+    return solos, reruns
+
+
+def _close(packed: float, solo: float, rerun: float | None, rel: float) -> bool:
+    """Within `rel` of the solo value, or within SPREAD_FACTOR times the solo's own rounding spread."""
+    if not (math.isfinite(packed) and math.isfinite(solo)):
+        return math.isfinite(packed) == math.isfinite(solo)
+    spread = abs(solo - rerun) if rerun is not None and math.isfinite(rerun) else 0.0
+    return abs(packed - solo) <= max(rel * abs(solo), SPREAD_FACTOR * spread)
+
+
+def assert_same_trial(packed: TrialResult, solo: TrialResult, rerun: TrialResult | None = None) -> None:
+    """Same status, per-epoch training losses (rtol 1e-4 or the solo's rounding spread, see the module
+    docstring), AUROC (+-0.002) and result contents. `rerun`: the solo trial at another thread count."""
     assert packed.status == solo.status
     assert len(packed.history) == len(solo.history)
-    for p, s in zip(packed.history, solo.history, strict=True):
+    reruns = rerun.history if rerun is not None and len(rerun.history) == len(solo.history) else None
+    for epoch, (p, s) in enumerate(zip(packed.history, solo.history, strict=True)):
         assert set(p) == set(s)
         for key in ("train_base_loss", "train_amp_loss"):
-            assert p[key] == pytest.approx(s[key], rel=1e-4), key
+            again = reruns[epoch][key] if reruns is not None else None
+            assert _close(p[key], s[key], again, rel=1e-4), (key, epoch, p[key], s[key], again)
         assert p["val_base_loss"] == pytest.approx(s["val_base_loss"], rel=1e-2, nan_ok=True)
         if "val_auroc" in s:
             assert p["val_auroc"] == pytest.approx(s["val_auroc"], abs=0.002)
@@ -97,34 +129,36 @@ def assert_same_trial(packed: TrialResult, solo: TrialResult) -> None:
         assert packed.metrics["diverged_epoch"] == solo.metrics["diverged_epoch"]
 
 
+Pack = tuple[list[TrialResult], list[TrialResult], list[TrialResult]]  # packed, solo, solo rerun
+
+
 @pytest.fixture(scope="module")
-def sgd_pack() -> tuple[list[TrialResult], list[TrialResult]]:
+def sgd_pack() -> Pack:
     cfgs = configs("sgd", SGD_MEMBERS)
-    return run_pack(cfgs), [run_trial(c) for c in cfgs]
+    return run_pack(cfgs), *solo_runs(cfgs)
 
 
 def test_adam_pack_members_equal_their_solo_trials() -> None:
     cfgs = configs("adam", ADAM_MEMBERS)
-    for packed, solo in zip(run_pack(cfgs), [run_trial(c) for c in cfgs], strict=True):
-        assert_same_trial(packed, solo)
+    for packed, solo, rerun in zip(run_pack(cfgs), *solo_runs(cfgs), strict=True):
+        assert_same_trial(packed, solo, rerun)
 
 
-def test_sgd_pack_members_equal_their_solo_trials(
-    sgd_pack: tuple[list[TrialResult], list[TrialResult]],
-) -> None:
-    for packed, solo in zip(*sgd_pack, strict=True):
-        assert_same_trial(packed, solo)
+def test_sgd_pack_members_equal_their_solo_trials(sgd_pack: Pack) -> None:
+    for packed, solo, rerun in zip(*sgd_pack, strict=True):
+        assert_same_trial(packed, solo, rerun)
 
 
-def test_batchnorm_running_statistics_are_per_member(
-    sgd_pack: tuple[list[TrialResult], list[TrialResult]],
-) -> None:
-    packed, solos = sgd_pack
+def test_batchnorm_running_statistics_are_per_member(sgd_pack: Pack) -> None:
+    packed, solos, reruns = sgd_pack
     stats = [k for k in solos[0].model_state if k.endswith(("running_mean", "running_var"))]
     assert stats, "conv_ae is expected to use BatchNorm"
-    for p, s in zip(packed, solos, strict=True):
+    for p, s, r in zip(packed, solos, reruns, strict=True):
         for key in stats:
-            torch.testing.assert_close(p.model_state[key], s.model_state[key], rtol=1e-3, atol=1e-4)
+            spread = float((s.model_state[key] - r.model_state[key]).abs().max())
+            torch.testing.assert_close(
+                p.model_state[key], s.model_state[key], rtol=1e-3, atol=max(1e-4, SPREAD_FACTOR * spread)
+            )
         assert (
             p.model_state["encoder.0.1.num_batches_tracked"]
             == s.model_state["encoder.0.1.num_batches_tracked"]
@@ -136,8 +170,8 @@ def test_batchnorm_running_statistics_are_per_member(
 def test_adamw_pack_matches_solo_on_mlp() -> None:
     """AdamW's decoupled decay, and an architecture without BatchNorm."""
     cfgs = configs("adamw", ADAM_MEMBERS[:3], arch="mlp_ae", epochs=2, weight_decay=0.05)
-    for packed, solo in zip(run_pack(cfgs), [run_trial(c) for c in cfgs], strict=True):
-        assert_same_trial(packed, solo)
+    for packed, solo, rerun in zip(run_pack(cfgs), *solo_runs(cfgs), strict=True):
+        assert_same_trial(packed, solo, rerun)
 
 
 @pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
@@ -221,13 +255,13 @@ def test_diverging_member_is_masked_at_its_epoch_and_the_others_go_on() -> None:
         TrialConfig.from_dict({k: v for k, v in BASE.items() if k != "data"} | digits | m) for m in members
     ]
     packed = run_pack(cfgs)
-    solos = [run_trial(c) for c in cfgs]
+    solos, reruns = solo_runs(cfgs)
     assert solos[0].status == "diverged" and solos[0].metrics["diverged_epoch"] == 3.0
     assert packed[0].status == "diverged" and packed[0].metrics["diverged_epoch"] == 3.0
     assert len(packed[0].history) == 2
     assert packed[0].model_state is None
-    for p, s in zip(packed, solos, strict=True):
-        assert_same_trial(p, s)
+    for p, s, r in zip(packed, solos, reruns, strict=True):
+        assert_same_trial(p, s, r)
 
 
 # --------------------------------------------------------------------------- the pack key
