@@ -24,7 +24,7 @@ recomputes the selectors; bench/label_free_contamination.py re-judges them on
 mostly-normal pools.
 
     .venv/bin/pip install -c constraints.txt -e ".[bench]"           # texture tasks: scikit-image's photographs
-    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~25 min on one core, first time
+    nice -n 10 .venv/bin/python bench/label_free_regret.py            # ~20 min on one core, first time
     .venv/bin/python bench/label_free_regret.py --smoke-test          # 2 tasks, 3 settings, 1 seed
 """
 
