@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 
 from reports.extract import Study
 from reports.section import Panel, html_table
-from reports.stats import STRATUM, amplification_effects
-from reports.verdicts import cell_label, effects_caption
+from reports.stats import STRATUM, amplification_effects, setting_keys
+from reports.survival import LOST, instability_table
+from reports.verdicts import cell_label, effects_caption, instability_caption
 
 VERDICT_COLOURS = {"gain": "#2ca02c", "harm": "#d62728", "not detectable": "#7f7f7f"}
 NEEDED = {*STRATUM, "amplification", "factor", "seed"}
@@ -31,6 +32,8 @@ class EffectsData:
     effects: pd.DataFrame  # amplification_effects(...) rows
     n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
     alpha: float
+    instability: pd.DataFrame  # survival.instability_table: settings that lost trials, with rates
+    n_settings: int  # settings with an ended trial (finished or lost)
 
 
 def model_frame(study: Study) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -54,24 +57,49 @@ def model_frame(study: Study) -> tuple[pd.DataFrame, tuple[str, ...]]:
     return frame, tuple(extra)
 
 
+def lost_frame(study: Study) -> pd.DataFrame:
+    """The trials that started and gave no value (diverged, collapsed, failed), keyed like `model_frame`."""
+    trials = study.trials
+    if not set(trials.columns) >= NEEDED:
+        return trials.iloc[:0]
+    lost = trials[trials["status"].isin(LOST)]
+    return lost.assign(twin_of=lost.get("twin_of", 0.0))
+
+
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
-    """Effects on the test-part detection metric of the study's finished trials."""
+    """Effects on the test-part detection metric of the study's finished trials, and what was lost."""
     frame, extra = model_frame(study)
+    lost = lost_frame(study)
+    ended = pd.concat([frame.assign(status="finished"), lost], ignore_index=True)
+    keys = setting_keys(ended, extra)
+    instability = instability_table(keys, ended) if len(ended) else pd.DataFrame()
     if frame.empty:
-        return EffectsData(study.detection, pd.DataFrame(), 0, alpha)
-    effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra)
-    return EffectsData(study.detection, effects, len(frame), alpha)
+        return EffectsData(study.detection, pd.DataFrame(), 0, alpha, instability, keys.nunique())
+    effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra, lost=lost)
+    return EffectsData(study.detection, effects, len(frame), alpha, instability, keys.nunique())
 
 
 def draw_effects(data: EffectsData) -> list[Panel]:
-    """One panel per optimizer: intervals as a forest plot, each comparison's sentence, the table."""
+    """One panel per optimizer (intervals as a forest plot, each comparison's sentence, the table), then instability."""
+    unstable = (
+        [
+            Panel(
+                "instability",
+                instability_caption(data.instability, data.n_settings),
+                table_html=_unstable(data),
+            )
+        ]
+        if len(data.instability)
+        else []
+    )
     if data.effects.empty:
         return [
             Panel(
                 "none",
                 "No comparison could be estimated: the study needs an un-amplified baseline (linear, λ = 1) "
                 "and more trials than settings + seeds (at least 2 seeds per setting).",
-            )
+            ),
+            *unstable,
         ]
     return [
         Panel(
@@ -81,7 +109,22 @@ def draw_effects(data: EffectsData) -> list[Panel]:
             table_html=_table(rows),
         )
         for optimizer, rows in data.effects.groupby("optimizer", sort=True)
-    ]
+    ] + unstable
+
+
+def _unstable(data: EffectsData) -> str:
+    return html_table(
+        ["setting", "trials", *LOST, "lost rate"],
+        [
+            (
+                r["setting"].replace("|", " · "),
+                int(r["trials"]),
+                *(int(r[s]) for s in LOST),
+                f"{r['rate']:.0%}",
+            )
+            for _, r in data.instability.iterrows()
+        ],
+    )
 
 
 def comparison_label(row: pd.Series) -> str:
@@ -117,7 +160,7 @@ def _forest(rows: pd.DataFrame, value: str) -> go.Figure:
     fig.add_vline(x=0.0, line_dash="dot")
     fig.update_layout(
         height=120 + 22 * len(rows),
-        xaxis_title=f"Δ {value} (95% interval)",
+        xaxis_title=f"Δ {value} (family-wise interval, Bonferroni over the Holm family)",
         yaxis={"autorange": "reversed"},
         margin={"t": 20, "l": 260},
     )
@@ -134,9 +177,11 @@ def _table(rows: pd.DataFrame) -> str:
             "form",
             "λ",
             "estimate",
-            "95% CI",
+            "family-wise interval",
+            "unadjusted 95%",
             "Holm p",
             "verdict",
+            "seeds lost",
         ],
         [
             (
@@ -148,8 +193,10 @@ def _table(rows: pd.DataFrame) -> str:
                 f"{r['factor']:g}",
                 f"{r['estimate']:+.4f}",
                 f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+                f"[{r['ci_unadj_low']:+.4f}, {r['ci_unadj_high']:+.4f}]",
                 f"{r['p_holm']:.2g}",
                 r["verdict"],
+                r["lost"],
             )
             for _, r in rows.iterrows()
         ],

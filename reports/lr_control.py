@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from reports.effects import model_frame
+from reports.effects import lost_frame, model_frame
 from reports.extract import Study
 from reports.pairing import is_twin
 from reports.section import Panel
@@ -33,7 +33,7 @@ class TwinComparison:
 
     optimizer: str
     label: str  # metric · arch · form λ
-    gain: dict[str, float]  # amplified − baseline: estimate, ci_low, ci_high (model contrast)
+    gain: dict[str, float]  # amplified − baseline: estimate, unadjusted ci_low, ci_high (model contrast)
     twin_gain: dict[str, float]  # twin − baseline, same model (shown, not tested)
     vs_twin: pd.Series  # the Holm-tested amplified − twin row of amplification_effects
 
@@ -61,7 +61,7 @@ def extract_lr_control(study: Study, *, alpha: float = 0.05) -> LrControlData:
     model = fit_settings(frame, y, extra) if not frame.empty else None
     if model is None:
         return LrControlData(y, n_twins, [], scale_free, needs_twins, alpha)
-    effects = amplification_effects(frame, y, alpha=alpha, extra=extra)
+    effects = amplification_effects(frame, y, alpha=alpha, extra=extra, lost=lost_frame(study))
     comparisons = []
     for _, row in effects[effects["kind"] == "vs_twin"].iterrows():
         amplified, base, twin = partners(row)

@@ -8,25 +8,28 @@ trial:
 
 `setting` is a full configuration (metric, optimizer, arch, amplification,
 factor; an lr twin is its own setting), `seed` a block, so comparisons are
-paired by seed and the seed noise is pooled over all cells: 2 seeds per cell
-give usable intervals. Each comparison is a contrast of two setting
-coefficients within one metric × optimizer × arch stratum, never an average
-over a stratum dimension:
+paired by seed. One noise level for every setting is wrong both ways (a
+near-divergent setting widens every interval, or gets false verdicts of its
+own), so each setting's seed variance is moderated toward a prior fitted
+across settings (empirical Bayes, limma's moderated t: `reports.moderation`,
+docs/statistics.md). Each comparison is a contrast of two setting effects
+within one metric × optimizer × arch stratum, never an average over a
+stratum dimension:
 
 - `gain`: amplified setting − its baseline (linear, λ = 1) in the same stratum;
 - `vs_twin`: amplified − its effective-learning-rate twin (SGD only; under Adam
   the baseline already is the twin).
 
-The family of all comparisons is Holm-corrected (statsmodels `multipletests`,
-`holm`: family-wise error control, valid under any dependence). Verdicts:
-`gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable` with
-the interval and a power estimate: the smallest effect that `n` seeds detect
-with 80% power at this pooled noise, and the seeds the estimated effect would
-need (the noncentral-t approximation with the model's residual degrees of freedom).
+The family of all m comparisons is Holm-corrected (family-wise error control,
+valid under any dependence). Verdicts:
+`gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable`. The
+interval shown is family-wise (Bonferroni, 1 − alpha/m), so one that excludes 0
+always sits beside a gain or harm; the power figures (the effect n seeds detect
+with 80% power, the seeds the estimate would need) are the exact noncentral t
+at alpha/m with the comparison's own standard error and df. A comparison whose
+settings lost seeds (diverged, collapsed) says so (`reports.survival`).
 
-Steepness against detection is a rank correlation within the same strata,
-combined over them (`stratified_spearman`). The sentences stating these
-statistics are written in `reports.verdicts` only.
+The sentences stating these statistics are written in `reports.verdicts` only.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, spearmanr, t
-from statsmodels.stats.multitest import multipletests
+from scipy.stats import t
 
+from reports.moderation import detectable_noncentrality, fit_prior, holm, satterthwaite, t_power
+from reports.survival import Losses, losses_by_setting, lost_note
 from study.train import SCALE_SENSITIVE_OPTIMIZERS
 
 STRATUM = ("metric", "optimizer", "arch")
@@ -59,6 +63,19 @@ def setting_of(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
     return "|".join(
         [*(str(row[k]) for k in STRATUM), *others, "twin" if twin else row["amplification"], f"{factor:g}"]
     )
+
+
+def setting_keys(trials: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.Series:
+    """`setting_of` of every row, positionally (a fresh index)."""
+    # records, not DataFrame.apply or iterrows: apply turns an empty frame 2-D, iterrows is slow
+    keyed = trials[
+        [
+            c
+            for c in dict.fromkeys((*STRATUM, *extra, "twin_of", "amplification", "factor", "lr"))
+            if c in trials
+        ]
+    ]
+    return pd.Series([setting_of(r, extra) for r in keyed.to_dict("records")], dtype=object)
 
 
 def _numeric(value: object) -> bool:
@@ -88,51 +105,73 @@ EFFECT_COLUMNS = [
     "amplification",
     "factor",
     "estimate",
-    "ci_low",
+    "se",  # from the two settings' moderated variances (and the seed effects')
+    "df",  # Welch–Satterthwaite over the moderated dfs
+    "ci_low",  # family-wise interval: Bonferroni 1 - alpha/m over the m comparisons of the Holm family
     "ci_high",
+    "ci_unadj_low",  # the comparison's own 1 - alpha interval, unadjusted
+    "ci_unadj_high",
     "p",
     "p_holm",
     "verdict",
     "n_seeds",
-    "detectable",
-    "seeds_needed",
+    "family",  # m, the comparisons Holm corrects over
+    "detectable",  # the effect n_seeds detect with 80% power at alpha/m (exact noncentral t)
+    "seeds_needed",  # seeds the estimate needs for that power at alpha/m; inf beyond MAX_SEEDS
+    "lost",  # "1 of 2 seeds diverged in the amplified setting" ("" when every seed finished)
+    "prior_df",  # d0 of the variance prior the comparisons used (inf: one pooled noise level)
 ]
 
 
 @dataclass(frozen=True)
 class SettingModel:
-    """The fitted `value ~ C(setting) + C(seed)` and what a contrast of two settings needs.
+    """The fitted `value ~ C(setting) + C(seed)`, each setting's moderated noise, and contrasts.
 
     Solved by blocks, not as one dense least-squares problem: the setting block of XᵀX is the
     diagonal of trial counts, so the seed effects come from the small Schur complement
-    M = DᵀD − DᵀS N⁻¹ SᵀD (seeds − 1 square) and the setting means from them. The estimates,
-    residual variance, degrees of freedom and contrast variances are those of the dense OLS
-    (statsmodels, tests/test_report_scale.py); a 13,000-trial study with 1,458 settings takes
-    milliseconds instead of minutes (a dense SVD of a 13,000 x 1,467 design, then one covariance
-    matrix per contrast).
+    M = DᵀD − DᵀS N⁻¹ SᵀD (seeds − 1 square) and the setting means from them. The estimates are
+    those of the dense OLS (statsmodels, tests/test_report_scale.py); a 13,000-trial study with
+    1,458 settings takes milliseconds. Each setting's residual variance (its seed spread once the
+    seed effects are removed, on its share of the residual degrees of freedom) is moderated toward
+    a prior fitted across settings (`reports.moderation`); a contrast's variance adds the two
+    settings' moderated variances and that of the seed effects it leans on (Welch–Satterthwaite df).
     """
 
     settings: frozenset[str]
     seeds: dict[str, int]  # setting -> distinct seeds it finished on
-    scale: float  # residual variance σ² (RSS / df_resid)
+    scale: float  # pooled residual variance σ² (RSS / df_resid), the one-noise-level estimate
     df_resid: float
+    prior_df: float  # d0 of the variance prior: inf when the settings share one noise level
+    prior_var: float  # s0²
     _index: dict[str, int]  # setting -> row of the arrays below
     _effect: np.ndarray  # setting effect (seed effects removed), one per setting
     _count: np.ndarray  # trials per setting
     _cross: np.ndarray  # settings x (seeds but the first): trials of that setting on that seed
-    _schur_pinv: np.ndarray  # pseudo-inverse of M
+    _var: np.ndarray  # moderated residual variance of each setting
+    _df: np.ndarray  # its degrees of freedom (d0 + the setting's own, at most its group's residual df)
+    _df_cap: np.ndarray  # the residual df of its optimizer's settings: no contrast of them has more
+    _seed_cov: np.ndarray  # covariance of the seed effects under those variances
 
     def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, float]:
-        """a - b: estimate, ci_low, ci_high, p (two-sided t-test of the model), n_seeds (the smaller)."""
+        """a - b: estimate, se, df, ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller)."""
         i, j = self._index[a], self._index[b]
         estimate = float(self._effect[i] - self._effect[j])
         w = self._cross[i] / self._count[i] - self._cross[j] / self._count[j]
-        variance = 1.0 / self._count[i] + 1.0 / self._count[j] + float(w @ self._schur_pinv @ w)
-        se = math.sqrt(self.scale * variance) if i != j else 0.0
-        half = float(t.ppf(1 - alpha / 2, self.df_resid)) * se
-        p = float(2 * t.sf(abs(estimate) / se, self.df_resid)) if se > 0 else math.nan
+        parts = np.array(
+            [self._var[i] / self._count[i], self._var[j] / self._count[j], float(w @ self._seed_cov @ w)]
+        )
+        se = math.sqrt(parts.sum()) if i != j else 0.0
+        df = min(
+            satterthwaite(parts, np.array([self._df[i], self._df[j], self.df_resid])),
+            self._df_cap[i],
+            self._df_cap[j],
+        )
+        half = float(t.ppf(1 - alpha / 2, df)) * se
+        p = float(2 * t.sf(abs(estimate) / se, df)) if se > 0 else math.nan
         return dict(
             estimate=estimate,
+            se=se,
+            df=df,
             ci_low=estimate - half,
             ci_high=estimate + half,
             p=p,
@@ -141,7 +180,10 @@ class SettingModel:
 
 
 def fit_settings(
-    trials: pd.DataFrame, value: str = "auroc", extra: tuple[str, ...] = ()
+    trials: pd.DataFrame,
+    value: str = "auroc",
+    extra: tuple[str, ...] = (),
+    unstable: frozenset[str] = frozenset(),
 ) -> SettingModel | None:
     """OLS of `value` on setting and seed over `trials`; None when it has no residual degree of freedom.
 
@@ -149,18 +191,27 @@ def fit_settings(
     columns metric, optimizer, arch, amplification, factor, seed, twin_of, `extra` and `value`.
     """
     df = trials[trials[value].notna()]
-    # records, not DataFrame.apply or iterrows: apply turns an empty frame 2-D, iterrows is slow
-    keyed = df[
-        [c for c in dict.fromkeys((*STRATUM, *extra, "twin_of", "amplification", "factor", "lr")) if c in df]
-    ]
-    setting = pd.Series([setting_of(r, extra) for r in keyed.to_dict("records")], dtype=object)
+    setting = setting_keys(df, extra)
     seed = pd.Series(df["seed"].astype(str).to_numpy(), dtype=object)
-    y = df[value].to_numpy(float)
     if setting.nunique() < 2 or len(df) <= setting.nunique() + seed.nunique() - 1:
         return None
     s_code, s_names = pd.factorize(setting, sort=True)
     d_code, _ = pd.factorize(seed, sort=True)
-    p, k = len(s_names), int(d_code.max()) + 1
+    return fit_codes(s_code, [str(s) for s in s_names], d_code, df[value].to_numpy(float), unstable)
+
+
+def fit_codes(
+    s_code: np.ndarray,
+    names: list[str],
+    d_code: np.ndarray,
+    y: np.ndarray,
+    unstable: frozenset[str] = frozenset(),
+) -> SettingModel:
+    """The setting model from integer setting and seed codes (`fit_settings` without the frame).
+
+    `unstable`: settings that lost seeds (their noise is taken as their optimizer's largest).
+    """
+    p, k = len(names), int(d_code.max()) + 1
     count = np.bincount(s_code, minlength=p).astype(float)
     cells = np.zeros((p, k))
     np.add.at(cells, (s_code, d_code), 1.0)
@@ -171,25 +222,78 @@ def fit_settings(
     schur_pinv = np.linalg.pinv(schur) if k > 1 else np.zeros((0, 0))
     gamma = schur_pinv @ (sum_d - cross.T @ (sum_s / count)) if k > 1 else np.zeros(0)
     effect = (sum_s - cross @ gamma) / count
-    fitted = effect[s_code] + np.r_[0.0, gamma][d_code]
-    rank = p + (np.linalg.matrix_rank(schur) if k > 1 else 0)
-    df_resid = float(len(y) - rank)
-    scale = float(((y - fitted) ** 2).sum() / df_resid)
+    rss = np.bincount(s_code, weights=(y - effect[s_code] - np.r_[0.0, gamma][d_code]) ** 2, minlength=p)
+    # each setting's share of the residual df: its trials minus their leverages (1/n + seed part)
+    seed_leverage = cross @ np.diag(schur_pinv) - ((cross @ schur_pinv) * cross).sum(axis=1) / count
+    own_df = np.clip(count - 1.0 - seed_leverage, 0.0, None)
+    df_resid = float(len(y) - p - (np.linalg.matrix_rank(schur) if k > 1 else 0))
+    scale = float(rss.sum() / df_resid)
+    optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
+    lost = np.array([n in unstable for n in names])
+    var, dfs, cap, d0, s02 = _moderate(rss, own_df, scale, df_resid, optimizer, lost)
+    spread = np.diag(var @ cross) - cross.T @ (cross * (var / count)[:, None])
     seeds = pd.Series(d_code).groupby(s_code).nunique()
     return SettingModel(
-        settings=frozenset(s_names),
-        seeds={str(s_names[i]): int(n) for i, n in seeds.items()},
+        settings=frozenset(names),
+        seeds={names[i]: int(n) for i, n in seeds.items()},
         scale=scale,
         df_resid=df_resid,
-        _index={str(name): i for i, name in enumerate(s_names)},
+        prior_df=d0,
+        prior_var=s02,
+        _index={name: i for i, name in enumerate(names)},
         _effect=effect,
         _count=count,
         _cross=cross,
-        _schur_pinv=schur_pinv,
+        _var=var,
+        _df=dfs,
+        _df_cap=cap,
+        _seed_cov=schur_pinv @ spread @ schur_pinv if k > 1 else np.zeros((0, 0)),
     )
 
 
-def _comparisons(model: SettingModel, alpha: float) -> pd.DataFrame:
+def _moderate(
+    rss: np.ndarray,
+    own_df: np.ndarray,
+    scale: float,
+    df_resid: float,
+    group: np.ndarray,
+    unstable: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Moderated variance, df and df cap of each setting, and the prior (d0, s0²) of the largest group.
+
+    Each optimizer (`group`) gets its own prior: SGD and Adam settings differ in noise as a rule,
+    and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. Within a
+    group: fewer than 3 settings with a variance of their own, or variances consistent with one
+    noise level (d0 = ∞), pool the group's seed spread; otherwise limma's posterior variance, its df
+    capped at the group's residual df (the prior is estimated from no more than that). A setting is
+    never moderated below its own spread (seeds that visibly disagree keep that noise), and an
+    `unstable` one (it lost seeds: diverged, collapsed) is taken as noisy as its group's noisiest,
+    since the seeds it lost are the evidence its spread would have shown.
+    """
+    var, dfs, cap = np.full(len(rss), scale), np.full(len(rss), df_resid), np.full(len(rss), df_resid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
+    priors = []
+    for g in np.unique(group):
+        mine, own = group == g, (group == g) & (own_df > 1e-6)
+        total = float(own_df[mine].sum())
+        if own.sum() < 3 or total <= 0:
+            continue
+        d0, s02 = fit_prior(s2[own], own_df[own])
+        priors.append((int(own.sum()), d0, s02))
+        cap[mine] = total
+        if math.isinf(d0):
+            var[mine], dfs[mine] = rss[mine].sum() / total, total
+        else:
+            var[mine] = (d0 * s02 + rss[mine]) / (d0 + own_df[mine])
+            dfs[mine] = np.minimum(d0 + own_df[mine], total)
+        var[mine & unstable] = max(var[mine].max(), s2[mine].max())
+    var = np.maximum(var, s2)
+    _, d0, s02 = max(priors, default=(0, math.inf, scale))
+    return var, dfs, cap, d0, s02
+
+
+def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> pd.DataFrame:
     """Every amplified setting against its baseline and, under scale-sensitive optimizers, its lr twin."""
     rows = []
     for setting in sorted(model.settings):
@@ -201,6 +305,8 @@ def _comparisons(model: SettingModel, alpha: float) -> pd.DataFrame:
             pairs.append(("vs_twin", "|".join([*stratum, "twin", factor])))
         for kind, partner in pairs:
             if partner in model.settings:
+                c = model.contrast(setting, partner, alpha=alpha)
+                c["ci_unadj_low"], c["ci_unadj_high"] = c.pop("ci_low"), c.pop("ci_high")
                 rows.append(
                     dict(
                         zip(STRATUM, stratum[:3], strict=True),
@@ -208,85 +314,87 @@ def _comparisons(model: SettingModel, alpha: float) -> pd.DataFrame:
                         kind=kind,
                         amplification=form,
                         factor=float(factor),
+                        lost=lost_note(setting, partner, kind, model.seeds, losses),
                     )
-                    | model.contrast(setting, partner, alpha=alpha)
+                    | c
                 )
     return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED])
 
 
-_DERIVED = ("p_holm", "verdict", "detectable", "seeds_needed")
+_DERIVED = ("ci_low", "ci_high", "p_holm", "verdict", "family", "detectable", "seeds_needed", "prior_df")
 
 
-def _verdicts(out: pd.DataFrame, model: SettingModel, alpha: float) -> pd.DataFrame:
-    """Holm-adjusted p, the verdict, and the power figures of each comparison."""
-    out["p_holm"] = multipletests(out["p"], alpha=alpha, method="holm")[1]
+def _verdicts(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Holm-adjusted p, the verdict, the family-wise interval and the power figures of each comparison.
+
+    Everything at the level the verdict uses: Holm rejects no less than Bonferroni at alpha/m, so an
+    interval at 1 - alpha/m that excludes 0 always sits beside a gain or harm, and the power of the
+    stated detectable effect (exact noncentral t at alpha/m, the comparison's own se and df) is a
+    lower bound for Holm's.
+    """
+    m = len(out)
+    out["family"] = m
+    out["p_holm"] = holm(out["p"].to_numpy(float))
     significant = out["p_holm"] < alpha
     out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
-    # power from the same model: a seed-paired difference of two settings with n seeds each has
-    # standard error sigma * sqrt(2 / n); it is detected with power POWER when
-    # |effect| >= (t_{1-alpha/2} + t_{POWER}) * se, t with the model's residual degrees of freedom
-    df_resid = model.df_resid
-    k = float(t.ppf(1 - alpha / 2, df_resid) + t.ppf(POWER, df_resid)) * math.sqrt(model.scale)
-    out["detectable"] = [k * math.sqrt(2 / n) for n in out["n_seeds"]]
-    out["seeds_needed"] = [
-        float(max(2, math.ceil(2 * (k / abs(e)) ** 2))) if abs(e) > 0 else math.inf for e in out["estimate"]
-    ]
+    half = t.ppf(1 - alpha / (2 * m), out["df"]) * out["se"]
+    out["ci_low"], out["ci_high"] = out["estimate"] - half, out["estimate"] + half
+    out["detectable"] = detectable_noncentrality(out["df"].to_numpy(float), alpha / m, POWER) * out["se"]
+    out["seeds_needed"] = _seeds_needed(out, alpha / m)
     return out[EFFECT_COLUMNS]
 
 
-def amplification_effects(
-    trials: pd.DataFrame, value: str = "auroc", *, alpha: float = 0.05, extra: tuple[str, ...] = ()
-) -> pd.DataFrame:
-    """One row per comparison (EFFECT_COLUMNS): stratum, kind, factor, estimate, interval, Holm p, verdict, power.
+MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
 
-    `trials` and `extra` as for `fit_settings`; an empty frame (with the columns) when nothing can be compared.
+
+def _seeds_needed(out: pd.DataFrame, alpha: float) -> np.ndarray:
+    """Fewest seeds per setting detecting each |estimate| with POWER at `alpha` (inf beyond MAX_SEEDS).
+
+    More seeds shrink the se as sqrt(n / n') and add about one residual df per setting and seed
+    (two settings per contrast); the noise is the moderated one the verdict used. Power rises with
+    n', so a bisection over n' in [n, MAX_SEEDS] finds it.
     """
-    model = fit_settings(trials, value, extra)
-    out = _comparisons(model, alpha) if model is not None else pd.DataFrame()
+    n = out["n_seeds"].to_numpy(float)
+    effect, se, df = (out[c].to_numpy(float) for c in ("estimate", "se", "df"))
+
+    def enough(more: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nc = np.abs(effect) / (se * np.sqrt(n / more))
+            return t_power(nc, np.maximum(df + 2.0 * (more - n), 1.0), alpha) >= POWER
+
+    low, high = np.maximum(n, 2.0) - 1, np.full(len(n), float(MAX_SEEDS))
+    for _ in range(8):  # 2^8 > MAX_SEEDS: low fails (or is below n), high passes if anything does
+        mid = np.floor((low + high) / 2)
+        ok = enough(mid) & (mid >= n)
+        low, high = np.where(ok, low, mid), np.where(ok, mid, high)
+    return np.where(enough(high), high, np.inf)
+
+
+def amplification_effects(
+    trials: pd.DataFrame,
+    value: str = "auroc",
+    *,
+    alpha: float = 0.05,
+    extra: tuple[str, ...] = (),
+    lost: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per comparison (EFFECT_COLUMNS): stratum, kind, factor, estimate, intervals, Holm p, verdict, power.
+
+    `trials` and `extra` as for `fit_settings`; `lost`: the study's trials that did not finish
+    (diverged, collapsed, failed; columns as `trials` plus `status`), so a comparison says how
+    many seeds it lost. An empty frame (with the columns) when nothing can be compared.
+    """
+    losses = losses_by_setting(setting_keys(lost, extra), lost) if lost is not None else {}
+    model = fit_settings(trials, value, extra, unstable=frozenset(losses))
+    if model is None:
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
+    return model_effects(model, alpha=alpha, losses=losses)
+
+
+def model_effects(model: SettingModel, *, alpha: float = 0.05, losses: Losses | None = None) -> pd.DataFrame:
+    """`amplification_effects` of a fitted model (the calibration simulations refit values, not frames)."""
+    out = _comparisons(model, alpha, losses or {})
     if out.empty:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
-    return _verdicts(out, model, alpha)
-
-
-@dataclass(frozen=True)
-class StratifiedRho:
-    """Spearman rho of x vs y within each stratum and their combined estimate."""
-
-    per_stratum: pd.DataFrame  # metric, optimizer, arch, n, rho, p
-    combined_rho: float  # Fisher-z mean of the strata's rho, weights n - 3 (NaN without a stratum of n >= 4)
-    combined_p: float  # two-sided, z = combined z * sqrt(sum(n - 3))
-    pooled_rho: float  # ignoring strata: shown only to say how much pooling misleads
-
-
-def stratified_spearman(
-    trials: pd.DataFrame, x: str = "sharpness", y: str = "auroc", strata: tuple[str, ...] = STRATUM
-) -> StratifiedRho:
-    """rho within each metric x optimizer x arch stratum, combined, on finished trials only.
-
-    The metric (and optimizer) shift both steepness and AUROC, so a pooled rho
-    measures the strata, not LAMP's claim (Simpson's paradox). Strata with
-    fewer than 4 trials have no Fisher-z variance and are left out of the
-    combination.
-    """
-    df = trials[trials[x].notna() & trials[y].notna()]
-    rows = []
-    for key, group in df.groupby(list(strata), sort=True):
-        if len(group) >= 3 and group[x].nunique() > 1 and group[y].nunique() > 1:
-            res = spearmanr(group[x], group[y])
-            rows.append(
-                dict(
-                    zip(strata, key, strict=True), n=len(group), rho=float(res.statistic), p=float(res.pvalue)
-                )
-            )
-    per = pd.DataFrame(rows, columns=[*strata, "n", "rho", "p"])
-    usable = per[per["n"] >= 4]
-    if usable.empty:
-        combined, p = math.nan, math.nan
-    else:
-        w = usable["n"] - 3
-        # |rho| = 1 has an infinite z; clip just inside so a perfect stratum weighs, not breaks
-        z = float((np.arctanh(usable["rho"].clip(-0.9999, 0.9999)) * w).sum() / w.sum())
-        combined = math.tanh(z)
-        p = float(2 * norm.sf(abs(z) * math.sqrt(w.sum())))
-    pooled = float(spearmanr(df[x], df[y]).statistic) if len(df) >= 3 else math.nan
-    return StratifiedRho(per, combined, p, pooled)
+    out["prior_df"] = model.prior_df
+    return _verdicts(out, alpha)

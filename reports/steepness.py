@@ -6,9 +6,10 @@ measures the strata, not the claim (Simpson's paradox). Hence:
 
 - steepness against λ: medians with their IQR (values can be <= 0, so no
   means of logs), one line per metric · architecture, one row per optimizer;
-- steepness against detection: Spearman ρ within every metric × optimizer ×
-  architecture stratum and their combined estimate (`reports.stats`), the
-  sentence from `reports.verdicts`;
+- steepness against detection: Spearman ρ of setting means (over seeds) within
+  every metric × optimizer × architecture stratum, combined and tested by
+  permuting settings within strata (`reports.rank`), Holm-corrected over the
+  measures tested; the sentence from `reports.verdicts`;
 - the measured loss slices of the baseline and the best trials (`reports.slices`).
 
 Finished trials only: collapsed, diverged and failed trials never enter.
@@ -16,20 +17,23 @@ Finished trials only: collapsed, diverged and failed trials never enter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
+from statsmodels.stats.multitest import multipletests
 
 from reports.aggregate import Points, factor_levels, fmt_factor, scatter_points
+from reports.effects import model_frame
 from reports.extract import ArtifactLoader, Study
 from reports.pairing import is_twin
+from reports.rank import StratifiedRho, stratified_spearman
 from reports.section import Panel, html_table
 from reports.slices import SliceData, draw_slices, extract_slices
-from reports.stats import STRATUM, StratifiedRho, stratified_spearman
+from reports.stats import STRATUM
 from reports.verdicts import steepness_sentence
 
 MEASURES = ("sharpness", "hessian_trace", "slice_curvature")
@@ -60,6 +64,7 @@ class Correlation:
     trial_ids: list[str]
     strata: list[str]  # "metric · optimizer · arch" of each point
     result: StratifiedRho
+    p_holm: float  # the permutation p, Holm-adjusted over every measure correlated
     points: Points  # what the scatter draws (columns: the measure, the detection metric, "stratum")
 
 
@@ -89,7 +94,8 @@ def extract_steepness(study: Study, artifacts: ArtifactLoader) -> SteepnessData:
     form = " · " + frame["amplification"] if frame["amplification"].nunique() > 1 else ""
     frame["_label"] = frame["metric"] + " · " + frame["arch"] + form
     lines = [line for m in measures for line in _lines(frame, m)]
-    correlations = [_correlation(done, m, y) for m in measures] if y in done else []
+    extra = model_frame(study)[1]
+    correlations = _holm([_correlation(done, m, y, extra) for m in measures] if y in done else [])
     return SteepnessData(
         detection=y,
         measures=measures,
@@ -147,7 +153,7 @@ def _lines(frame: pd.DataFrame, measure: str) -> list[SteepnessLine]:
     return out
 
 
-def _correlation(done: pd.DataFrame, measure: str, y: str) -> Correlation:
+def _correlation(done: pd.DataFrame, measure: str, y: str, extra: tuple[str, ...]) -> Correlation:
     both = done[done[measure].notna() & done[y].notna()]
     strata = both["metric"] + " · " + both["optimizer"] + " · " + both["arch"]
     return Correlation(
@@ -156,9 +162,22 @@ def _correlation(done: pd.DataFrame, measure: str, y: str) -> Correlation:
         both[y].astype(float).tolist(),
         both["trial_id"].astype(str).tolist(),
         strata.tolist(),
-        stratified_spearman(both, measure, y),
+        stratified_spearman(both.assign(twin_of=both.get("twin_of", 0.0)), measure, y, extra=extra),
+        float("nan"),
         scatter_points(both.assign(stratum=strata), [measure, y], y, keep=["stratum"]),
     )
+
+
+def _holm(correlations: list[Correlation]) -> list[Correlation]:
+    """The measures are one family: each combined p Holm-adjusted over those with a p."""
+    tested = [i for i, c in enumerate(correlations) if np.isfinite(c.result.combined_p)]
+    if not tested:
+        return correlations
+    adjusted = multipletests([correlations[i].result.combined_p for i in tested], method="holm")[1]
+    out = list(correlations)
+    for i, p in zip(tested, adjusted, strict=True):
+        out[i] = replace(out[i], p_holm=float(p))
+    return out
 
 
 def rises(line: SteepnessLine) -> bool | None:
@@ -238,7 +257,7 @@ def _correlation_figure(data: SteepnessData) -> go.Figure:
 
 def _strata_table(data: SteepnessData) -> str:
     return html_table(
-        ["measure", "metric", "optimizer", "arch", "n", "ρ", "p"],
+        ["measure", "metric", "optimizer", "arch", "settings", "trials", "ρ", "p (unadjusted)"],
         [
             (
                 c.measure,
@@ -246,6 +265,7 @@ def _strata_table(data: SteepnessData) -> str:
                 r["optimizer"],
                 r["arch"],
                 int(r["n"]),
+                int(r["trials"]),
                 f"{r['rho']:+.2f}",
                 f"{r['p']:.2g}",
             )
@@ -281,10 +301,14 @@ def _factor_caption(data: SteepnessData) -> str:
 
 
 def _correlation_caption(data: SteepnessData) -> str:
-    sentences = "; ".join(steepness_sentence(c.measure, data.detection, c.result) for c in data.correlations)
+    tested = sum(np.isfinite(c.p_holm) for c in data.correlations)
+    sentences = "; ".join(
+        steepness_sentence(c.measure, data.detection, c.result, c.p_holm, tested) for c in data.correlations
+    )
     point = data.correlations[0].points.what() if data.correlations else "one finished trial"
     return (
         f"Each point is {point} (collapsed excluded), coloured by its metric · optimizer · "
         f"architecture stratum. LAMP's claim is that a steeper landscape detects anomalies better (ρ > 0) "
-        f"within a setting, so ρ is computed within each stratum (table) and combined. {sentences}."
+        "within a setting, so ρ is computed within each stratum (table) and combined; its unit is the setting "
+        f"(the mean over its seeds), since seeds of one setting are not independent evidence. {sentences}."
     )

@@ -1,0 +1,113 @@
+"""Empirical-Bayes variance moderation (limma's `fitFDist` / `squeezeVar`, Smyth 2004) and t power.
+
+Two or three seeds give each setting a variance on one or two degrees of freedom:
+alone it is useless, pooled over every setting it is wrong as soon as one setting
+is noisier (a near-divergent cell makes every interval wide, or its own comparisons
+falsely significant). The middle way: each setting's variance s² on d degrees of
+freedom is drawn from a scaled inverse-χ² prior (d0, s0²); d0 and s0² are fitted
+across settings by the method of moments on log s², and each setting gets the
+posterior variance (d0 s0² + d s²) / (d0 + d) on d0 + d degrees of freedom. A large
+d0 (the settings' variances agree) is the pooled analysis; a small one lets each
+setting keep its own noise.
+
+The power functions are the exact noncentral t at the level the verdict uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import digamma, nctdtr, polygamma, stdtrit
+
+
+def trigamma_inverse(x: float) -> float:
+    """y with trigamma(y) = x (Newton's method on 1/trigamma, as limma's `trigammaInverse`)."""
+    if x > 1e7:
+        return 1.0 / math.sqrt(x)
+    if x < 1e-6:
+        return 1.0 / x
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = float(polygamma(1, y))
+        step = tri * (1.0 - tri / x) / float(polygamma(2, y))
+        y += step
+        if -step / y < 1e-8:
+            break
+    return y
+
+
+def fit_prior(s2: np.ndarray, df: np.ndarray) -> tuple[float, float]:
+    """(d0, s0²) of the scaled inverse-χ² prior of variances `s2` on `df` degrees of freedom.
+
+    Moments of z = log s² (limma `fitFDist` without covariate): E z = log s0² + ψ(d/2) − log(d/2)
+    + log(d0/2) − ψ(d0/2), Var z = ψ'(d/2) + ψ'(d0/2). d0 = ∞ when the spread of log s² is no more
+    than sampling noise explains (the variances are consistent with one noise level).
+    """
+    ok = np.isfinite(s2) & (df > 1e-8)
+    s2, df = s2[ok], df[ok]
+    if len(s2) < 2:
+        raise ValueError("a variance prior needs at least two variances with degrees of freedom")
+    median = float(np.median(s2))
+    s2 = np.maximum(s2, 1e-5 * median if median > 0 else 1e-300)  # limma's offset away from zero
+    e = np.log(s2) - digamma(df / 2) + np.log(df / 2)
+    emean = float(e.mean())
+    evar = float(((e - emean) ** 2).sum() / (len(e) - 1)) - float(np.mean(polygamma(1, df / 2)))
+    if evar <= 0:
+        return math.inf, math.exp(emean)
+    d0 = 2.0 * trigamma_inverse(evar)
+    return d0, math.exp(emean + float(digamma(d0 / 2)) - math.log(d0 / 2))
+
+
+def satterthwaite(parts: np.ndarray, dfs: np.ndarray) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of independent variance estimates."""
+    parts, dfs = np.asarray(parts, float), np.asarray(dfs, float)
+    keep = parts > 0
+    if not keep.any():
+        return math.inf
+    denominator = float((parts[keep] ** 2 / dfs[keep]).sum())
+    return float(parts[keep].sum() ** 2 / denominator) if denominator > 0 else math.inf
+
+
+def t_power(noncentrality: np.ndarray | float, df: np.ndarray | float, alpha: float) -> np.ndarray:
+    """Power of the two-sided t test at level `alpha` when the true effect is `noncentrality` SEs.
+
+    The exact noncentral t (scipy.special's `nctdtr`: the distribution objects' wrapping costs
+    more than the function, and the calibration simulations call this thousands of times).
+    """
+    crit = stdtrit(df, 1 - alpha / 2)
+    # the far tail of a large noncentrality comes back NaN where it is 0
+    return 1.0 - nctdtr(df, noncentrality, crit) + np.nan_to_num(nctdtr(df, noncentrality, -crit))
+
+
+def detectable_noncentrality(df: np.ndarray, alpha: float, power: float) -> np.ndarray:
+    """The effect, in standard errors, that the two-sided t test at `alpha` detects with `power`.
+
+    One root per distinct df (power rises with the noncentrality, so the bracket is widened until
+    it holds the root); inf where no effect below 1e6 SEs reaches `power`.
+    """
+    df = np.asarray(df, float)
+    distinct, where = np.unique(df, return_inverse=True)
+    roots = np.empty(len(distinct))
+    for i, d in enumerate(distinct):
+        high = float(stdtrit(d, 1 - alpha / 2)) + 5.0
+        while float(t_power(high, d, alpha)) < power and high < 1e6:
+            high *= 4.0
+        gap = lambda nc, d=d: float(t_power(nc, d, alpha)) - power  # noqa: E731
+        roots[i] = brentq(gap, 0.0, high, xtol=1e-7) if gap(high) >= 0 else np.inf
+    return roots[where.reshape(df.shape)]
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm-adjusted p-values (what statsmodels' `multipletests(method="holm")` returns, tests check it).
+
+    Written out because `multipletests` runs `gc.collect()` on every call: about a second in a
+    report process holding a study, which the calibration simulations repeat thousands of times.
+    """
+    p = np.asarray(p, float)
+    order = np.argsort(p, kind="stable")
+    steps = np.maximum.accumulate(np.minimum((len(p) - np.arange(len(p))) * p[order], 1.0))
+    out = np.empty_like(p)
+    out[order] = steps
+    return out

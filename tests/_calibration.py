@@ -1,0 +1,114 @@
+"""Simulated studies whose noise breaks the one-noise-level assumption (issue 20): the calibration harness.
+
+A study here is a value per trial of a fixed grid — metric (mse, ssim) x optimizer
+(adam, sgd) x form (linear, exp) x λ (1, 10, 100), SGD lr twins for λ 10 and 100:
+28 settings, 28 comparisons — drawn as 0.85 + seed effect (σ 0.01, shared by every
+setting of a seed) + the setting's planted shift + noise of the setting's own σ.
+Scenarios set each setting's σ; survivorship removes seeds from settings. The
+values of many studies are drawn at once (numpy), and each study is analysed by
+the report's own code (`reports.stats.fit_codes` + `model_effects`, what
+`amplification_effects` runs after keying the frame), so the rates measured are
+the report's.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from reports.stats import fit_codes, model_effects, setting_keys
+
+BASE_SIGMA = 0.01
+SEED_SIGMA = 0.01
+NOISY = ("mse", "sgd", "exp", 100.0)  # the near-divergent cell
+
+
+def grid(seeds: int = 2) -> pd.DataFrame:
+    """One row per trial: metric, optimizer, arch, amplification, factor, twin_of, seed."""
+    rows = []
+    for metric, opt, seed in itertools.product(("mse", "ssim"), ("adam", "sgd"), range(seeds)):
+        cells = [(form, f, 0.0) for form in ("linear", "exp") for f in (1.0, 10.0, 100.0)]
+        if opt == "sgd":
+            cells += [("linear", 1.0, 10.0), ("linear", 1.0, 100.0)]
+        for form, factor, twin_of in cells:
+            rows.append(
+                dict(metric=metric, optimizer=opt, arch="conv_ae", amplification=form, factor=factor,
+                     twin_of=twin_of, seed=seed)
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cell_of(frame: pd.DataFrame) -> list[tuple]:
+    """(metric, optimizer, form, factor) of each trial; a twin is (metric, optimizer, "twin", twin_of)."""
+    return [
+        (r.metric, r.optimizer, "twin", r.twin_of)
+        if r.twin_of
+        else (r.metric, r.optimizer, r.amplification, r.factor)
+        for r in frame.itertuples()
+    ]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A noise structure: σ of each trial's cell, and which trials are removed (did not finish)."""
+
+    name: str
+    seeds: int
+    sigma: Callable[[tuple], float]  # cell -> noise σ
+    lost: Callable[[tuple, int], bool] = lambda cell, seed: False  # (cell, seed) -> removed
+
+    def frame(self) -> pd.DataFrame:
+        full = grid(self.seeds)
+        keep = [not self.lost(c, s) for c, s in zip(cell_of(full), full["seed"], strict=True)]
+        return full[keep].reset_index(drop=True)
+
+
+SCENARIOS = (
+    Scenario("equal noise", 2, lambda c: BASE_SIGMA),
+    Scenario("one cell 5x noisier", 2, lambda c: BASE_SIGMA * (5 if c == NOISY else 1)),
+    Scenario("sgd cells 6x noisier", 2, lambda c: BASE_SIGMA * (6 if c[1] == "sgd" else 1)),
+    Scenario("3 seeds, exp λ=100 cells 5x", 3, lambda c: BASE_SIGMA * (5 if c[2:] == ("exp", 100.0) else 1)),
+    Scenario(
+        "survivorship: noisy cells lose a seed",
+        3,
+        lambda c: BASE_SIGMA * (5 if c[2:] == ("exp", 100.0) else 1),
+        lambda c, seed: c[2:] == ("exp", 100.0) and c[1] == "sgd" and seed == 2,
+    ),
+)
+
+
+class Design:
+    """A scenario's trials keyed once; `draw` makes values, `effects` analyses one study's values."""
+
+    def __init__(self, scenario: Scenario):
+        frame, sigma = scenario.frame(), scenario.sigma
+        self.frame = frame
+        codes, names = pd.factorize(setting_keys(frame), sort=True)
+        self.s_code, self.names = codes, [str(n) for n in names]
+        self.d_code = frame["seed"].to_numpy(int)
+        self.cells = cell_of(frame)
+        self.sigma = np.array([sigma(c) for c in self.cells])
+        full = grid(scenario.seeds)
+        gone = [scenario.lost(c, s) for c, s in zip(cell_of(full), full["seed"], strict=True)]
+        self.unstable = frozenset(setting_keys(full[gone]))  # settings that lost a seed, as the report knows
+
+    def draw(
+        self, rng: np.random.Generator, studies: int, shifts: dict[tuple, float] | None = None
+    ) -> np.ndarray:
+        """studies x trials values: 0.85 + seed effect + planted shift + the cell's noise."""
+        seed = rng.normal(0, SEED_SIGMA, (studies, self.d_code.max() + 1))[:, self.d_code]
+        shift = np.array([(shifts or {}).get(c, 0.0) for c in self.cells])
+        return 0.85 + seed + shift + rng.normal(0, 1, (studies, len(self.cells))) * self.sigma
+
+    def effects(self, y: np.ndarray) -> pd.DataFrame:
+        return model_effects(fit_codes(self.s_code, self.names, self.d_code, y, self.unstable))
+
+
+def any_verdict_rate(design: Design, values: np.ndarray) -> tuple[int, int]:
+    """(studies with any gain or harm verdict, studies)."""
+    hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
+    return hits, len(values)
