@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import beta
 
 from reports.stats import fit_codes, model_effects, setting_keys
 
@@ -61,11 +62,6 @@ class Scenario:
     sigma: Callable[[tuple], float]  # cell -> noise σ
     lost: Callable[[tuple, int], bool] = lambda cell, seed: False  # (cell, seed) -> removed
 
-    def frame(self) -> pd.DataFrame:
-        full = grid(self.seeds)
-        keep = [not self.lost(c, s) for c, s in zip(cell_of(full), full["seed"], strict=True)]
-        return full[keep].reset_index(drop=True)
-
 
 SCENARIOS = (
     Scenario("equal noise", 2, lambda c: BASE_SIGMA),
@@ -82,25 +78,32 @@ SCENARIOS = (
 
 
 class Design:
-    """A scenario's trials keyed once; `draw` makes values, `effects` analyses one study's values."""
+    """A study's trials keyed once; `draw` makes values, `effects` analyses one study's values."""
 
-    def __init__(self, scenario: Scenario):
-        frame, sigma = scenario.frame(), scenario.sigma
+    def __init__(self, frame: pd.DataFrame, sigma: np.ndarray, unstable: frozenset[str] = frozenset()):
+        """`frame`: one row per finished trial (setting columns, seed); `sigma`: each trial's noise σ;
+        `unstable`: settings that lost seeds, as the report would know them."""
         self.frame = frame
         codes, names = pd.factorize(setting_keys(frame), sort=True)
         self.s_code, self.names = codes, [str(n) for n in names]
-        self.d_code = frame["seed"].to_numpy(int)
+        self.d_code = pd.factorize(frame["seed"], sort=True)[0]
         self.cells = cell_of(frame)
-        self.sigma = np.array([sigma(c) for c in self.cells])
+        self.sigma = np.asarray(sigma, float)
+        self.unstable = unstable
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> Design:
+        """The grid of a scenario, its seeds removed where the scenario loses them."""
         full = grid(scenario.seeds)
-        gone = [scenario.lost(c, s) for c, s in zip(cell_of(full), full["seed"], strict=True)]
-        self.unstable = frozenset(setting_keys(full[gone]))  # settings that lost a seed, as the report knows
+        gone = np.array([scenario.lost(c, s) for c, s in zip(cell_of(full), full["seed"], strict=True)])
+        frame = full[~gone].reset_index(drop=True)
+        return cls(frame, [scenario.sigma(c) for c in cell_of(frame)], frozenset(setting_keys(full[gone])))
 
     def draw(
         self, rng: np.random.Generator, studies: int, shifts: dict[tuple, float] | None = None
     ) -> np.ndarray:
         """studies x trials values: 0.85 + seed effect + planted shift + the cell's noise."""
-        seed = rng.normal(0, SEED_SIGMA, (studies, self.d_code.max() + 1))[:, self.d_code]
+        seed = rng.normal(0, SEED_SIGMA, (studies, int(self.d_code.max()) + 1))[:, self.d_code]
         shift = np.array([(shifts or {}).get(c, 0.0) for c in self.cells])
         return 0.85 + seed + shift + rng.normal(0, 1, (studies, len(self.cells))) * self.sigma
 
@@ -112,3 +115,8 @@ def any_verdict_rate(design: Design, values: np.ndarray) -> tuple[int, int]:
     """(studies with any gain or harm verdict, studies)."""
     hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
     return hits, len(values)
+
+
+def rate_bound(hits: int, n: int, level: float = 0.99) -> float:
+    """One-sided Clopper–Pearson upper bound of a binomial rate."""
+    return float(beta.ppf(level, hits + 1, n - hits)) if hits < n else 1.0

@@ -1,16 +1,20 @@
-"""Effects from one linear model: planted truths are found, null studies rarely declare a gain."""
+"""Effects from one linear model: planted truths are found; null studies whose noise breaks the
+one-noise-level assumption rarely give any verdict; intervals, power and survivorship say what the verdict used."""
 
 from __future__ import annotations
 
-import gc
 import itertools
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binom
+import pytest
+from statsmodels.stats.multitest import multipletests
 
+from reports.moderation import fit_prior, holm
+from reports.rank import stratified_spearman
 from reports.stats import amplification_effects
 from reports.verdicts import verdict_sentence
+from tests._calibration import SCENARIOS, Design, rate_bound
 
 
 def _study(
@@ -69,7 +73,8 @@ def test_a_pure_learning_rate_effect_is_a_gain_that_its_twin_matches() -> None:
     same = _row(eff, metric="mse", optimizer="sgd", kind="vs_twin", factor=100.0)
     assert same["verdict"] == "not detectable"
     sentence = verdict_sentence(same)
-    assert "interval is ±" in sentence and "seeds would detect an effect of" in sentence
+    assert "family-wise interval [" in sentence and "seeds would detect an effect of" in sentence
+    assert f"with 80% power at α/{len(eff)}" in sentence
 
 
 def test_an_optimizer_interaction_is_reported_per_optimizer_not_averaged() -> None:
@@ -77,19 +82,6 @@ def test_an_optimizer_interaction_is_reported_per_optimizer_not_averaged() -> No
     eff = amplification_effects(_study(np.random.default_rng(2), planted))
     assert _row(eff, metric="mse", optimizer="sgd", kind="gain", factor=10.0)["verdict"] == "gain"
     assert _row(eff, metric="mse", optimizer="adam", kind="gain", factor=10.0)["verdict"] == "harm"
-
-
-def test_null_studies_rarely_declare_a_gain() -> None:
-    """Holm controls the family-wise error: <= 5% of null studies declare any gain, + binomial tolerance."""
-    rng = np.random.default_rng(123)
-    n = 120
-    # statsmodels' Holm path calls gc.collect(); freezing the test process's heap keeps each call cheap
-    gc.freeze()
-    try:
-        declared = sum((amplification_effects(_study(rng, {}))["verdict"] == "gain").any() for _ in range(n))
-    finally:
-        gc.unfreeze()
-    assert declared <= binom.ppf(0.99, n, 0.05), declared
 
 
 def test_no_finished_trials_give_no_comparison_not_an_error() -> None:
@@ -101,18 +93,19 @@ def test_no_finished_trials_give_no_comparison_not_an_error() -> None:
 
 def test_simpson_steepness_confound_across_metrics_is_undone_by_stratifying() -> None:
     """Within each metric steeper is worse; ssim is both steeper and better: pooled rho says the opposite."""
-    from reports.stats import stratified_spearman
-
     rng = np.random.default_rng(5)
     rows = []
     for metric, (s0, a0) in {"mse": (1.0, 0.80), "ssim": (10.0, 0.95)}.items():
-        for i in range(12):
+        for i, seed in itertools.product(range(12), range(2)):
             sharp = s0 + 0.5 * i + rng.normal(0, 0.05)
             rows.append(
                 dict(
                     metric=metric,
                     optimizer="sgd",
                     arch="conv_ae",
+                    amplification="exp",
+                    factor=float(i + 1),
+                    seed=seed,
                     sharpness=sharp,
                     auroc=a0 - 0.004 * i + rng.normal(0, 0.001),
                 )
@@ -122,6 +115,7 @@ def test_simpson_steepness_confound_across_metrics_is_undone_by_stratifying() ->
     assert result.pooled_rho > 0.5
     assert result.combined_rho < -0.8 and result.combined_p < 0.01
     assert set(result.per_stratum["metric"]) == {"mse", "ssim"} and (result.per_stratum["rho"] < 0).all()
+    assert (result.per_stratum["n"] == 12).all() and (result.per_stratum["trials"] == 24).all()  # settings
 
 
 def test_another_varied_param_is_part_of_the_stratum_never_averaged() -> None:
@@ -147,3 +141,120 @@ def test_another_varied_param_is_part_of_the_stratum_never_averaged() -> None:
     assert "mse · sgd · conv_ae · lr=0.01 · exp λ=10" in verdict_sentence(
         _row(eff, other="lr=0.01", kind="gain")
     )
+
+
+# --- calibration under nulls that break the one-noise-level assumption (issue 20) ---------------
+
+STUDIES = 1000  # per scenario: the binomial 99% upper bound of a 5% rate is then about 6.6%
+# measured with this seed (bench/RESULTS.md, issue 20): rates whose bound exceeds 7% are known gaps
+KNOWN_GAPS = {
+    "one cell 5x noisier": "a 5x cell among 28 on 1 df each looks quiet 1 time in 3 (chi2_1); measured ~9%",
+    "3 seeds, exp λ=100 cells 5x": "4 noisy cells of 28 on 2 df each are often not told apart; measured ~14%",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
+def test_null_studies_rarely_give_any_verdict(scenario, request) -> None:
+    """No true effect anywhere: the share of studies with any gain or harm, 99% upper bound <= 7%."""
+    if scenario.name in KNOWN_GAPS:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[scenario.name]))
+    design = Design.of(scenario)
+    values = design.draw(np.random.default_rng(20), STUDIES)
+    hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
+    assert rate_bound(hits, STUDIES) <= 0.07, (hits, STUDIES)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="measured 60-66%: the variance floor makes the verdict more conservative "
+                   "than the noncentral t of its stated power (docs/statistics.md)")  # fmt: skip
+@pytest.mark.parametrize("scenario", [SCENARIOS[0], SCENARIOS[2]], ids=lambda s: s.name)
+def test_the_stated_detectable_effect_is_detected_with_80_percent_power(scenario) -> None:
+    """Plant, in a fresh study of the same design, the effect a study says its seeds detect with 80% power."""
+    design, rng, cell = Design.of(scenario), np.random.default_rng(21), ("mse", "sgd", "exp", 10.0)
+    pick = dict(metric="mse", optimizer="sgd", amplification="exp", factor=10.0, kind="gain")
+    hits = 0
+    for y in design.draw(rng, STUDIES):
+        stated = _row(design.effects(y), **pick)["detectable"]
+        hits += _row(design.effects(design.draw(rng, 1, {cell: stated})[0]), **pick)["verdict"] == "gain"
+    assert 0.75 <= hits / STUDIES <= 0.85, hits
+
+
+def test_intervals_power_and_verdicts_agree_in_every_simulated_study() -> None:
+    """Family-wise interval excludes 0 => gain/harm; power at alpha/m; seeds needed capped."""
+    for scenario in SCENARIOS:
+        design = Design.of(scenario)
+        for y in design.draw(np.random.default_rng(22), 12):
+            eff = design.effects(y)
+            excludes = (eff["ci_low"] > 0) | (eff["ci_high"] < 0)
+            assert (eff.loc[excludes, "verdict"] != "not detectable").all()
+            assert (eff["ci_high"] - eff["ci_low"] >= eff["ci_unadj_high"] - eff["ci_unadj_low"]).all()
+            assert ((eff["seeds_needed"] <= 100) | np.isinf(eff["seeds_needed"])).all()
+            assert (eff["family"] == len(eff)).all()
+            for _, row in eff[eff["verdict"] == "not detectable"].iterrows():
+                sentence = verdict_sentence(row)
+                unadjusted = row["ci_unadj_low"] > 0 or row["ci_unadj_high"] < 0
+                assert ("comparisons were tested" in sentence) == unadjusted
+                assert ("> 100 seeds" in sentence) == (not np.isfinite(row["seeds_needed"]))
+
+
+def test_holm_is_statsmodels_holm() -> None:
+    p = np.random.default_rng(3).uniform(0, 0.2, 40) ** 2
+    assert np.allclose(holm(p), multipletests(p, method="holm")[1])
+
+
+def test_the_variance_prior_is_recovered_and_equal_noise_gives_an_infinite_prior() -> None:
+    """s² = s0² d0 / chi2_d0 scaled by chi2_d / d: the moment fit finds d0 and s0² (limma fitFDist)."""
+    rng = np.random.default_rng(4)
+    true = 0.01 * 4 / rng.chisquare(4, 4000)  # a prior with d0 = 4, s0² = 0.01
+    s2 = true * rng.chisquare(2, 4000) / 2
+    d0, s02 = fit_prior(s2, np.full(4000, 2.0))
+    assert 3.0 < d0 < 5.5 and 0.008 < s02 < 0.012
+    d0, s02 = fit_prior(0.01 * rng.chisquare(2, 4000) / 2, np.full(4000, 2.0))
+    assert d0 > 50 and 0.009 < s02 < 0.011
+
+
+def test_a_comparison_says_which_seeds_it_lost_and_what_it_conditions_on() -> None:
+    data = _study(np.random.default_rng(8), {}, seeds=3)
+    gone = (
+        (data.optimizer == "sgd") & (data.amplification == "exp") & (data.factor == 100.0) & (data.seed == 2)
+    )
+    lost = data[gone & (data.metric == "mse")].assign(status="diverged")
+    lost = pd.concat([lost, data[gone & (data.metric == "ssim")].assign(status="collapsed")])
+    eff = amplification_effects(data[~gone], lost=lost.drop(columns="auroc"))
+    row = _row(eff, metric="mse", optimizer="sgd", kind="gain", factor=100.0)
+    assert row["n_seeds"] == 2 and row["lost"] == "1 of 3 seeds diverged in the amplified setting"
+    assert "1 of 3 seeds diverged in the amplified setting: the comparison uses the seeds that finished" in (
+        verdict_sentence(row)
+    )
+    assert _row(eff, metric="ssim", optimizer="sgd", kind="vs_twin", factor=100.0)["lost"].startswith(
+        "1 of 3 seeds collapsed"
+    )
+    assert (eff[eff["factor"] != 100.0]["lost"] == "").all()
+
+
+def _setting_null(rng: np.random.Generator, seeds: int) -> pd.DataFrame:
+    """Steepness and AUROC independent at the setting level; a setting's seeds share both (plus noise)."""
+    rows = []
+    for metric, opt in itertools.product(("mse", "ssim"), ("adam", "sgd")):
+        for form, factor in itertools.product(("linear", "exp"), (1.0, 10.0, 100.0)):
+            sharp, auroc = rng.lognormal(0, 1), rng.normal(0.85, 0.03)
+            for seed in range(seeds):
+                rows.append(
+                    dict(metric=metric, optimizer=opt, arch="conv_ae", amplification=form, factor=factor,
+                         seed=seed, twin_of=0.0, sharpness=sharp * rng.lognormal(0, 0.1),
+                         auroc=auroc + rng.normal(0, 0.005))
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [2, 3])
+def test_stratified_rho_is_calibrated_under_a_setting_level_null(seeds: int) -> None:
+    """Trial-level Fisher z counts seeds as independent points (16-21% at 0.05); settings permuted within
+    strata are exact: the rate is consistent with 5% (no more hits than the binomial 99% quantile)."""
+    rng, n = np.random.default_rng(30 + seeds), 400
+    hits = sum(
+        stratified_spearman(_setting_null(rng, seeds), permutations=499).combined_p < 0.05 for _ in range(n)
+    )
+    assert rate_bound(hits, n) <= 0.07, hits
