@@ -32,12 +32,12 @@ from typing import Any
 import mlflow.pyfunc
 
 from study.core.config import TrialConfig
-from study.core.vocab import MODEL_ARTIFACT
+from study.core.vocab import LANDSCAPE_FILE, MODEL_ARTIFACT, SCORES_FILE
 from study.serving.scorer import pyfunc_arguments, write_weights
 from study.spec import load_spec
 from study.tracking import StudyTracker, set_quiet_mlflow_env
 from study.tracking.runs import _log_result_files
-from study.trial import LANDSCAPE_FILE, SCORES_FILE, run_trial
+from study.trial import run_trial
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml"
 

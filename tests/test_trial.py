@@ -104,10 +104,10 @@ def test_saved_result_files_are_what_the_driver_logs_and_scores_with(
 ) -> None:
     """`save` writes the files the MLflow callback reads; the scorer rebuilt from the weights folder
     the driver logs scores images as the trial's own model does."""
+    from study.core.vocab import RESULT_FILE, SCORES_FILE
     from study.serving.scorer import load_scorer, write_weights
     from study.training.evaluate import anomaly_scores
     from study.training.losses import get_metric
-    from study.trial import RESULT_FILE, SCORES_FILE
 
     finished.save(tmp_path)
     summary = json.loads((tmp_path / RESULT_FILE).read_text())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from study.trial.collapse import CollapseCheck, measure_collapse
 from study.trial.run import (
+    VAL_FRACTION,
     TrialResult,
     diverged_metrics,
     evaluation_split,
@@ -19,6 +20,7 @@ from study.trial.run import (
 )
 
 __all__ = [
+    "VAL_FRACTION",
     "CollapseCheck",
     "TrialResult",
     "diverged_metrics",

@@ -1,7 +1,7 @@
 """One LAMP trial end to end: data, model, training, detection, steepness, label-free.
 
 `run_trial(config) -> TrialResult` is the unit of work of a study. It knows
-nothing of Ray or MLflow: Ray Tune is one executor of it (study/runner.py), a
+nothing of Ray or MLflow: Ray Tune is one executor of it (study/runner/), a
 plain loop is another (bench/), and the `lamp-study trial` command a third.
 
 Contract of a result: `status` is `finished`, `collapsed` or `diverged`; a
