@@ -16,6 +16,7 @@ from typing import Any
 
 from study.cli.trial_args import add_trial_args, trial_config_from_args
 from study.core.errors import LampError
+from study.core.vocab import TrialStatus
 from study.tracking import set_quiet_mlflow_env
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -54,7 +55,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status in ("finished", "collapsed"):
+    if result.status in (TrialStatus.FINISHED, TrialStatus.COLLAPSED):
         summary = (
             f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
@@ -105,7 +106,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         extend=args.extend,
     )
     print(json.dumps(summary, indent=1))
-    return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
+    return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -119,7 +120,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
     )
     print(json.dumps(summary, indent=1))
-    return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
+    return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
 
 
 def cmd_register(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta, spearmanr
 
-from study.core.vocab import FAMILY_NAMES, MEAN_METRIC, UNLABELLED_METRIC, family_metric
+from study.core.vocab import FAMILY_NAMES, MEAN_METRIC, UNLABELLED_METRIC, TrialStatus, family_metric
 from study.selection.pool import pool_informative
 
 # Per-trial label-free metrics and whether higher is better.
@@ -68,7 +68,7 @@ def family_columns(frame: Frame) -> list[str]:
 
 def rankable(frame: Frame) -> Frame:
     """Finished trials only: diverged, failed, collapsed or pruned trials are never picked."""
-    return frame[frame["status"] == "finished"]
+    return frame[frame["status"] == TrialStatus.FINISHED.value]
 
 
 def _rank_matrix(frame: Frame) -> pd.DataFrame:

@@ -26,7 +26,15 @@ from typing import Any
 
 from study.core.errors import LampError
 from study.core.metrics import mode_of
-from study.core.vocab import MODEL_ARTIFACT, PARENT_TAG, ROLE_TAG, SPEC_HASH_TAG, STATUS_TAG, TRIAL_ID_TAG
+from study.core.vocab import (
+    MODEL_ARTIFACT,
+    PARENT_TAG,
+    ROLE_TAG,
+    SPEC_HASH_TAG,
+    STATUS_TAG,
+    TRIAL_ID_TAG,
+    TrialStatus,
+)
 from study.tracking.store import check_tracking_uri
 
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
@@ -73,7 +81,7 @@ def best_trial(
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
     if metric in SELECTED_ON_VALIDATION:
         metric = f"val_{metric}"
-    statuses = ("finished", "collapsed") if allow_collapsed else ("finished",)
+    statuses = (TrialStatus.FINISHED, TrialStatus.COLLAPSED) if allow_collapsed else (TrialStatus.FINISHED,)
     children = client.search_runs(
         [exp.experiment_id],
         filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
@@ -86,7 +94,7 @@ def best_trial(
         if r.data.tags.get(STATUS_TAG) in statuses and math.isfinite(r.data.metrics.get(metric, math.nan))
     ]
     if not runs:
-        collapsed = [r for r in children if r.data.tags.get(STATUS_TAG) == "collapsed"]
+        collapsed = [r for r in children if r.data.tags.get(STATUS_TAG) == TrialStatus.COLLAPSED]
         hint = (
             f"; {len(collapsed)} collapsed trial(s) (output independent of input) were left out, "
             "pass --allow-collapsed to consider them"

@@ -177,7 +177,9 @@ class TrialRuns:
                 self.client,
                 run_id,
                 batch,
-                tags=[RunTag(k, v) for k, v in run_tags.items() if v],
+                tags=[
+                    RunTag(k, str(v)) for k, v in run_tags.items() if v
+                ],  # str: a TrialStatus as its plain string
                 params=params,
             )
             if result_dir is not None:
