@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
-from reports.stats import fit_codes, model_effects, setting_keys
+from reports.stats.effects import fit_codes, model_effects, setting_keys
 
 BASE_SIGMA = 0.01
 SEED_SIGMA = 0.01

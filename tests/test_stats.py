@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from reports.moderation import fit_prior, holm
-from reports.rank import stratified_spearman
-from reports.stats import amplification_effects
-from reports.verdicts import verdict_sentence
+from reports.render.verdicts import verdict_sentence
+from reports.stats.effects import amplification_effects
+from reports.stats.moderation import fit_prior, holm
+from reports.stats.rank import stratified_spearman
 from tests._calibration import SCENARIOS, Design, rate_bound
 
 

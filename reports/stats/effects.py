@@ -1,0 +1,400 @@
+"""Amplification effects from one linear model over all trials, with family-wise control.
+
+Per-cell t-tests on 2 seeds have 1 degree of freedom (intervals of ±0.1 AUROC)
+and pooled averages hide interactions. Instead, one OLS over every finished
+trial:
+
+    value ~ C(setting) + C(seed)
+
+`setting` is a full configuration (metric, optimizer, arch, amplification,
+factor; an lr twin is its own setting), `seed` a block, so comparisons are
+paired by seed. One noise level for every setting is wrong both ways (a
+near-divergent setting widens every interval, or gets false verdicts of its
+own), so each setting's seed variance is moderated toward a prior fitted
+across settings (empirical Bayes, limma's moderated t: `reports.moderation`,
+docs/statistics.md). Each comparison is a contrast of two setting effects
+within one metric × optimizer × arch stratum, never an average over a
+stratum dimension:
+
+- `gain`: amplified setting − its baseline (linear, λ = 1) in the same stratum;
+- `vs_twin`: amplified − its effective-learning-rate twin (SGD only; under Adam
+  the baseline already is the twin).
+
+The family of all m comparisons is Holm-corrected (family-wise error control,
+valid under any dependence). Verdicts:
+`gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable`. The
+interval shown is family-wise (Bonferroni, 1 − alpha/m), so one that excludes 0
+always sits beside a gain or harm; the power figures (the effect n seeds detect
+with 80% power, the seeds the estimate would need) are the exact noncentral t
+at alpha/m with the comparison's own standard error and df. A comparison whose
+settings lost seeds (diverged, collapsed) says so (`reports.survival`).
+
+The sentences stating these statistics are written in `reports.render.verdicts` only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import t
+
+from reports.stats.moderation import detectable_noncentrality, fit_prior, holm, satterthwaite, t_power
+from reports.stats.survival import Losses, losses_by_setting, lost_note
+from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
+
+STRATUM = ("metric", "optimizer", "arch")
+POWER = 0.8
+
+
+def setting_of(row: Mapping[str, Any], extra: tuple[str, ...] = ()) -> str:
+    """`metric|optimizer|arch[|k=v ...]|form|factor`; a twin (linear, λ 1, lr x twin_of) is `...|twin|twin_of`.
+
+    `extra` names the other params the study varies (lr, width, ...): each is part of the stratum, so
+    no comparison averages over it. A twin's lr is keyed by the lr it matches (lr / twin_of).
+    """
+    twin = bool(row.get("twin_of", 0)) and row["twin_of"] > 0
+    factor = float(row["twin_of"]) if twin else float(row["factor"])
+    others = [f"{k}={_base_value(row, k, twin):.6g}" if _numeric(row[k]) else f"{k}={row[k]}" for k in extra]
+    return "|".join(
+        [*(str(row[k]) for k in STRATUM), *others, "twin" if twin else row["amplification"], f"{factor:g}"]
+    )
+
+
+def setting_keys(trials: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.Series:
+    """`setting_of` of every row, positionally (a fresh index)."""
+    # records, not DataFrame.apply or iterrows: apply turns an empty frame 2-D, iterrows is slow
+    keyed = trials[
+        [
+            c
+            for c in dict.fromkeys((*STRATUM, *extra, "twin_of", "amplification", "factor", "lr"))
+            if c in trials
+        ]
+    ]
+    return pd.Series([setting_of(r, extra) for r in keyed.to_dict("records")], dtype=object)
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _base_value(row: Mapping[str, Any], key: str, twin: bool) -> float:
+    return float(row[key]) / float(row["twin_of"]) if key == "lr" and twin else float(row[key])
+
+
+def partners(row: pd.Series) -> tuple[str, str, str]:
+    """(amplified, baseline, twin) setting keys of an `amplification_effects` row."""
+    stratum = "|".join([*(str(row[k]) for k in STRATUM), *([row["other"]] if row["other"] else [])])
+    return (
+        f"{stratum}|{row['amplification']}|{row['factor']:g}",
+        f"{stratum}|linear|1",
+        f"{stratum}|twin|{row['factor']:g}",
+    )
+
+
+EFFECT_COLUMNS = [
+    "metric",
+    "optimizer",
+    "arch",
+    "other",  # the other varied params of the stratum, `k=v|k=v` ("" when none)
+    "kind",
+    "amplification",
+    "factor",
+    "estimate",
+    "se",  # from the two settings' moderated variances (and the seed effects')
+    "df",  # Welch–Satterthwaite over the moderated dfs
+    "ci_low",  # family-wise interval: Bonferroni 1 - alpha/m over the m comparisons of the Holm family
+    "ci_high",
+    "ci_unadj_low",  # the comparison's own 1 - alpha interval, unadjusted
+    "ci_unadj_high",
+    "p",
+    "p_holm",
+    "verdict",
+    "n_seeds",
+    "family",  # m, the comparisons Holm corrects over
+    "detectable",  # the effect n_seeds detect with 80% power at alpha/m (exact noncentral t)
+    "seeds_needed",  # seeds the estimate needs for that power at alpha/m; inf beyond MAX_SEEDS
+    "lost",  # "1 of 2 seeds diverged in the amplified setting" ("" when every seed finished)
+    "prior_df",  # d0 of the variance prior the comparisons used (inf: one pooled noise level)
+]
+
+
+@dataclass(frozen=True)
+class SettingModel:
+    """The fitted `value ~ C(setting) + C(seed)`, each setting's moderated noise, and contrasts.
+
+    Solved by blocks, not as one dense least-squares problem: the setting block of XᵀX is the
+    diagonal of trial counts, so the seed effects come from the small Schur complement
+    M = DᵀD − DᵀS N⁻¹ SᵀD (seeds − 1 square) and the setting means from them. The estimates are
+    those of the dense OLS (statsmodels, tests/test_report_scale.py); a 13,000-trial study with
+    1,458 settings takes milliseconds. Each setting's residual variance (its seed spread once the
+    seed effects are removed, on its share of the residual degrees of freedom) is moderated toward
+    a prior fitted across settings (`reports.moderation`); a contrast's variance adds the two
+    settings' moderated variances and that of the seed effects it leans on (Welch–Satterthwaite df).
+    """
+
+    settings: frozenset[str]
+    seeds: dict[str, int]  # setting -> distinct seeds it finished on
+    scale: float  # pooled residual variance σ² (RSS / df_resid), the one-noise-level estimate
+    df_resid: float
+    prior_df: float  # d0 of the variance prior: inf when the settings share one noise level
+    prior_var: float  # s0²
+    _index: dict[str, int]  # setting -> row of the arrays below
+    _effect: np.ndarray  # setting effect (seed effects removed), one per setting
+    _count: np.ndarray  # trials per setting
+    _cross: np.ndarray  # settings x (seeds but the first): trials of that setting on that seed
+    _var: np.ndarray  # moderated residual variance of each setting
+    _df: np.ndarray  # its degrees of freedom (d0 + the setting's own, at most its group's residual df)
+    _df_cap: np.ndarray  # the residual df of its optimizer's settings: no contrast of them has more
+    _seed_cov: np.ndarray  # covariance of the seed effects under those variances
+
+    def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, float]:
+        """a - b: estimate, se, df, ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller)."""
+        i, j = self._index[a], self._index[b]
+        estimate = float(self._effect[i] - self._effect[j])
+        w = self._cross[i] / self._count[i] - self._cross[j] / self._count[j]
+        parts = np.array(
+            [self._var[i] / self._count[i], self._var[j] / self._count[j], float(w @ self._seed_cov @ w)]
+        )
+        se = math.sqrt(parts.sum()) if i != j else 0.0
+        df = min(
+            satterthwaite(parts, np.array([self._df[i], self._df[j], self.df_resid])),
+            self._df_cap[i],
+            self._df_cap[j],
+        )
+        half = float(t.ppf(1 - alpha / 2, df)) * se
+        p = float(2 * t.sf(abs(estimate) / se, df)) if se > 0 else math.nan
+        return dict(
+            estimate=estimate,
+            se=se,
+            df=df,
+            ci_low=estimate - half,
+            ci_high=estimate + half,
+            p=p,
+            n_seeds=int(min(self.seeds[a], self.seeds[b])),
+        )
+
+
+def fit_settings(
+    trials: pd.DataFrame,
+    value: str = "auroc",
+    extra: tuple[str, ...] = (),
+    unstable: frozenset[str] = frozenset(),
+) -> SettingModel | None:
+    """OLS of `value` on setting and seed over `trials`; None when it has no residual degree of freedom.
+
+    `trials` holds finished trials only (collapsed, diverged, failed excluded by the caller) with
+    columns metric, optimizer, arch, amplification, factor, seed, twin_of, `extra` and `value`.
+    """
+    df = trials[trials[value].notna()]
+    setting = setting_keys(df, extra)
+    seed = pd.Series(df["seed"].astype(str).to_numpy(), dtype=object)
+    if setting.nunique() < 2 or len(df) <= setting.nunique() + seed.nunique() - 1:
+        return None
+    s_code, s_names = pd.factorize(setting, sort=True)
+    d_code, _ = pd.factorize(seed, sort=True)
+    return fit_codes(s_code, [str(s) for s in s_names], d_code, df[value].to_numpy(float), unstable)
+
+
+def fit_codes(
+    s_code: np.ndarray,
+    names: list[str],
+    d_code: np.ndarray,
+    y: np.ndarray,
+    unstable: frozenset[str] = frozenset(),
+) -> SettingModel:
+    """The setting model from integer setting and seed codes (`fit_settings` without the frame).
+
+    `unstable`: settings that lost seeds (their noise is taken as their optimizer's largest).
+    """
+    p, k = len(names), int(d_code.max()) + 1
+    count = np.bincount(s_code, minlength=p).astype(float)
+    cells = np.zeros((p, k))
+    np.add.at(cells, (s_code, d_code), 1.0)
+    cross = cells[:, 1:]  # SᵀD, the first seed is the reference level
+    sum_s = np.bincount(s_code, weights=y, minlength=p)
+    sum_d = np.bincount(d_code, weights=y, minlength=k)[1:]
+    schur = np.diag(cells.sum(axis=0)[1:]) - cross.T @ (cross / count[:, None])
+    schur_pinv = np.linalg.pinv(schur) if k > 1 else np.zeros((0, 0))
+    gamma = schur_pinv @ (sum_d - cross.T @ (sum_s / count)) if k > 1 else np.zeros(0)
+    effect = (sum_s - cross @ gamma) / count
+    rss = np.bincount(s_code, weights=(y - effect[s_code] - np.r_[0.0, gamma][d_code]) ** 2, minlength=p)
+    # each setting's share of the residual df: its trials minus their leverages (1/n + seed part)
+    seed_leverage = cross @ np.diag(schur_pinv) - ((cross @ schur_pinv) * cross).sum(axis=1) / count
+    own_df = np.clip(count - 1.0 - seed_leverage, 0.0, None)
+    df_resid = float(len(y) - p - (np.linalg.matrix_rank(schur) if k > 1 else 0))
+    scale = float(rss.sum() / df_resid)
+    optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
+    lost = np.array([n in unstable for n in names])
+    var, dfs, cap, d0, s02 = _moderate(rss, own_df, scale, df_resid, optimizer, lost)
+    spread = np.diag(var @ cross) - cross.T @ (cross * (var / count)[:, None])
+    seeds = pd.Series(d_code).groupby(s_code).nunique()
+    return SettingModel(
+        settings=frozenset(names),
+        seeds={names[i]: int(n) for i, n in seeds.items()},
+        scale=scale,
+        df_resid=df_resid,
+        prior_df=d0,
+        prior_var=s02,
+        _index={name: i for i, name in enumerate(names)},
+        _effect=effect,
+        _count=count,
+        _cross=cross,
+        _var=var,
+        _df=dfs,
+        _df_cap=cap,
+        _seed_cov=schur_pinv @ spread @ schur_pinv if k > 1 else np.zeros((0, 0)),
+    )
+
+
+def _moderate(
+    rss: np.ndarray,
+    own_df: np.ndarray,
+    scale: float,
+    df_resid: float,
+    group: np.ndarray,
+    unstable: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """Moderated variance, df and df cap of each setting, and the prior (d0, s0²) of the largest group.
+
+    Each optimizer (`group`) gets its own prior: SGD and Adam settings differ in noise as a rule,
+    and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. Within a
+    group: fewer than 3 settings with a variance of their own, or variances consistent with one
+    noise level (d0 = ∞), pool the group's seed spread; otherwise limma's posterior variance, its df
+    capped at the group's residual df (the prior is estimated from no more than that). A setting is
+    never moderated below its own spread (seeds that visibly disagree keep that noise), and an
+    `unstable` one (it lost seeds: diverged, collapsed) is taken as noisy as its group's noisiest,
+    since the seeds it lost are the evidence its spread would have shown.
+    """
+    var, dfs, cap = np.full(len(rss), scale), np.full(len(rss), df_resid), np.full(len(rss), df_resid)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
+    priors = []
+    for g in np.unique(group):
+        mine, own = group == g, (group == g) & (own_df > 1e-6)
+        total = float(own_df[mine].sum())
+        if own.sum() < 3 or total <= 0:
+            continue
+        d0, s02 = fit_prior(s2[own], own_df[own])
+        priors.append((int(own.sum()), d0, s02))
+        cap[mine] = total
+        if math.isinf(d0):
+            var[mine], dfs[mine] = rss[mine].sum() / total, total
+        else:
+            var[mine] = (d0 * s02 + rss[mine]) / (d0 + own_df[mine])
+            dfs[mine] = np.minimum(d0 + own_df[mine], total)
+        var[mine & unstable] = max(var[mine].max(), s2[mine].max())
+    var = np.maximum(var, s2)
+    _, d0, s02 = max(priors, default=(0, math.inf, scale))
+    return var, dfs, cap, d0, s02
+
+
+def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> pd.DataFrame:
+    """Every amplified setting against its baseline and, under scale-sensitive optimizers, its lr twin."""
+    rows = []
+    for setting in sorted(model.settings):
+        *stratum, form, factor = setting.split("|")
+        if form == "twin" or (form == "linear" and float(factor) == 1.0):
+            continue
+        pairs = [("gain", "|".join([*stratum, "linear", "1"]))]
+        if stratum[1] in SCALE_SENSITIVE_OPTIMIZERS:  # under Adam the baseline already is the twin
+            pairs.append(("vs_twin", "|".join([*stratum, "twin", factor])))
+        for kind, partner in pairs:
+            if partner in model.settings:
+                c = model.contrast(setting, partner, alpha=alpha)
+                c["ci_unadj_low"], c["ci_unadj_high"] = c.pop("ci_low"), c.pop("ci_high")
+                rows.append(
+                    dict(
+                        zip(STRATUM, stratum[:3], strict=True),
+                        other="|".join(stratum[3:]),
+                        kind=kind,
+                        amplification=form,
+                        factor=float(factor),
+                        lost=lost_note(setting, partner, kind, model.seeds, losses),
+                    )
+                    | c
+                )
+    return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED])
+
+
+_DERIVED = ("ci_low", "ci_high", "p_holm", "verdict", "family", "detectable", "seeds_needed", "prior_df")
+
+
+def _verdicts(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    """Holm-adjusted p, the verdict, the family-wise interval and the power figures of each comparison.
+
+    Everything at the level the verdict uses: Holm rejects no less than Bonferroni at alpha/m, so an
+    interval at 1 - alpha/m that excludes 0 always sits beside a gain or harm, and the power of the
+    stated detectable effect (exact noncentral t at alpha/m, the comparison's own se and df) is a
+    lower bound for Holm's.
+    """
+    m = len(out)
+    out["family"] = m
+    out["p_holm"] = holm(out["p"].to_numpy(float))
+    significant = out["p_holm"] < alpha
+    out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
+    half = t.ppf(1 - alpha / (2 * m), out["df"]) * out["se"]
+    out["ci_low"], out["ci_high"] = out["estimate"] - half, out["estimate"] + half
+    out["detectable"] = detectable_noncentrality(out["df"].to_numpy(float), alpha / m, POWER) * out["se"]
+    out["seeds_needed"] = _seeds_needed(out, alpha / m)
+    return out[EFFECT_COLUMNS]
+
+
+MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
+
+
+def _seeds_needed(out: pd.DataFrame, alpha: float) -> np.ndarray:
+    """Fewest seeds per setting detecting each |estimate| with POWER at `alpha` (inf beyond MAX_SEEDS).
+
+    More seeds shrink the se as sqrt(n / n') and add about one residual df per setting and seed
+    (two settings per contrast); the noise is the moderated one the verdict used. Power rises with
+    n', so a bisection over n' in [n, MAX_SEEDS] finds it.
+    """
+    n = out["n_seeds"].to_numpy(float)
+    effect, se, df = (out[c].to_numpy(float) for c in ("estimate", "se", "df"))
+
+    def enough(more: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nc = np.abs(effect) / (se * np.sqrt(n / more))
+            return t_power(nc, np.maximum(df + 2.0 * (more - n), 1.0), alpha) >= POWER
+
+    low, high = np.maximum(n, 2.0) - 1, np.full(len(n), float(MAX_SEEDS))
+    for _ in range(8):  # 2^8 > MAX_SEEDS: low fails (or is below n), high passes if anything does
+        mid = np.floor((low + high) / 2)
+        ok = enough(mid) & (mid >= n)
+        low, high = np.where(ok, low, mid), np.where(ok, mid, high)
+    return np.where(enough(high), high, np.inf)
+
+
+def amplification_effects(
+    trials: pd.DataFrame,
+    value: str = "auroc",
+    *,
+    alpha: float = 0.05,
+    extra: tuple[str, ...] = (),
+    lost: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per comparison (EFFECT_COLUMNS): stratum, kind, factor, estimate, intervals, Holm p, verdict, power.
+
+    `trials` and `extra` as for `fit_settings`; `lost`: the study's trials that did not finish
+    (diverged, collapsed, failed; columns as `trials` plus `status`), so a comparison says how
+    many seeds it lost. An empty frame (with the columns) when nothing can be compared.
+    """
+    losses = losses_by_setting(setting_keys(lost, extra), lost) if lost is not None else {}
+    model = fit_settings(trials, value, extra, unstable=frozenset(losses))
+    if model is None:
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
+    return model_effects(model, alpha=alpha, losses=losses)
+
+
+def model_effects(model: SettingModel, *, alpha: float = 0.05, losses: Losses | None = None) -> pd.DataFrame:
+    """`amplification_effects` of a fitted model (the calibration simulations refit values, not frames)."""
+    out = _comparisons(model, alpha, losses or {})
+    if out.empty:
+        return pd.DataFrame(columns=EFFECT_COLUMNS)
+    out["prior_df"] = model.prior_df
+    return _verdicts(out, alpha)
