@@ -105,12 +105,11 @@ def test_the_block_solved_setting_model_is_the_dense_ols() -> None:
             if f"C(setting)[T.{setting}]" in names:
                 vec[names.index(f"C(setting)[T.{setting}]")] += sign
         test = fit.t_test(vec)
-        low, high = test.conf_int(alpha=0.05)[0]
         ours = model.contrast(a, b)
-        expected = (float(np.ravel(test.effect)[0]), low, high, float(np.ravel(test.pvalue)[0]))
-        assert (ours["estimate"], ours["ci_low"], ours["ci_high"], ours["p"]) == pytest.approx(
-            expected, rel=1e-7, abs=1e-12
-        )
+        # the estimates are the OLS's; the intervals use each setting's moderated noise (issue 20),
+        # which tests/test_stats.py calibrates by simulation, so only the estimate is compared here
+        assert ours["estimate"] == pytest.approx(float(np.ravel(test.effect)[0]), rel=1e-7, abs=1e-12)
+        assert ours["ci_low"] < ours["estimate"] < ours["ci_high"] and 0.0 <= ours["p"] <= 1.0
 
 
 def test_scatter_points_are_setting_medians_beyond_the_budget() -> None:
