@@ -120,3 +120,11 @@ def any_verdict_rate(design: Design, values: np.ndarray) -> tuple[int, int]:
 def rate_bound(hits: int, n: int, level: float = 0.99) -> float:
     """One-sided Clopper–Pearson upper bound of a binomial rate."""
     return float(beta.ppf(level, hits + 1, n - hits)) if hits < n else 1.0
+
+
+def noise_design(record: dict) -> Design:
+    """The null of a real study from its bench/data/stats_noise_*.json record (bench/stats_calibration.py):
+    its finished trials, each setting at its observed seed spread, its settings that lost seeds."""
+    frame = pd.DataFrame(record["trials"])
+    sigma = [record["settings"][str(k)] for k in setting_keys(frame)]
+    return Design(frame, sigma, frozenset(record["unstable"]))
