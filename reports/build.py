@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from reports.answers import NO_TRIALS, AnswersData, answers_section, extract_answers
 from reports.effects import draw_effects, extract_effects
 from reports.extract import ArtifactLoader, Study, load_study
 from reports.html import render_html
@@ -54,19 +55,26 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
 
 
 def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData, list[Section]]:
-    """Every section of the report, in reading order (only the summary for a study without trials)."""
+    """Every section of the report, in reading order (answers and summary only for a study without trials).
+
+    The answers section states the verdicts of the data the other sections draw, so each is extracted once.
+    """
     summary = extract_summary(study, artifacts)
-    sections = [Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))]
+    summary_section = Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))
     if study.trials.empty:
-        return summary, sections
-    sections += [
+        return summary, [answers_section(AnswersData([NO_TRIALS])), summary_section]
+    effects, lr = extract_effects(study), extract_lr_control(study)
+    steepness, label_free = extract_steepness(study, artifacts), extract_label_free(study)
+    answers = extract_answers(study, summary, effects, lr, steepness, label_free)
+    sections = [
+        answers_section(answers),
+        summary_section,
         Section("sensitivity", "Sensitivity to amplification", draw_sensitivity(extract_sensitivity(study))),
-        Section("effects", "Effects with intervals (one linear model)", draw_effects(extract_effects(study))),
-        Section("lr-control", "Effective-learning-rate control", draw_lr_control(extract_lr_control(study))),
-        Section("steepness", "Landscape steepness", draw_steepness(extract_steepness(study, artifacts))),
+        Section("effects", "Effects with intervals (one linear model)", draw_effects(effects)),
+        Section("lr-control", "Effective-learning-rate control", draw_lr_control(lr)),
+        Section("steepness", "Landscape steepness", draw_steepness(steepness)),
         Section("scores", "Score distributions", draw_scores(extract_scores(study, artifacts))),
     ]
-    label_free = extract_label_free(study)
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
     return summary, sections
