@@ -8,6 +8,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from reports.answers import NO_TRIALS, AnswersData, answers_section, extract_answers
+from reports.drilldown import draw_drilldown, extract_drilldown
 from reports.effects import draw_effects, extract_effects
 from reports.extract import ArtifactLoader, Study, load_study
 from reports.html import render_html
@@ -22,16 +23,20 @@ from reports.summary import SummaryData, banner_html, draw_summary, extract_summ
 DEFAULT_DIR = Path("reports_out")
 
 
-def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None = None) -> Path:
+def build_report(
+    study_name: str, *, tracking_uri: str, out: str | Path | None = None, trials: tuple[str, ...] = ()
+) -> Path:
     """Write the HTML report of one study and return its path.
 
     Args:
         study_name: the study (= MLflow experiment) name.
         tracking_uri: where the study was tracked, e.g. `sqlite:///mlflow.db` or an MLflow server.
         out: output file; default `reports_out/<study_name>.html`.
+        trials: trial (or run) ids whose learning curves and scores the drill-down adds.
 
     Raises:
         reports.extract.StudyNotFoundError: no such study; the message lists the existing ones.
+        reports.drilldown.UnknownTrialError: a listed trial is not in the study.
 
     Example:
         >>> build_report("quickstart", tracking_uri="sqlite:///mlflow.db")  # doctest: +SKIP
@@ -40,7 +45,7 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
     client = MlflowClient(tracking_uri=tracking_uri)
     study = load_study(study_name, tracking_uri=tracking_uri, client=client)
     with tempfile.TemporaryDirectory(prefix="lamp-report-") as tmp:
-        summary, sections = build_sections(study, ArtifactLoader(client, tmp))
+        summary, sections = build_sections(study, ArtifactLoader(client, tmp), trials)
     parent = f", study run {study.parent.run_id}" if study.parent else ""
     page = render_html(
         f"lamp-study report: {study_name}",
@@ -54,7 +59,9 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
     return path
 
 
-def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData, list[Section]]:
+def build_sections(
+    study: Study, artifacts: ArtifactLoader, trials: tuple[str, ...] = ()
+) -> tuple[SummaryData, list[Section]]:
     """Every section of the report, in reading order (answers and summary only for a study without trials).
 
     The answers section states the verdicts of the data the other sections draw, so each is extracted once.
@@ -74,6 +81,9 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
         Section("lr-control", "Effective-learning-rate control", draw_lr_control(lr)),
         Section("steepness", "Landscape steepness", draw_steepness(steepness)),
         Section("scores", "Score distributions", draw_scores(extract_scores(study, artifacts))),
+        Section(
+            "trials", "Per-trial drill-down", draw_drilldown(extract_drilldown(study, artifacts, trials))
+        ),
     ]
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
