@@ -27,7 +27,9 @@ def study_running(name: str, tracking_uri: str, client: MlflowClient | None = No
     client = client or MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        raise StudyNotFoundError(f"no study named {name!r} in {tracking_uri!r}; start it first, then watch it")
+        raise StudyNotFoundError(
+            f"no study named {name!r} in {tracking_uri!r}; start it first, then watch it"
+        )
     runs = client.search_runs(
         [experiment.experiment_id],
         filter_string="tags.`lamp.role` = 'study'",
