@@ -10,6 +10,7 @@ trials on MVTec-style folders) are final metrics already in the study table.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,11 +128,11 @@ def metric_histories(
     rows: list[tuple[str, str, int, float]] = []
     store = sql_store(client)
     if store is not None:
-        query = select(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value).where(
-            SqlMetric.run_uuid.in_(run_ids), SqlMetric.key.in_(keys), SqlMetric.step >= 1
-        )
-        with store.ManagedSessionMaker() as session:
-            rows = [tuple(r) for r in session.execute(query)]
+        query = select(
+            SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan
+        ).where(SqlMetric.run_uuid.in_(run_ids), SqlMetric.key.in_(keys), SqlMetric.step >= 1)
+        with store.ManagedSessionMaker() as session:  # MLflow stores NaN as 0 with is_nan set
+            rows = [(r, k, s, math.nan if nan else v) for r, k, s, v, nan in session.execute(query)]
     else:
         for run_id in run_ids:
             for key in keys:
