@@ -116,7 +116,8 @@ def _amplification(effects: EffectsData) -> list[Answer]:
         if len(gains):
             parts.append(f"helps in {len(gains)} of {len(mine)} settings ({_listed(gains)})")
         if len(harms):
-            parts.append(f"hurts in {len(harms)} of {len(mine)} ({_listed(harms)})")
+            none = "" if len(gains) else f"helps in none of {len(mine)} settings and "
+            parts.append(f"{none}hurts in {len(harms)} of {len(mine)} ({_listed(harms)})")
         head = (
             f"amplification {' and '.join(parts)}"
             if parts
