@@ -256,8 +256,11 @@ def _best_setting_verdict(study: Study, effects: EffectsData) -> str:
     frame, extra = model_frame(study)
     if best is None or effects.effects.empty or frame.empty:
         return ""
+    twin = float(best.get("twin_of", 0.0) or 0.0)
+    if twin > 0:
+        return f"Its setting is an lr twin (linear, λ = 1 at lr × {twin:g}): a larger learning rate, not amplification."
     if str(best.get("amplification")) == "linear" and float(best.get("factor", 1.0)) == 1.0:
-        return "Its setting is un-amplified (a baseline or an lr twin)."
+        return "Its setting is the un-amplified baseline."
     key = setting_of(best, extra)
     for _, row in effects.effects[effects.effects["kind"] == "gain"].iterrows():
         if partners(row)[0] == key:

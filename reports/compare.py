@@ -21,6 +21,7 @@ import pandas as pd
 
 from reports.effects import extract_effects
 from reports.extract import Study, load_study
+from reports.stats import EFFECT_COLUMNS
 from study.errors import LampError
 
 MATCH = ("kind", "metric", "optimizer", "arch", "other", "amplification", "factor")
@@ -114,7 +115,8 @@ def study_effects(ref: StudyRef, *, alpha: float = 0.05) -> StudyEffects:
     seeds = (
         sorted(int(s) for s in study.finished()["seed"].dropna().unique()) if "seed" in study.trials else []
     )
-    return StudyEffects(ref, data.value, data.n_trials, seeds, _dataset(study), data.effects)
+    effects = data.effects if not data.effects.empty else pd.DataFrame(columns=EFFECT_COLUMNS)
+    return StudyEffects(ref, data.value, data.n_trials, seeds, _dataset(study), effects)
 
 
 def _dataset(study: Study) -> str:

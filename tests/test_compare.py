@@ -137,3 +137,12 @@ def test_compare_two_real_tiny_studies_on_two_data_sets(tmp_path: Path, capsys) 
         for _, r in data.cells.iterrows()
     )
     assert f"Matched cells: {len(own[0])};" in text and out.exists()
+
+
+def test_a_study_without_comparisons_leaves_every_cell_unmatched(store) -> None:
+    root, uri = store
+    one_seed = SyntheticGrid(archs=("conv_ae",), metrics=("mse",), seeds=(0,))
+    write_synthetic_study(uri, "single", root / "art-single", grid=one_seed, artifacts="none", n_failed=0)
+    data = extract_compare(parse_refs(["A", "single"], [uri]))
+    assert len(data.studies[1].effects) == 0 and len(data.cells) == len(data.studies[0].effects)
+    assert set(data.cells["agreement"]) == {MISSING}
