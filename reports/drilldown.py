@@ -28,7 +28,7 @@ from reports.scores import ScoresData, draw_scores, histograms_of
 from reports.section import Panel, html_table
 from reports.showcase import Shown, as_shown, pick_baseline_and_best
 from study.errors import LampError
-from study.evaluate import DEFECT_PREFIX
+from study.metrics_meta import DEFECT_PREFIX
 
 CURVES = ("train_base_loss", "train_amp_loss", "val_auroc")  # per-epoch keys, step = epoch (>= 1)
 TITLES = {

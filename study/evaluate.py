@@ -16,6 +16,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
 from study.losses import Metric
+from study.metrics_meta import DEFECT_PREFIX
 
 Tensor = torch.Tensor
 
@@ -71,9 +72,6 @@ def detection_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float
         "score_normal_mean": float(scores[labels == 0].mean()),
         "score_anomalous_mean": float(scores[labels == 1].mean()),
     }
-
-
-DEFECT_PREFIX = "auroc_defect_"
 
 
 def defect_metric_name(group: str) -> str:
