@@ -3,7 +3,7 @@ before and after `--extend`.
 
 Each study is its own MLflow experiment, so MLflow's compare view cannot span
 two. Here each study's comparisons are the rows its own report's effects
-section computes (`reports.effects.extract_effects`: one linear model and one
+section computes (`reports.sections.effects.extract_effects`: one linear model and one
 Holm family per study); rows are matched by their settings (comparison kind,
 metric, optimizer, architecture, the other varied params, form, λ), and each
 matched cell says whether the studies' verdicts agree, disagree (a gain in one,
@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from reports.effects import extract_effects
-from reports.extract import Study, load_study
-from reports.stats import EFFECT_COLUMNS
-from study.errors import LampError
+from reports.sections.effects import extract_effects
+from reports.source.extract import Study, load_study
+from reports.stats.effects import EFFECT_COLUMNS
+from study.core.errors import LampError
 
 MATCH = ("kind", "metric", "optimizer", "arch", "other", "amplification", "factor")
 SHOWN = ("estimate", "ci_low", "ci_high", "verdict", "detectable", "n_seeds")

@@ -1,4 +1,4 @@
-"""The compare page: studies side by side per cell, one self-contained offline HTML file (`reports.html`)."""
+"""The compare page: studies side by side per cell, one self-contained offline HTML file (`reports.render.html`)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from reports.compare import (
     extract_compare,
     study_value,
 )
-from reports.html import render_html
-from reports.section import Panel, Section, html_table
+from reports.render.html import render_html
+from reports.render.section import Panel, Section, html_table
 
 DEFAULT_DIR = Path("reports_out")
 SYMBOLS = {"gain": "circle", "harm": "x", "not detectable": "circle-open"}
@@ -31,7 +31,7 @@ def build_compare(
     """Write the compare page and return its path and the text summary.
 
     Raises:
-        reports.extract.StudyNotFoundError: a study is not in its store (the message lists those that are).
+        reports.source.extract.StudyNotFoundError: a study is not in its store (the message lists those that are).
     """
     data = extract_compare(refs, alpha=alpha)
     title = "lamp-study compare: " + " vs ".join(s.ref.label for s in data.studies)

@@ -17,7 +17,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from reports.build import build_report
-from reports.extract import StudyNotFoundError
+from reports.source.extract import StudyNotFoundError
 
 log = logging.getLogger(__name__)
 

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from reports.answers import extract_answers
 from reports.build import build_report
-from reports.effects import extract_effects
-from reports.extract import ArtifactLoader, load_study
-from reports.labelfree import extract_label_free
-from reports.lr_control import extract_lr_control
-from reports.steepness import extract_steepness
-from reports.summary import extract_summary
+from reports.sections.answers import extract_answers
+from reports.sections.effects import extract_effects
+from reports.sections.labelfree import extract_label_free
+from reports.sections.lr_control import extract_lr_control
+from reports.sections.steepness import extract_steepness
+from reports.sections.summary import extract_summary
+from reports.source.extract import ArtifactLoader, load_study
 from tests._synthetic_study import Planted, SyntheticGrid, write_synthetic_study
 
 GRID = SyntheticGrid(archs=("conv_ae",), metrics=("mse",), seeds=(0, 1, 2))

@@ -23,9 +23,9 @@ from reports.compare import (
     parse_refs,
 )
 from reports.compare_html import build_compare
-from reports.effects import extract_effects
-from reports.extract import load_study
-from study.cli import main
+from reports.sections.effects import extract_effects
+from reports.source.extract import load_study
+from study.cli.main import main
 from tests._synthetic_study import Planted, SyntheticGrid, write_synthetic_study
 from tests.conftest import SPECS, run_small_study
 from tests.test_reports import parse

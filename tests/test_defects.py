@@ -12,10 +12,10 @@ from mlflow.entities import Metric
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from study.config import DataConfig, TrialConfig
+from study.core.config import DataConfig, TrialConfig
 from study.data import load_dataset
-from study.evaluate import defect_aurocs
-from study.trial import run_trial
+from study.training.evaluate import defect_aurocs
+from study.trial.run import run_trial
 
 DEFECTS = {"crack": 6, "Big hole": 6}
 
@@ -89,8 +89,8 @@ def test_trial_logs_one_auroc_per_defect_on_the_test_part(tmp_path: Path) -> Non
 
 def test_report_shows_defects_of_the_best_trial_and_its_baseline(tmp_path: Path) -> None:
     from reports.build import build_report
-    from reports.extract import load_study
-    from reports.showcase import pick_baseline_and_best
+    from reports.sections.showcase import pick_baseline_and_best
+    from reports.source.extract import load_study
     from tests._synthetic_study import SyntheticGrid, write_synthetic_study
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

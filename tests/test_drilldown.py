@@ -10,10 +10,10 @@ import pytest
 from mlflow import MlflowClient
 
 from reports.build import build_report
-from reports.drilldown import CURVES, UnknownTrialError, metric_histories
-from reports.runs import sql_store
+from reports.sections.drilldown import CURVES, UnknownTrialError, metric_histories
+from reports.source.runs import sql_store
 from reports.watch import watch_report
-from study.cli import main
+from study.cli.main import main
 from tests._synthetic_study import SyntheticGrid, write_synthetic_study
 from tests.test_reports import figure, parse, values
 
