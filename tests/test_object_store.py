@@ -102,7 +102,7 @@ def test_a_study_keeps_all_its_state_in_the_bucket_and_artifacts_go_through_the_
             tmp_path, s3.env(),
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
-        summary = json.loads(res.stdout)
+        summary = json.loads(res.stdout[res.stdout.index('{\n "status"') :])  # MLflow prints run links first
         assert summary["storage"] == f"s3://{BUCKET}/e2e/two_trials"
         client = MlflowClient(server.uri)
         parent, runs = children(client, "two_trials")
