@@ -1,15 +1,19 @@
 """An ESTIMATE of lamp_grid's training wall time on one H100, from kernels and FLOPs counted on a CPU.
 
-No GPU has run this code. This script counts, with `torch.profiler` on the
-CPU, the operators (each one GPU kernel launch, roughly) and the FLOPs of one
-steady-state training step of the product's own code: `study.train.train`
-(a solo trial) and `study.packing.run._train_epoch` (a pack of K members, one
-vmapped step). A step is counted as the difference between an epoch of two
-batches and an epoch of one, so first-step set-up and per-epoch work cancel.
+No GPU has run this code. This script counts, on the CPU, the kernels (with
+`torch.profiler`: the aten operators that launch one on a GPU, views and
+metadata left out) and the FLOPs (with `torch.utils.flop_counter`:
+convolutions and matrix products, forward and backward) of one steady-state
+training step of the product's own code: `study.train.train` (a solo trial)
+and `study.packing.run._train_epoch` (a pack of K members, one vmapped step).
+A step is counted as the difference between an epoch of two batches and an
+epoch of one, so first-step set-up and per-epoch work cancel. The solo
+optimiser is built with `foreach=True`, as PyTorch builds it on CUDA.
 
 The step time on an H100 is then estimated as
 
-    t_step = kernels x launch latency + FLOPs / (peak FP32 throughput x efficiency)
+    t_step = kernels x launch latency
+             + (convolution FLOPs / peak TF32 + other FLOPs / peak FP32) / efficiency
 
 (serial: no overlap of launches and compute, so an upper-side figure) with
 these stated figures and sources:
@@ -22,10 +26,11 @@ these stated figures and sources:
 - peak FP32 (non-tensor-core) throughput, PEAK_FP32: 67 TFLOPS, NVIDIA H100
   Tensor Core GPU datasheet, H100 SXM (https://www.nvidia.com/en-us/data-center/h100/);
   TF32 tensor cores give 494.7 TFLOPS dense (989 with sparsity), BF16 989.5 dense.
-  lamp_grid trains in fp32 (`bf16: false`); cuDNN may use TF32 for convolutions,
-  so FP32 is the conservative figure.
+  lamp_grid trains in fp32 (`bf16: false`), and the product leaves PyTorch's
+  defaults alone: cuDNN convolutions may use TF32 (`torch.backends.cudnn.allow_tf32`
+  is True by default), matrix products stay FP32 (`allow_tf32` False).
 - EFFICIENCY: the share of peak that small kernels reach; 0.25 is an assumption,
-  not a measurement (printed, and a flag).
+  not a measurement (printed with every figure).
 
 The lamp_grid figure covers training steps only (20 epochs x batches per epoch
 per pack, packs run one after another on the GPU; measurement after training,
@@ -66,6 +71,7 @@ from study.trial import model_meta
 GRID = Path(__file__).resolve().parent.parent / "search_spaces" / "lamp_grid.yaml"
 LAUNCH_US = (4.0, 10.0)  # per kernel: back to back, and synchronised (source above)
 PEAK_FP32 = 67e12  # FLOP/s, H100 SXM datasheet
+PEAK_TF32 = 494.7e12  # FLOP/s dense, H100 SXM datasheet: PyTorch lets cuDNN use TF32 for convolutions
 EFFICIENCY = 0.25  # assumed share of peak
 # operators that launch no kernel on a GPU (views, metadata, allocation without a fill)
 NO_KERNEL = {
@@ -83,19 +89,15 @@ NO_KERNEL = {
 @dataclasses.dataclass
 class Count:
     kernels: int
-    flops: float
+    flops: float  # all counted FLOPs
+    conv_flops: float  # of them, convolutions (cuDNN runs them on TF32 tensor cores by default)
     by_op: collections.Counter
 
-    def __sub__(self, other: Count) -> Count:
-        return Count(self.kernels - other.kernels, self.flops - other.flops, self.by_op - other.by_op)
 
-
-def _leaf_kernels(prof: torch.profiler.profile) -> Count:
+def _leaf_kernels(prof: torch.profiler.profile) -> collections.Counter:
     """Operators that launch a kernel: aten leaves (a foreach op counts once), less views and metadata."""
     by_op: collections.Counter = collections.Counter()
-    flops = 0.0
     for evt in prof.events():
-        flops += evt.flops or 0
         name = evt.name
         if not name.startswith("aten::") or name in NO_KERNEL:
             continue
@@ -104,11 +106,11 @@ def _leaf_kernels(prof: torch.profiler.profile) -> Count:
         if inside_foreach or (has_aten_child and not name.startswith("aten::_foreach")):
             continue
         by_op[name] += 1
-    return Count(sum(by_op.values()), flops, by_op)
+    return by_op
 
 
-def _profile(fn: Callable[[], None]) -> Count:
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], with_flops=True) as prof:
+def _profile(fn: Callable[[], None]) -> collections.Counter:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         fn()
     return _leaf_kernels(prof)
 
@@ -166,17 +168,47 @@ def _maker(cfgs: list[TrialConfig], meta: dict, packed: bool) -> Callable[[torch
 
 
 COUNT_BATCH = 16  # counted at this batch size: the same kernels, and FLOPs that scale linearly with it
+_SOLO_FLOPS: dict[tuple, tuple[float, float]] = {}
+
+
+def _flops(fn: Callable[[], None]) -> tuple[float, float]:
+    """(all FLOPs, convolution FLOPs) of a call."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    by_op = counter.get_flop_counts().get("Global", {})
+    conv = sum(v for op, v in by_op.items() if "convolution" in str(op))
+    return float(counter.get_total_flops()), float(conv)
+
+
+def solo_flops(cfg: TrialConfig, meta: dict, x: torch.Tensor) -> tuple[float, float]:
+    """FLOPs of one solo step at COUNT_BATCH (`torch.utils.flop_counter`: convolutions and matrix
+    products, forward and backward): an epoch of two batches less an epoch of one."""
+    key = (cfg.arch, cfg.metric, cfg.amplification)
+    if key not in _SOLO_FLOPS:
+        make = _maker([dataclasses.replace(cfg, batch_size=COUNT_BATCH)], meta, packed=False)
+        (two, two_conv), (one, one_conv) = _flops(make(x[: 2 * COUNT_BATCH])), _flops(make(x[:COUNT_BATCH]))
+        _SOLO_FLOPS[key] = (two - one, two_conv - one_conv)
+    return _SOLO_FLOPS[key]
 
 
 def step_count(cfgs: list[TrialConfig], meta: dict, x: torch.Tensor, packed: bool) -> Count:
-    """Kernels and FLOPs of one steady-state step at the configs' batch size: an epoch of two batches less
-    an epoch of one, counted at COUNT_BATCH (a 64-member step at 128 takes minutes on a CPU) and the FLOPs
-    (convolutions and matrix products, linear in the batch) scaled up."""
+    """Kernels and FLOPs of one steady-state step at the configs' batch size.
+
+    Kernels: `torch.profiler` on an epoch of two batches less an epoch of one,
+    at COUNT_BATCH (a 64-member step at 128 takes minutes on a CPU). FLOPs: the
+    sum of the members' solo steps, scaled to the batch size; the profiler's
+    own FLOP figure misses convolution backward and counts a vmapped (grouped)
+    convolution as one member's, and the flop counter counts it K times over.
+    """
     small = [dataclasses.replace(c, batch_size=COUNT_BATCH) for c in cfgs]
-    b, make = COUNT_BATCH, _maker(small, meta, packed)
-    make(x[: 2 * b])()  # warm-up: lazy initialisation outside the counts
-    c = _profile(make(x[: 2 * b])) - _profile(make(x[:b]))
-    return Count(c.kernels, c.flops * cfgs[0].batch_size / COUNT_BATCH, c.by_op)
+    make = _maker(small, meta, packed)
+    make(x[: 2 * COUNT_BATCH])()  # warm-up: lazy initialisation outside the counts
+    ops = _profile(make(x[: 2 * COUNT_BATCH])) - _profile(make(x[:COUNT_BATCH]))
+    scale = cfgs[0].batch_size / COUNT_BATCH
+    flops = [solo_flops(cfg, meta, x) for cfg in cfgs]
+    return Count(sum(ops.values()), sum(f for f, _ in flops) * scale, sum(c for _, c in flops) * scale, ops)
 
 
 def step_seconds(
@@ -201,7 +233,9 @@ def step_seconds(
 
 def estimate_s(count: Count, launch_us: float, efficiency: float = EFFICIENCY) -> float:
     """ESTIMATED seconds per step on one H100 (formula and sources in the module docstring)."""
-    return count.kernels * launch_us * 1e-6 + count.flops / (PEAK_FP32 * efficiency)
+    other = count.flops - count.conv_flops
+    compute = count.conv_flops / (PEAK_TF32 * efficiency) + other / (PEAK_FP32 * efficiency)
+    return count.kernels * launch_us * 1e-6 + compute
 
 
 def _plan(smoke: bool) -> tuple[list, int, torch.Tensor, dict]:
@@ -220,19 +254,23 @@ ARCHS = ("conv_ae", "mlp_ae", "unet_ae")
 
 def _members(packs: list, arch: str, optimizer: str, k: int) -> list[TrialConfig]:
     """The first k members of lamp_grid's first pack of this architecture and optimiser (its real mix)."""
-    pack = next(p for p in packs if p.configs[0].arch == arch and p.configs[0].optimizer == optimizer)
+    pack = next(
+        p
+        for p in packs
+        if p.configs[0].arch == arch and p.configs[0].optimizer == optimizer and len(p.configs) >= k
+    )
     return list(pack.configs[:k])
 
 
 def count_table(packs: list, metas: dict, x: torch.Tensor, sizes: tuple[int, ...]) -> list[tuple]:
-    """(arch, way, members, kernels, GFLOPs, estimated ms per step at each launch latency) rows."""
+    """(arch, way, members, Count, estimated ms per step at each launch latency) rows."""
     rows = []
     for arch, meta in metas.items():
         ways = [("solo", 1, False)] + [("packed", k, True) for k in sizes]
         for way, k, packed in ways:
             c = step_count(_members(packs, arch, "adam", k), meta, x, packed)
             est = [estimate_s(c, us) * 1e3 for us in LAUNCH_US]
-            rows.append((arch, way, k, c.kernels, c.flops / 1e9, *est))
+            rows.append((arch, way, k, c, *est))
             print(
                 f"  counted {arch} {way} K={k}: {c.kernels} kernels, {c.flops / 1e9:.2f} GFLOP",
                 file=sys.stderr,
@@ -284,11 +322,12 @@ def main() -> int:
         return 0
     x = train_x[: 2 * 128]
     print(
-        "| arch | way | members | kernels per step | GFLOP per step | est. ms/step @4 us | est. ms/step @10 us |"
+        "| arch | way | members | kernels per step | GFLOP per step (conv) | ESTIMATED ms/step, 4 / 10 us |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for arch, way, k, kernels, gflop, e4, e10 in count_table(packs, metas, x, sizes):
-        print(f"| {arch} | {way} | {k} | {kernels} | {gflop:.3f} | {e4:.2f} | {e10:.2f} |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for arch, way, k, c, e4, e10 in count_table(packs, metas, x, sizes):
+        gflop = f"{c.flops / 1e9:.1f} ({c.conv_flops / 1e9:.1f})"
+        print(f"| {arch} | {way} | {k} | {c.kernels} | {gflop} | {e4:.2f} / {e10:.2f} |")
     if args.smoke_test:
         return 0
     n_trials = sum(len(p.configs) for p in packs)
@@ -300,7 +339,8 @@ def main() -> int:
     for us in LAUNCH_US:
         total = sum(n * estimate_s(c, us) for n, c in counted)
         print(
-            f"ESTIMATE, one H100, packs in turn, {us:g} us per launch, {EFFICIENCY:g} of FP32 peak: {total / 3600:.2f} h"
+            f"ESTIMATE, one H100, packs in turn, {us:g} us per launch, {EFFICIENCY:g} of peak "
+            f"(TF32 convolutions, FP32 otherwise): {total / 3600:.2f} h of training"
         )
     return 0
 

@@ -19,6 +19,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from study.errors import LampError
 
@@ -58,6 +59,12 @@ class Storage:
         import pyarrow.fs
 
         if storage_path and "://" in storage_path and not storage_path.startswith("file://"):
+            if urlsplit(storage_path).password:
+                raise LampError(
+                    f"--storage-path {urlsplit(storage_path)._replace(netloc='***').geturl()} holds credentials; "
+                    f"drop them from the URI and set them in the environment (AWS_ACCESS_KEY_ID, "
+                    f"AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+                )
             try:
                 fs, root = pyarrow.fs.FileSystem.from_uri(storage_path)
             except (OSError, ValueError, pyarrow.lib.ArrowException) as err:

@@ -48,4 +48,12 @@ def test_a_local_storage_keeps_whole_files_and_lists_its_studies(tmp_path: Path)
     assert storage.read_text("a", "lamp_study.json") == "{}" and storage.exists("a", "lamp_study.json")
     assert storage.subdirs() == ["a", "b"] and storage.subdirs("b", "segments") == ["1"]
     assert storage.subdirs("missing") == [] and not storage.exists("missing")
-    assert sorted(p.name for p in (tmp_path / "s" / "a").iterdir()) == ["lamp_study.json"]  # no temp file left
+    assert sorted(p.name for p in (tmp_path / "s" / "a").iterdir()) == [
+        "lamp_study.json"
+    ]  # no temp file left
+
+
+def test_credentials_in_an_object_store_uri_are_refused_without_echoing_them() -> None:
+    with pytest.raises(LampError, match="environment") as err:
+        Storage.open("s3://AKIAEXAMPLE:topsecret@bucket/prefix")
+    assert "topsecret" not in str(err.value) and "AKIAEXAMPLE" not in str(err.value)
