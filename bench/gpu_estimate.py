@@ -167,7 +167,7 @@ def _maker(cfgs: list[TrialConfig], meta: dict, packed: bool) -> Callable[[torch
     return lambda d: _solo_epoch(cfgs[0], meta, d)
 
 
-COUNT_BATCH = 16  # counted at this batch size: the same kernels, and FLOPs that scale linearly with it
+COUNT_BATCH = 4  # counted at this batch size: the same kernels, and FLOPs that scale linearly with it
 _SOLO_FLOPS: dict[tuple, tuple[float, float]] = {}
 
 
@@ -193,16 +193,29 @@ def solo_flops(cfg: TrialConfig, meta: dict, x: torch.Tensor) -> tuple[float, fl
     return _SOLO_FLOPS[key]
 
 
-def step_count(cfgs: list[TrialConfig], meta: dict, x: torch.Tensor, packed: bool) -> Count:
+def _distinct(cfgs: list[TrialConfig]) -> list[TrialConfig]:
+    """One member per (metric, amplification): a vmapped pack launches the same kernels for any member count,
+    one set per group of members sharing a metric and a form (`PackObjective`)."""
+    first: dict[tuple[str, str], TrialConfig] = {}
+    for c in cfgs:
+        first.setdefault((c.metric, c.amplification), c)
+    return list(first.values())
+
+
+def step_count(
+    cfgs: list[TrialConfig], meta: dict, x: torch.Tensor, packed: bool, distinct: bool = True
+) -> Count:
     """Kernels and FLOPs of one steady-state step at the configs' batch size.
 
     Kernels: `torch.profiler` on an epoch of two batches less an epoch of one,
-    at COUNT_BATCH (a 64-member step at 128 takes minutes on a CPU). FLOPs: the
+    at COUNT_BATCH (a 64-member step at 128 takes many minutes on a CPU), of a
+    pack's distinct members (`_distinct`; `distinct=False` profiles them all). FLOPs: the
     sum of the members' solo steps, scaled to the batch size; the profiler's
     own FLOP figure misses convolution backward and counts a vmapped (grouped)
     convolution as one member's, and the flop counter counts it K times over.
     """
-    small = [dataclasses.replace(c, batch_size=COUNT_BATCH) for c in cfgs]
+    profiled = _distinct(cfgs) if packed and distinct else cfgs
+    small = [dataclasses.replace(c, batch_size=COUNT_BATCH) for c in profiled]
     make = _maker(small, meta, packed)
     make(x[: 2 * COUNT_BATCH])()  # warm-up: lazy initialisation outside the counts
     ops = _profile(make(x[: 2 * COUNT_BATCH])) - _profile(make(x[:COUNT_BATCH]))

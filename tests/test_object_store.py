@@ -92,35 +92,41 @@ def test_an_unusable_object_store_exits_2_before_mlflow_or_ray(
 def test_a_study_keeps_all_its_state_in_the_bucket_and_artifacts_go_through_the_server(
     tmp_path: Path, s3: S3Server
 ) -> None:
-    """README's object-store recipe on one machine: Tune state in s3://, MLflow artifacts proxied to s3://."""
+    """The object-store recipe on one machine: Tune state in s3://, MLflow artifacts proxied to s3://.
+
+    The study is one pack of two members: its checkpoint (each member's result
+    files) is read back from the bucket and removed from it once logged.
+    """
     server = Server(tmp_path, artifacts=f"s3://{BUCKET}/mlflow-artifacts", env=s3.env())
     server.start()
     try:
         res = _cli(
-            ["run", str(SPECS / "two_trials.yaml"), "--tracking-uri", server.uri,
+            ["run", str(SPECS / "two_packed.yaml"), "--tracking-uri", server.uri,
              "--storage-path", f"s3://{BUCKET}/e2e"],
             tmp_path, s3.env(),
         )  # fmt: skip
         assert res.returncode == 0, res.stderr[-3000:]
         summary = json.loads(res.stdout[res.stdout.index('{\n "status"') :])  # MLflow prints run links first
-        assert summary["storage"] == f"s3://{BUCKET}/e2e/two_trials"
+        assert summary["storage"] == f"s3://{BUCKET}/e2e/two_packed"
         client = MlflowClient(server.uri)
-        parent, runs = children(client, "two_trials")
+        parent, runs = children(client, "two_packed")
         assert sorted(r.data.params["factor"] for r in runs) == ["1.0", "10.0"]
         assert all(r.data.tags["lamp.status"] == "finished" for r in runs)
+        assert len({r.data.tags["lamp.pack_id"] for r in runs}) == 1 and "auroc" in runs[0].data.metrics
         for run in runs:  # proxied: the run's artifacts are objects of the bucket
             assert run.info.artifact_uri.startswith("mlflow-artifacts:")
             assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {"scores.npz", "model"}
         keys = s3.keys(BUCKET)
         for run in runs:
             assert any(k.startswith("mlflow-artifacts/") and run.info.run_id in k for k in keys)
-        study = [k for k in keys if k.startswith("e2e/two_trials/")]
-        assert {"e2e/two_trials/lamp_study.json", "e2e/two_trials/spec.yaml"} <= set(study)
-        assert any(k.startswith("e2e/two_trials/experiment_state-") for k in study)
+        study = [k for k in keys if k.startswith("e2e/two_packed/")]
+        assert {"e2e/two_packed/lamp_study.json", "e2e/two_packed/spec.yaml"} <= set(study)
+        assert any(k.startswith("e2e/two_packed/experiment_state-") for k in study)
+        assert not [k for k in study if "/checkpoint_" in k]  # logged to MLflow, then removed from the bucket
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             ["server.db", *(p.name for p in tmp_path.glob("moto-*.log"))]
         )  # no local storage folder, no local MLflow store or artifacts
-        assert_secret_nowhere(s3, client, "two_trials", res.stdout + res.stderr)
+        assert_secret_nowhere(s3, client, "two_packed", res.stdout + res.stderr)
     finally:
         server.stop()
 
