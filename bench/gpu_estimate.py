@@ -331,14 +331,14 @@ def main() -> int:
         "--calibrate", action="store_true", help="on CUDA: measure step times (replaces the estimate)"
     )
     args = parser.parse_args()
+    if args.calibrate and not torch.cuda.is_available():
+        print("--calibrate measures on a GPU, and torch sees no CUDA device here", file=sys.stderr)
+        return 2
     torch.manual_seed(0)
     _cuda_like_optimizers()
     packs, steps, train_x, metas = _plan(args.smoke_test)
     sizes = (1, 4) if args.smoke_test else tuple(args.sizes)
     if args.calibrate:
-        if not torch.cuda.is_available():
-            print("--calibrate measures on a GPU, and torch sees no CUDA device here", file=sys.stderr)
-            return 2
         x = train_x[: 11 * 128].cuda()
         measured = grid_steps(packs, metas, x, steps, lambda c, m, d: step_seconds(c, m, d, packed=True))
         total = sum(n * t for n, t in measured)
