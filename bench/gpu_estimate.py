@@ -4,7 +4,7 @@ No GPU has run this code. This script counts, on the CPU, the kernels (with
 `torch.profiler`: the aten operators that launch one on a GPU, views and
 metadata left out) and the FLOPs (with `torch.utils.flop_counter`:
 convolutions and matrix products, forward and backward) of one steady-state
-training step of the product's own code: `study.train.train` (a solo trial)
+training step of the product's own code: `study.training.train.train` (a solo trial)
 and `study.packing.run._train_epoch` (a pack of K members, one vmapped step).
 A step is counted as the difference between an epoch of two batches and an
 epoch of one, so first-step set-up and per-epoch work cancel. The solo
@@ -56,17 +56,17 @@ from pathlib import Path
 
 import torch
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import load_dataset
-from study.models import build_model
 from study.packing.objective import PackObjective
 from study.packing.optim import build_stacked_optimizer
 from study.packing.plan import pack_plan
 from study.packing.run import _train_epoch
 from study.packing.stack import StackedModel
 from study.spec import load_spec
-from study.train import batches, train
-from study.trial import model_meta
+from study.training.models import build_model
+from study.training.train import batches, train
+from study.trial.run import model_meta
 
 GRID = Path(__file__).resolve().parent.parent / "search_spaces" / "lamp_grid.yaml"
 LAUNCH_US = (4.0, 10.0)  # per kernel: back to back, and synchronised (source above)
@@ -116,7 +116,7 @@ def _profile(fn: Callable[[], None]) -> collections.Counter:
 
 
 def _solo_epoch(cfg: TrialConfig, meta: dict, x: torch.Tensor) -> Callable[[], None]:
-    """One epoch of `study.train.train` on `x` (a few batches)."""
+    """One epoch of `study.training.train.train` on `x` (a few batches)."""
 
     def run() -> None:
         torch.manual_seed(cfg.seed)
@@ -151,12 +151,12 @@ def _pack_epoch(cfgs: list[TrialConfig], meta: dict, x: torch.Tensor) -> Callabl
 def _cuda_like_optimizers() -> None:
     """Solo optimisers as PyTorch builds them on CUDA: `foreach=True` (its default there), so the CPU count
     has one multi-tensor op per update, not CPU's per-parameter loop. The stacked ones are per-parameter on both."""
-    import study.train
+    import study.training.train as solo
 
-    study.train.OPTIMIZERS["adam"] = lambda p, c: torch.optim.Adam(
+    solo.OPTIMIZERS["adam"] = lambda p, c: torch.optim.Adam(
         p, lr=c.lr, weight_decay=c.weight_decay, foreach=True
     )
-    study.train.OPTIMIZERS["sgd"] = lambda p, c: torch.optim.SGD(
+    solo.OPTIMIZERS["sgd"] = lambda p, c: torch.optim.SGD(
         p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True
     )
 

@@ -56,7 +56,9 @@ def _node_env(root: Path, name: str, s3: S3Server) -> dict[str, str]:
 
 
 def _ray_start(args: list[str], env: dict[str, str]) -> None:
-    res = subprocess.run([str(BIN / "ray"), "start", *args], env=env, capture_output=True, text=True, timeout=240)
+    res = subprocess.run(
+        [str(BIN / "ray"), "start", *args], env=env, capture_output=True, text=True, timeout=240
+    )
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
 
@@ -131,16 +133,19 @@ def _assert_study_in_bucket(c: Cluster, name: str, log: str) -> set[str]:
         assert any(k.startswith("mlflow-artifacts/") and run.info.run_id in k for k in keys)
     driver_dir = c.root / f"driver-{name}"
     assert sorted(p.name for p in driver_dir.iterdir()) == ["driver.log", "tmp"]  # no local storage or store
-    assert json.JSONDecoder().raw_decode(log, log.index('{\n "status"'))[0]["storage"] == f"s3://{BUCKET}/studies/{name}"
+    assert (
+        json.JSONDecoder().raw_decode(log, log.index('{\n "status"'))[0]["storage"]
+        == f"s3://{BUCKET}/studies/{name}"
+    )
     assert_secret_nowhere(c.s3, client, name, log, BUCKET)
     return {r.data.tags["lamp.trial_id"] for r in runs}
 
 
 def _worker_nodes(c: Cluster) -> set[str]:
     code = (
-        "import ray; ray.init(address='{}'); "
+        f"import ray; ray.init(address='{c.gcs}'); "
         "print(' '.join(n['NodeID'] for n in ray.nodes() if n['Alive'] and n['Resources'].get('CPU', 0) > 0))"
-    ).format(c.gcs)
+    )
     env = _node_env(c.root, f"probe-{len(list(c.root.glob('probe-*')))}", c.s3)
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     return set(res.stdout.split())
@@ -152,7 +157,9 @@ def test_a_study_on_a_two_node_cluster_keeps_its_state_only_in_the_bucket(cluste
     client = MlflowClient(cluster.mlflow.uri)
     _, runs = children(client, "solo")
     workers = _worker_nodes(cluster)
-    assert len(workers) == 1 and {r.data.tags["lamp.node_id"] for r in runs} == workers  # trials ran on the worker
+    assert (
+        len(workers) == 1 and {r.data.tags["lamp.node_id"] for r in runs} == workers
+    )  # trials ran on the worker
 
 
 def test_two_studies_at_once_share_cluster_bucket_and_server_without_crossing(cluster: Cluster) -> None:
