@@ -105,6 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         name=args.name,
         extend=args.extend,
+        optuna_storage=args.optuna_storage,
     )
     print(json.dumps(summary, indent=1))
     return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
@@ -176,7 +177,8 @@ def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage-path",
         default=None,
-        help="where Tune keeps trial state (default ./lamp_storage; a shared filesystem path on a cluster)",
+        help="where the study and Tune keep their state (default ./lamp_storage): a folder, shared on a cluster, "
+        "or an object-store URI (s3://bucket/prefix, gs://, abfs://; credentials from the environment)",
     )
 
 
@@ -244,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         "--extend",
         action="store_true",
         help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
+    )
+    p.add_argument(
+        "--optuna-storage",
+        default=None,
+        help="tpe: Optuna RDB storage URL of the study (default sqlite optuna.db beside a sqlite MLflow store, "
+        "else in the working directory); `optuna-dashboard URL` shows it",
     )
     _add_cluster(p)
     _add_tracking(p)
