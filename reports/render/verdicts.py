@@ -173,8 +173,9 @@ def steepness_sentence(
             f"{measure} vs {value}: no stratum (metric × optimizer × architecture) has {MIN_SETTINGS} or more "
             "settings with varying values, so there is no stratified estimate."
         )
-    if p_holm < alpha:
-        verdict = "steeper minima detect better" if combined_rho > 0 else "steeper minima detect worse"
+    direction = steepness_direction(st, p_holm, alpha)
+    if direction is not None:
+        verdict = f"steeper minima detect {direction}"
     else:
         verdict = (
             f"not significant (Holm-adjusted {fmt_p(p_holm)} ≥ {alpha}): this study does not show that steeper "
@@ -188,6 +189,14 @@ def steepness_sentence(
         f"The pooled ρ over trials ignoring strata is {pooled}; it mixes the strata (the metric shifts both "
         "steepness and detection) and is not evidence"
     )
+
+
+def steepness_direction(st: StratifiedRho, p_holm: float, alpha: float = 0.05) -> str | None:
+    """`better` / `worse` when the combined test, Holm-adjusted over the measures (`p_holm`), is significant,
+    else None (shared with the answers)."""
+    if not math.isfinite(st.combined_rho) or not p_holm < alpha:
+        return None
+    return "better" if st.combined_rho > 0 else "worse"
 
 
 def baseline_sentence(best_auroc: float, baseline: str, top: float, beats: bool) -> str:
