@@ -288,7 +288,7 @@ def test_effects_are_contrasts_of_the_logged_values_per_optimizer(main) -> None:
     )  # 4 diverged (sgd, exp, 100) cells, 2 failed trials: <= 12 unbalanced
     assert set(data.effects[data.effects.kind == "vs_twin"]["optimizer"]) == {"sgd"}
     for _, row in data.effects.iterrows():
-        assert verdict_sentence(row).replace("<", "&lt;") in page
+        assert verdict_sentence(row).replace("<", "&lt;").replace(">", "&gt;") in page
     for claim in ("beyond seed noise", "within seed noise", "no more than a larger"):
         assert claim not in page
 

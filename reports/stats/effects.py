@@ -267,7 +267,7 @@ def _moderate(
     noise level (d0 = ∞), pool the group's seed spread; otherwise limma's posterior variance, its df
     capped at the group's residual df (the prior is estimated from no more than that). A setting is
     never moderated below its own spread (seeds that visibly disagree keep that noise), and an
-    `unstable` one (it lost seeds: diverged, collapsed) is taken as noisy as its group's noisiest,
+    `unstable` one (it lost seeds to divergence or collapse; a failed trial is an error, not noise) is taken as noisy as its group's noisiest,
     since the seeds it lost are the evidence its spread would have shown.
     """
     var, dfs, cap = np.full(len(rss), scale), np.full(len(rss), df_resid), np.full(len(rss), df_resid)
@@ -385,7 +385,8 @@ def amplification_effects(
     many seeds it lost. An empty frame (with the columns) when nothing can be compared.
     """
     losses = losses_by_setting(setting_keys(lost, extra), lost) if lost is not None else {}
-    model = fit_settings(trials, value, extra, unstable=frozenset(losses))
+    unstable = frozenset(k for k, lost_by in losses.items() if set(lost_by) & {"diverged", "collapsed"})
+    model = fit_settings(trials, value, extra, unstable=unstable)
     if model is None:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
     return model_effects(model, alpha=alpha, losses=losses)
