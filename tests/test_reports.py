@@ -36,7 +36,17 @@ from reports.source.extract import ArtifactLoader, StudyNotFoundError, load_stud
 from reports.stats.aggregate import estimate, factor_levels
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
-SECTIONS = ("answers", "summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "trials", "label-free")
+SECTIONS = (
+    "answers",
+    "summary",
+    "sensitivity",
+    "effects",
+    "lr-control",
+    "steepness",
+    "scores",
+    "trials",
+    "label-free",
+)
 
 
 # ---------------------------------------------------------------- fixtures
@@ -372,12 +382,16 @@ def test_steepness_is_stratified_with_medians(main, artifacts) -> None:
         assert set(per.index) == set(strata)
         weights, zs = [], []
         for key, cell in strata.items():
-            rho = stats.spearmanr(
-                [t.metrics[measure] for t in cell], [t.metrics["auroc"] for t in cell]
-            ).statistic
-            assert per.loc[key, "rho"] == pytest.approx(rho) and per.loc[key, "n"] == len(cell)
-            weights.append(len(cell) - 3)
-            zs.append(np.arctanh(rho))
+            settings = defaultdict(list)  # the unit is the setting: its mean over seeds (issue 20)
+            for t in cell:
+                key_s = (t.config.amplification, t.config.factor, t.config.twin_of)
+                settings[key_s].append((t.metrics[measure], t.metrics["auroc"]))
+            means = np.array([np.mean(v, axis=0) for v in settings.values()])
+            rho = stats.spearmanr(means[:, 0], means[:, 1]).statistic
+            assert per.loc[key, "rho"] == pytest.approx(rho) and per.loc[key, "n"] == len(settings)
+            assert per.loc[key, "trials"] == len(cell)
+            weights.append(len(settings) - 3)
+            zs.append(np.arctanh(np.clip(rho, -0.9999, 0.9999)))
         assert corr.result.combined_rho == pytest.approx(np.tanh(np.average(zs, weights=weights)))
         assert f"{measure} vs auroc: combined stratified ρ = {corr.result.combined_rho:+.2f}" in page
     line = next(

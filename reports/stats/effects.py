@@ -43,7 +43,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t
 
-from reports.stats.moderation import detectable_noncentrality, fit_prior, holm, satterthwaite, t_power
+from reports.stats.moderation import (
+    detectable_noncentrality,
+    fit_prior,
+    holm,
+    satterthwaite,
+    seeds_needed,
+)
 from reports.stats.survival import Losses, losses_by_setting, lost_note
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 
@@ -340,34 +346,10 @@ def _verdicts(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
     half = t.ppf(1 - alpha / (2 * m), out["df"]) * out["se"]
     out["ci_low"], out["ci_high"] = out["estimate"] - half, out["estimate"] + half
     out["detectable"] = detectable_noncentrality(out["df"].to_numpy(float), alpha / m, POWER) * out["se"]
-    out["seeds_needed"] = _seeds_needed(out, alpha / m)
+    out["seeds_needed"] = seeds_needed(
+        *(out[c].to_numpy(float) for c in ("estimate", "se", "df", "n_seeds")), alpha / m, POWER
+    )
     return out[EFFECT_COLUMNS]
-
-
-MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
-
-
-def _seeds_needed(out: pd.DataFrame, alpha: float) -> np.ndarray:
-    """Fewest seeds per setting detecting each |estimate| with POWER at `alpha` (inf beyond MAX_SEEDS).
-
-    More seeds shrink the se as sqrt(n / n') and add about one residual df per setting and seed
-    (two settings per contrast); the noise is the moderated one the verdict used. Power rises with
-    n', so a bisection over n' in [n, MAX_SEEDS] finds it.
-    """
-    n = out["n_seeds"].to_numpy(float)
-    effect, se, df = (out[c].to_numpy(float) for c in ("estimate", "se", "df"))
-
-    def enough(more: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            nc = np.abs(effect) / (se * np.sqrt(n / more))
-            return t_power(nc, np.maximum(df + 2.0 * (more - n), 1.0), alpha) >= POWER
-
-    low, high = np.maximum(n, 2.0) - 1, np.full(len(n), float(MAX_SEEDS))
-    for _ in range(8):  # 2^8 > MAX_SEEDS: low fails (or is below n), high passes if anything does
-        mid = np.floor((low + high) / 2)
-        ok = enough(mid) & (mid >= n)
-        low, high = np.where(ok, low, mid), np.where(ok, mid, high)
-    return np.where(enough(high), high, np.inf)
 
 
 def amplification_effects(

@@ -111,3 +111,29 @@ def holm(p: np.ndarray) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = steps
     return out
+
+
+MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
+
+
+def seeds_needed(
+    effect: np.ndarray, se: np.ndarray, df: np.ndarray, n: np.ndarray, alpha: float, power: float
+) -> np.ndarray:
+    """Fewest seeds per setting detecting each |effect| with `power` at `alpha` (inf beyond MAX_SEEDS).
+
+    More seeds shrink the se as sqrt(n / n') and add about one residual df per setting and seed
+    (two settings per contrast); the noise is the one the verdict used. Power rises with n', so a
+    bisection over n' in [n, MAX_SEEDS] finds it.
+    """
+
+    def enough(more: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nc = np.abs(effect) / (se * np.sqrt(n / more))
+            return t_power(nc, np.maximum(df + 2.0 * (more - n), 1.0), alpha) >= power
+
+    low, high = np.maximum(n, 2.0) - 1, np.full(len(n), float(MAX_SEEDS))
+    for _ in range(8):  # 2^8 > MAX_SEEDS: low fails (or is below n), high passes if anything does
+        mid = np.floor((low + high) / 2)
+        ok = enough(mid) & (mid >= n)
+        low, high = np.where(ok, low, mid), np.where(ok, mid, high)
+    return np.where(enough(high), high, np.inf)
