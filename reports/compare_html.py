@@ -80,7 +80,7 @@ def _caption(rows: pd.DataFrame, optimizer: str) -> str:
     found = rows["agreement"].value_counts()
     parts = ", ".join(f"{n} {k}" for k, n in found.items())
     return (
-        f"{optimizer}: each cell's estimate and 95% interval in every study (marker: filled gain, x harm, open "
+        f"{optimizer}: each cell's estimate and family-wise interval (Bonferroni over its study's Holm family) in every study (marker: filled gain, x harm, open "
         f"not detectable): {parts}."
     )
 
@@ -116,7 +116,7 @@ def _forest(rows: pd.DataFrame, data: CompareData) -> go.Figure:
     fig.update_layout(
         scattermode="group",
         height=140 + 30 * len(rows),
-        xaxis_title=f"Δ {data.studies[0].detection} (95% interval)",
+        xaxis_title=f"Δ {data.studies[0].detection} (family-wise interval)",
         yaxis={"autorange": "reversed"},
         margin={"t": 20, "l": 300},
     )

@@ -129,9 +129,10 @@ def lr_control_caption(optimizer: str, vs_twin: pd.DataFrame, value: str, alpha:
     parts = [
         f"Under {optimizer}, a linear λ equals its lr twin (linear, λ = 1, lr × λ), so amplified − twin is what "
         f"the amplification form adds beyond a larger step size. Bars: each amplified setting's gain in {value} "
-        "over its baseline (blue) beside its twin's gain (orange), estimates and 95% intervals from the linear "
-        f"model of the effects section. Amplified − twin, Holm-corrected at α = {alpha} with every comparison "
-        f"of the study: {verdict_counts(vs_twin)}."
+        "over its baseline (blue) beside its twin's gain (orange), estimates and unadjusted 95% intervals "
+        "from the linear model of the effects section (a picture, not a test). Amplified − twin, "
+        f"Holm-corrected at α = {alpha} with every comparison of the study, family-wise intervals: "
+        f"{verdict_counts(vs_twin)}."
     ]
     if len(gains):
         parts.append(f"More than a learning-rate change in {len(gains)} setting(s).")
