@@ -19,15 +19,22 @@ from reports.steepness import draw_steepness, extract_steepness
 from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
 
 DEFAULT_DIR = Path("reports_out")
+REPORT_ARTIFACT = Path("report/report.html")  # the page's artifact path on the study's parent run
 
 
-def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None = None) -> Path:
+def build_report(
+    study_name: str, *, tracking_uri: str, out: str | Path | None = None, log_to_study: bool = True
+) -> Path:
     """Write the HTML report of one study and return its path.
+
+    With `log_to_study`, the page is also the study's parent-run artifact `report/report.html`
+    (replaced on every rebuild), so the report travels with the study in MLflow.
 
     Args:
         study_name: the study (= MLflow experiment) name.
         tracking_uri: where the study was tracked, e.g. `sqlite:///mlflow.db` or an MLflow server.
         out: output file; default `reports_out/<study_name>.html`.
+        log_to_study: also log the page on the study's parent run.
 
     Raises:
         reports.extract.StudyNotFoundError: no such study; the message lists the existing ones.
@@ -50,6 +57,11 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
     path = Path(out) if out is not None else DEFAULT_DIR / f"{study_name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
+    if log_to_study and study.parent is not None:
+        with tempfile.TemporaryDirectory(prefix="lamp-report-") as tmp:
+            logged = Path(tmp) / REPORT_ARTIFACT.name
+            logged.write_text(page, encoding="utf-8")
+            client.log_artifact(study.parent.run_id, str(logged), str(REPORT_ARTIFACT.parent))
     return path
 
 

@@ -11,9 +11,10 @@ import plotly.graph_objects as go
 
 from reports.extract import STATUSES, ArtifactLoader, Study
 from reports.labels import CORE_PARAMS, describe
-from reports.section import Panel, html_table
+from reports.section import Link, Panel, html_table
 from reports.verdicts import baseline_sentence
 from study.collapse import VAR_RATIO_MIN
+from study.tracking_meta import run_url
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
@@ -49,6 +50,7 @@ class ProblemTrial:
     diverged_epoch: float | None
     epochs_run: float | None
     setting: str
+    run: Link  # the trial's MLflow run (a link on a tracking server)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class SummaryData:
     mode: str
     best_trial_id: str | None
     best_setting: str | None
+    best_run: Link | None  # the best trial's MLflow run
     best_params: dict[str, str]
     best_metrics: dict[str, float]
     wall_time_s: float | None
@@ -104,12 +107,13 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
         best_setting=None if best is None else describe(best),
+        best_run=None if best is None else run_link(study, str(best["run_id"])),
         best_params=best_params,
         best_metrics=best_metrics,
         wall_time_s=wall,
         wall_time_note=wall_note,
         spec_text=artifacts.text(parent.run_id, "spec.yaml") if parent else None,
-        problems=_problems(problems_frame.head(MAX_PROBLEM_ROWS)),
+        problems=_problems(study, problems_frame.head(MAX_PROBLEM_ROWS)),
         n_problems=len(problems_frame),
         notes=list(study.notes),
         baselines=baselines,
@@ -142,7 +146,12 @@ def _best_tables(study: Study, best: pd.Series | None) -> tuple[dict[str, str], 
     return {p: str(best[p]) for p in shown}, metrics
 
 
-def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
+def run_link(study: Study, run_id: str) -> Link:
+    """A trial's run id, linked to its page when the study lives on a tracking server."""
+    return Link(run_id, run_url(study.tracking_uri, study.experiment_id, run_id))
+
+
+def _problems(study: Study, frame: pd.DataFrame) -> list[ProblemTrial]:
     """Collapsed, diverged and failed trials with what went wrong."""
     return [
         ProblemTrial(
@@ -153,6 +162,7 @@ def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
             diverged_epoch=_opt(row, "diverged_epoch"),
             epochs_run=_opt(row, "epochs_run"),
             setting=describe(row),
+            run=run_link(study, str(row["run_id"])),
         )
         for _, row in frame.iterrows()
     ]
@@ -163,6 +173,7 @@ def draw_summary(data: SummaryData) -> list[Panel]:
     panels = [Panel("counts", _counts_caption(data), _counts_figure(data) if data.n_trials else None)]
     if data.best_trial_id is not None:
         rows = [(k, v) for k, v in data.best_params.items()] + [(k, v) for k, v in data.best_metrics.items()]
+        rows.append(("MLflow run", data.best_run))
         panels.append(
             Panel(
                 "best",
@@ -189,7 +200,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
         )
     if data.n_problems:
         rows = [
-            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error) for p in data.problems
+            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error, p.run)
+            for p in data.problems
         ]
         shown = (
             ""
@@ -206,7 +218,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 "not of a model. They are excluded from every figure below and from the best trial, "
                 "but counted here.",
                 table_html=html_table(
-                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error"], rows
+                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error", "MLflow run"],
+                    rows,
                 ),
             )
         )

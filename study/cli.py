@@ -1,4 +1,4 @@
-"""`lamp-study` command line: init, validate, run, resume, register, score, serve, report, trial.
+"""`lamp-study` command line: init, validate, run, resume, register, score, serve, report, export, trial.
 
 Heavy imports (torch, ray, mlflow) happen inside the commands so `--help`
 answers at once. Expected failures (bad spec or data, unreachable tracking
@@ -14,6 +14,8 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli_progress import progress_output
+from study.cli_results import add_export, add_no_report, report_after_run
 from study.cli_trial import add_trial_args, trial_config_from_args
 from study.errors import LampError
 from study.tracking import set_quiet_mlflow_env
@@ -96,29 +98,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     from study.spec import load_spec
 
     spec = load_spec(args.spec)
-    summary = run_study(
-        spec,
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path,
-        name=args.name,
-        extend=args.extend,
-    )
+    with progress_output():
+        summary = run_study(
+            spec,
+            address=args.address,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            name=args.name,
+            extend=args.extend,
+        )
     print(json.dumps(summary, indent=1))
+    report_after_run(args, summary)
     return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from study.runner import resume_study
 
-    summary = resume_study(
-        args.name,
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path,
-        retry_failed=args.retry_failed,
-    )
+    with progress_output():
+        summary = resume_study(
+            args.name,
+            address=args.address,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            retry_failed=args.retry_failed,
+        )
     print(json.dumps(summary, indent=1))
+    report_after_run(args, summary)
     return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
 
 
@@ -250,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
     )
+    add_no_report(p)
     _add_cluster(p)
     _add_tracking(p)
 
@@ -266,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="run failed and interrupted trials again from scratch, each in a new MLflow run",
     )
+    add_no_report(p)
     _add_cluster(p)
     p.add_argument(
         "--tracking-uri",
@@ -342,13 +350,15 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p = _command(
         sub,
         "report",
-        "write the HTML report of a study, from MLflow alone",
+        "write the HTML report of a study, from MLflow alone, and log it on the study's run",
         "lamp-study report quickstart --out reports_out/quickstart.html",
         cmd_report,
     )
     p.add_argument("name", help="the study's name")
     p.add_argument("--out", default=None, help="HTML file to write (default reports_out/<name>.html)")
     _add_tracking(p)
+
+    add_export(sub, _command, _add_tracking)
 
     p = _command(
         sub,

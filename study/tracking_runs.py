@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from study.config import TrialConfig
+from study.tracking_meta import run_name
 from study.tracking_writer import Writer
 
 ROLE = "lamp.role"
@@ -63,6 +64,8 @@ class TrialRuns:
         self._params_due: dict[str, list[Any]] = {}  # trial id -> params its queued end will write
         self._lock = threading.Lock()  # guards _epochs and _params_due between the caller and the writer
         self._writer = Writer()
+        self.varied: tuple[str, ...] = ()  # the study's varied dimensions: every run name shows them
+        self.standard_tags: dict[str, str] = {}  # mlflow.user, mlflow.source.* (study/tracking_meta.py)
 
     def flush(self) -> None:
         """Wait for every queued trial write; raises the first one's error (e.g. `TrackingLost`)."""
@@ -80,6 +83,7 @@ class TrialRuns:
             return
         self._started.add(trial_id)
         run_tags = {
+            **self.standard_tags,
             PARENT: self.parent_run_id,
             ROLE: "trial",
             TRIAL_ID: trial_id,
@@ -88,7 +92,8 @@ class TrialRuns:
             SPEC_HASH: spec_hash,
             **(tags or {}),
         }
-        self._writer.submit(lambda: self._create(trial_id, _run_name(cfg), run_tags, cfg.to_params()))
+        name = run_name(cfg, self.varied)
+        self._writer.submit(lambda: self._create(trial_id, name, run_tags, cfg.to_params()))
 
     def _create(self, trial_id: str, name: str, tags: dict[str, str], params: dict[str, str]) -> None:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
@@ -179,11 +184,6 @@ class TrialRuns:
                 then()
 
         self._writer.submit(write)
-
-
-def _run_name(cfg: TrialConfig) -> str:
-    name = f"{cfg.arch}-{cfg.metric}-{cfg.amplification}{cfg.factor:g}-{cfg.optimizer}-s{cfg.seed}"
-    return name + (f"-twin{cfg.twin_of:g}" if cfg.twin_of else "")
 
 
 def _keep_one_run(client: Any, experiment_id: str, trial_id: str, run: Any) -> Any:

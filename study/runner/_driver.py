@@ -173,7 +173,7 @@ def _execute(
     check_tracking_uri(tracking_uri)
     _preflight_data(spec)
     check_storage(storage)  # last check before the first write: MLflow's experiment and parent run
-    tracker = StudyTracker(tracking_uri, spec.name)
+    tracker = StudyTracker(tracking_uri, spec.name, varied=tuple(spec.dimensions))
     _init_ray(address)
     check_resources(spec)
     parent = _start_parent(spec, tracker, log_baselines=not restore and select is None)
@@ -221,6 +221,7 @@ def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
     if log_baselines:
         _log_baselines(tracker, spec, parent)
+        _log_dataset(tracker, spec, parent)
     return parent
 
 
@@ -359,6 +360,15 @@ def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
     configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
     for key, value in study_baselines(configs).items():
         tracker.client.log_metric(parent, key, value)
+
+
+def _log_dataset(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
+    """The fixed configuration's dataset as the parent run's MLflow dataset input (loaded once per process)."""
+    from study.data import load_dataset
+    from study.tracking_meta import log_dataset
+
+    cfg = TrialConfig.from_dict(spec.base_config()).data
+    log_dataset(tracker.client, parent, cfg, load_dataset(cfg))
 
 
 def _preflight_data(spec: StudySpec) -> None:

@@ -1,0 +1,26 @@
+"""MLflow conventions that need no store: run names over a real spec, links to a server's run pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.spec import load_spec
+from study.tracking_meta import run_name, run_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_trial_of_the_full_grid_has_its_own_run_name() -> None:
+    spec = load_spec(ROOT / "search_spaces" / "lamp_grid.yaml")  # 10 normal classes x the LAMP grid
+    configs = spec.expand()
+    names = [run_name(c, spec.dimensions) for c in configs]
+    assert len(set(names)) == len(configs)
+    assert all(
+        n.endswith(f"-normal_classes={c.data.normal_classes[0]}") for n, c in zip(names, configs, strict=True)
+    )
+    assert len({run_name(c) for c in configs}) < len(configs)  # without the varied dimensions, names repeat
+
+
+def test_a_server_gets_run_links_without_credentials_and_a_local_store_none() -> None:
+    assert run_url("sqlite:///mlflow.db", "1", "abc") is None
+    assert run_url("https://u:secret@host:5000/", "7", "abc") == "https://host:5000/#/experiments/7/runs/abc"
