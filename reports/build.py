@@ -13,10 +13,11 @@ from reports.html import render_html
 from reports.labelfree import draw_label_free, extract_label_free
 from reports.lr_control import draw_lr_control, extract_lr_control
 from reports.scores import draw_scores, extract_scores
-from reports.section import Section
+from reports.section import Panel, Section
 from reports.sensitivity import draw_sensitivity, extract_sensitivity
 from reports.steepness import draw_steepness, extract_steepness
 from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
+from study.outcome import study_outcome
 
 DEFAULT_DIR = Path("reports_out")
 REPORT_ARTIFACT = Path("report/report.html")  # the page's artifact path on the study's parent run
@@ -71,6 +72,17 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
     sections = [Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))]
     if study.trials.empty:
         return summary, sections
+    if study.finished().empty:  # nothing trained: every comparison below would be empty, for this reason
+        outcome = study_outcome(summary.counts)
+        why = (
+            outcome.message()
+            if outcome
+            else "no trial finished (see the table of trials that did not finish)"
+        )
+        return summary, [
+            *sections,
+            Section("outcome", "No comparisons", [Panel("none", f"Nothing to compare: {why}.")]),
+        ]
     sections += [
         Section("sensitivity", "Sensitivity to amplification", draw_sensitivity(extract_sensitivity(study))),
         Section("effects", "Effects with intervals (one linear model)", draw_effects(extract_effects(study))),

@@ -14,6 +14,7 @@ from reports.labels import CORE_PARAMS, describe
 from reports.section import Link, Panel, html_table
 from reports.verdicts import baseline_sentence
 from study.collapse import VAR_RATIO_MIN
+from study.outcome import study_outcome
 from study.tracking_meta import run_url
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
@@ -251,6 +252,8 @@ def banner_html(data: SummaryData) -> str:
             f"The study {data.study_name!r} has no trials recorded yet, so there is nothing to plot. "
             "Run it (lamp-study run) or check that its trials were logged to this tracking URI."
         )
+    if outcome := study_outcome(data.counts):
+        lines.append(f"Warning: {outcome.message()}.")
     lines += [f"Note: {n}." for n in data.notes]
     return "".join(f"<p class='banner'>{html.escape(line)}</p>" for line in lines)
 
@@ -271,8 +274,13 @@ def _counts_caption(data: SummaryData) -> str:
     if data.best_trial_id is not None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in list(data.best_metrics.items())[:3])
         text += f" The best finished trial is {data.best_setting} with {metrics}."
+    elif outcome := study_outcome(data.counts):
+        text += f" There is no best configuration: {outcome.sentence}. To fix it: {outcome.hint}."
     else:
-        text += f" No finished trial has a value of {data.objective} yet, so there is no best configuration."
+        still = " yet" if data.status == "running" else ""
+        text += (
+            f" No finished trial has a value of {data.objective}{still}, so there is no best configuration."
+        )
     return text
 
 

@@ -15,7 +15,15 @@ from importlib import metadata
 from typing import Any
 
 from study.cli_progress import progress_output
-from study.cli_results import add_export, add_no_report, report_after_run
+from study.cli_results import (
+    add_export,
+    add_no_report,
+    add_register_options,
+    add_threshold_option,
+    cmd_register,
+    cmd_score,
+    report_after_run,
+)
 from study.cli_trial import add_trial_args, trial_config_from_args
 from study.errors import LampError
 from study.tracking import set_quiet_mlflow_env
@@ -126,35 +134,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=1))
     report_after_run(args, summary)
     return EXIT_OK if summary.get("status") == "finished" else EXIT_NOT_FINISHED
-
-
-def cmd_register(args: argparse.Namespace) -> int:
-    from study.registry import register_best
-
-    info = register_best(
-        args.name,
-        tracking_uri=args.tracking_uri,
-        metric=args.metric,
-        mode=args.mode,
-        model_name=args.model_name,
-        alias=args.alias,
-        allow_collapsed=args.allow_collapsed,
-    )
-    if not info["new_version"]:
-        print(
-            f"run {info['run_id']} is already version {info['version']} of {info['model_name']}: "
-            f"no new version, alias {info['alias']!r} now points at it",
-            file=sys.stderr,
-        )
-    print(json.dumps(info, indent=1))
-    return EXIT_OK
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from study.registry import score_model
-
-    print(score_model(args.model_uri, args.data, out=args.out, tracking_uri=args.tracking_uri))
-    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -314,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="also consider trials flagged collapsed (reconstructions that ignore their input)",
     )
+    add_register_options(p)
     _add_tracking(p)
 
     p = _command(
@@ -331,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     )
     p.add_argument("--data", required=True, help="dataset name, .npz, IDX .gz or image folder")
     p.add_argument("--out", required=True, help="CSV file to write")
+    add_threshold_option(p)
     _add_tracking(p)
 
     p = _command(

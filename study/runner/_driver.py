@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 from study.config import TrialConfig
 from study.errors import LampError
+from study.outcome import study_outcome
 from study.runner._callbacks import _ACTIVE, reconcile, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
@@ -25,6 +27,8 @@ from study.spec import StudySpec, load_spec
 from study.storage import check_storage
 from study.tracking import TERMINAL, StudyTracker, git_commit, set_quiet_mlflow_env
 from study.tracking_store import TrackingLost, check_tracking_uri, redact
+
+logger = logging.getLogger(__name__)
 
 
 def _storage(storage_path: str | None) -> Path:
@@ -333,7 +337,8 @@ def _tracking_lost(err: BaseException | None) -> TrackingLost | None:
 def _summary(
     spec: StudySpec, status: str, parent: str, uri: str, tune_path: Path, t0: float, counts: dict[str, int]
 ) -> dict[str, Any]:
-    return {
+    """What `run`/`resume` return (and print); `warning` when most trials did not train (study/outcome.py)."""
+    summary = {
         "status": status,
         "study": spec.name,
         "parent_run_id": parent,
@@ -342,6 +347,10 @@ def _summary(
         "wall_time_s": round(time.time() - t0, 1),
         "trials": counts,
     }
+    if outcome := study_outcome(counts):
+        summary["warning"] = outcome.message()
+        logger.warning("[%s] WARNING: %s", spec.name, outcome.message())
+    return summary
 
 
 def _counts(tracker: StudyTracker) -> dict[str, int]:
