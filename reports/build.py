@@ -12,6 +12,7 @@ from reports.extract import ArtifactLoader, Study, load_study
 from reports.html import render_html
 from reports.labelfree import draw_label_free, extract_label_free
 from reports.lr_control import draw_lr_control, extract_lr_control
+from reports.phases import draw_phases, extract_phases
 from reports.scores import draw_scores, extract_scores
 from reports.section import Panel, Section
 from reports.sensitivity import draw_sensitivity, extract_sensitivity
@@ -82,6 +83,7 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
         return summary, [
             *sections,
             Section("outcome", "No comparisons", [Panel("none", f"Nothing to compare: {why}.")]),
+            _cost(study),
         ]
     sections += [
         Section("sensitivity", "Sensitivity to amplification", draw_sensitivity(extract_sensitivity(study))),
@@ -93,4 +95,8 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
     label_free = extract_label_free(study)
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
-    return summary, sections
+    return summary, [*sections, _cost(study)]
+
+
+def _cost(study: Study) -> Section:
+    return Section("cost", "Where the time went", draw_phases(extract_phases(study)))

@@ -31,6 +31,7 @@ class Example:
     work: Path
     uri: str
     stdout: str
+    stderr: str
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Example:
         check=False,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return Example(work, f"sqlite:///{work / 'mlflow.db'}", out.stdout)
+    return Example(work, f"sqlite:///{work / 'mlflow.db'}", out.stdout, out.stderr)
 
 
 def _children(uri: str) -> tuple[object, list]:
@@ -64,6 +65,35 @@ def test_the_api_example_runs_every_step(example: Example) -> None:
     assert "study: finished" in example.stdout
     assert (example.work / "api_example.html").is_file()
     assert "registered: models:/lamp-api_example@champion" in example.stdout
+    assert "normal images raise an alarm" in example.stdout  # the stored threshold's claim
+
+
+def test_a_real_run_logs_one_progress_line_per_event(example: Example) -> None:
+    lines = [ln for ln in example.stderr.splitlines() if "trials done" in ln]
+    # max_concurrent 1: the first start, then each end (the next start shares its record or stays DEBUG)
+    assert [ln.split(" trials done")[0] for ln in lines] == [
+        "[api_example] 0/2",
+        "[api_example] 1/2",
+        "[api_example] 2/2",
+    ]
+    assert "0 running" in lines[-1] and "best auroc (validation)" in lines[-1]
+
+
+def test_the_report_shows_per_phase_times_as_the_trials_logged_them(example: Example) -> None:
+    import numpy as np
+
+    from reports.extract import load_study
+    from reports.phases import extract_phases
+
+    data = extract_phases(load_study(NAME, tracking_uri=example.uri))
+    _, runs = _children(example.uri)
+    assert {r.metric for r in data.rows} == {"train_time_s", "steepness_time_s"}  # label-free is off
+    for row in data.rows:
+        logged = [r.data.metrics[row.metric] for r in runs]
+        assert row.n == len(logged) == 2
+        assert row.total_s == pytest.approx(sum(logged)) and row.median_s == pytest.approx(np.median(logged))
+        assert 0 < row.median_share < 1
+    assert "Where the time went" in (example.work / "api_example.html").read_text()
 
 
 def _same(exported: object, logged: str) -> bool:

@@ -53,6 +53,7 @@ def main(work: Path) -> None:
     # 4. register the trial that is best on the validation part, with its alarm threshold
     info = register_best("api_example", tracking_uri=uri)
     print("registered:", info["uri"], "from run", info["run_id"])
+    print(info["threshold"]["claim"])  # scores above it raise an alarm: `lamp-study score --threshold`
 
 
 if __name__ == "__main__":
