@@ -36,7 +36,7 @@ from reports.steepness import extract_steepness
 from reports.summary import extract_summary
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
-SECTIONS = ("summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "label-free")
+SECTIONS = ("summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "label-free", "cost")
 
 
 # ---------------------------------------------------------------- fixtures
