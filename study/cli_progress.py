@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -53,16 +54,25 @@ class ProgressHandler(logging.Handler):
                 file=self.stream,
                 desc=f"[{state.study}] trials",
                 bar_format="{desc} {n_fmt}/{total_fmt} done |{bar}|{postfix}",
-                dynamic_ncols=True,
                 mininterval=0,
+                **self._width(),
             )
         self._bar.n = state.done
+        outcomes = "".join(f", {n} {k}" for k, n in state.counts.items() if n and k != "finished")
         self._bar.set_postfix_str(
-            f"{state.running} running, {state.outcomes()}; {state.best_text()}; "
-            f"{state.elapsed_s:.0f}s elapsed, ETA {state.eta_text()}",
+            f"{state.running} running{outcomes}; {state.best_text()}; ETA {state.eta_text()}, "
+            f"{state.elapsed_s:.0f}s elapsed",
             refresh=False,
         )
         self._bar.refresh()
+
+    def _width(self) -> dict[str, Any]:
+        """Follow the terminal's width; a pty that reports none (0 columns) gets 120, not an empty bar."""
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 0
+        return {"dynamic_ncols": True} if columns > 0 else {"ncols": 120}
 
     def close(self) -> None:
         if self._bar is not None:

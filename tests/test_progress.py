@@ -119,9 +119,12 @@ def test_a_log_gets_one_line_per_event_and_never_two_alike(progress: Progress) -
     assert not logging.getLogger(PROGRESS_LOGGER).handlers  # the handler leaves with the study
 
 
-def test_a_terminal_gets_one_bar_redrawn_in_place_also_between_events(progress: Progress) -> None:
+@pytest.mark.parametrize("columns", [200, 0])  # a terminal, and a pty that reports no size
+def test_a_terminal_gets_one_bar_redrawn_in_place_also_between_events(
+    progress: Progress, columns: int
+) -> None:
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # a 200-column terminal
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     stream = os.fdopen(slave, "w")
     try:
         with progress_output(stream) as handler:
