@@ -67,12 +67,13 @@ class ProgressHandler(logging.Handler):
         self._bar.refresh()
 
     def _width(self) -> dict[str, Any]:
-        """Follow the terminal's width; a pty that reports none (0 columns) gets 120, not an empty bar."""
+        """Follow the terminal's size; a pty that reports none (0 x 0, e.g. `script`, some CI runners) gets
+        120 columns and 40 rows: tqdm would otherwise draw an empty bar, or nothing at all (it takes -1 rows)."""
         try:
-            columns = os.get_terminal_size(self.stream.fileno()).columns
+            size = os.get_terminal_size(self.stream.fileno())
         except (OSError, ValueError, AttributeError):
-            columns = 0
-        return {"dynamic_ncols": True} if columns > 0 else {"ncols": 120}
+            size = os.terminal_size((0, 0))
+        return {"dynamic_ncols": True} if size.columns > 0 and size.lines > 0 else {"ncols": 120, "nrows": 40}
 
     def close(self) -> None:
         if self._bar is not None:

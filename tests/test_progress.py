@@ -11,6 +11,7 @@ import os
 import re
 import select
 import struct
+import sys
 import termios
 
 import pytest
@@ -119,15 +120,16 @@ def test_a_log_gets_one_line_per_event_and_never_two_alike(progress: Progress) -
     assert not logging.getLogger(PROGRESS_LOGGER).handlers  # the handler leaves with the study
 
 
-@pytest.mark.parametrize("columns", [200, 0])  # a terminal, and a pty that reports no size
+@pytest.mark.parametrize("size", [(40, 200), (0, 0)])  # a terminal, and a pty that reports no size
 def test_a_terminal_gets_one_bar_redrawn_in_place_also_between_events(
-    progress: Progress, columns: int
+    progress: Progress, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     stream = os.fdopen(slave, "w")
+    monkeypatch.setattr(sys, "stderr", stream)  # the command line's stream: tqdm asks its size
     try:
-        with progress_output(stream) as handler:
+        with progress_output() as handler:
             assert handler.tty  # a real pty, detected as a terminal
             _drive(progress, 3)
         stream.flush()
