@@ -12,6 +12,7 @@ import getpass
 import hashlib
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -83,10 +84,12 @@ def log_dataset(client: Any, run_id: str, cfg: DataConfig, data: Any) -> None:
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    if cfg.path:
-        from mlflow.data.artifact_dataset_sources import LocalArtifactDatasetSource
+    if cfg.path:  # a folder or file: MLflow's local source (its classes are registered, not importable)
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
 
-        source: Any = LocalArtifactDatasetSource(str(Path(cfg.path).expanduser().resolve()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways": all local
+            source: Any = resolve_dataset_source(str(Path(cfg.path).expanduser().resolve()))
     else:
         source = CodeDatasetSource({"lamp.loader": cfg.name})
     classes = ",".join(str(c) for c in cfg.normal_classes) if cfg.name != "images" else "normal folder"
