@@ -65,3 +65,21 @@ def test_a_report_of_a_study_where_every_trial_collapsed_says_what_happened(tmp_
     assert "all 3 trials did not train (3 collapsed)" in page and "raise `epochs`" in page
     assert "has a value of auroc yet" not in page
     assert "un-amplified baseline (linear" not in page and "enable the twins" not in page
+
+
+def test_a_study_that_did_not_train_ends_with_a_warning_in_its_summary_and_its_log(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    import time
+
+    from study.runner._driver import _summary
+    from study.spec import load_spec
+    from tests.conftest import SPECS
+
+    spec = load_spec(SPECS / "tiny.yaml")
+    caplog.set_level("WARNING")
+    args = (spec, "finished", "run", "sqlite:///x.db", tmp_path, time.time())
+    summary = _summary(*args, {"collapsed": 7, "finished": 1})
+    assert "7 of 8 trials did not train" in summary["warning"] and "raise `epochs`" in summary["warning"]
+    assert any("WARNING" in r.getMessage() and "7 of 8" in r.getMessage() for r in caplog.records)
+    assert "warning" not in _summary(*args, {"finished": 8})
