@@ -7,18 +7,18 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from reports.effects import draw_effects, extract_effects
-from reports.extract import ArtifactLoader, Study, load_study
-from reports.html import render_html
-from reports.labelfree import draw_label_free, extract_label_free
-from reports.lr_control import draw_lr_control, extract_lr_control
-from reports.phases import draw_phases, extract_phases
-from reports.scores import draw_scores, extract_scores
-from reports.section import Panel, Section
-from reports.sensitivity import draw_sensitivity, extract_sensitivity
-from reports.steepness import draw_steepness, extract_steepness
-from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
-from study.outcome import study_outcome
+from reports.render.html import render_html
+from reports.render.section import Panel, Section
+from reports.sections.effects import draw_effects, extract_effects
+from reports.sections.labelfree import draw_label_free, extract_label_free
+from reports.sections.lr_control import draw_lr_control, extract_lr_control
+from reports.sections.phases import draw_phases, extract_phases
+from reports.sections.scores import draw_scores, extract_scores
+from reports.sections.sensitivity import draw_sensitivity, extract_sensitivity
+from reports.sections.steepness import draw_steepness, extract_steepness
+from reports.sections.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
+from reports.source.extract import ArtifactLoader, Study, load_study
+from study.core.outcome import study_outcome
 
 DEFAULT_DIR = Path("reports_out")
 REPORT_ARTIFACT = Path("report/report.html")  # the page's artifact path on the study's parent run
@@ -39,7 +39,7 @@ def build_report(
         log_to_study: also log the page on the study's parent run.
 
     Raises:
-        reports.extract.StudyNotFoundError: no such study; the message lists the existing ones.
+        reports.source.extract.StudyNotFoundError: no such study; the message lists the existing ones.
 
     Example:
         >>> build_report("quickstart", tracking_uri="sqlite:///mlflow.db")  # doctest: +SKIP

@@ -1,6 +1,6 @@
 """A study's trials as a table: one row per trial, for pandas, a parquet file or a CSV file.
 
-The table is `reports.extract.Study.trials`, the same one the report reads:
+The table is `reports.source.extract.Study.trials`, the same one the report reads:
 `run_id, trial_id, status, error, group, start_time`, then one typed column
 per trial param, then one float column per metric (its last logged value:
 the final metric, or the last epoch's for a per-epoch one), NaN when absent.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.extract import load_study
-from study.errors import LampError
+from reports.source.extract import load_study
+from study.core.errors import LampError
 
 FORMATS = (".parquet", ".csv")
 
@@ -26,7 +26,7 @@ def trials_frame(name: str, *, tracking_uri: str) -> pd.DataFrame:
     """Every trial of study `name` as a DataFrame (see the module docstring for the columns).
 
     Raises:
-        reports.extract.StudyNotFoundError: no such study; the message lists the existing ones.
+        reports.source.extract.StudyNotFoundError: no such study; the message lists the existing ones.
 
     Example:
         >>> trials_frame("quickstart", tracking_uri="sqlite:///mlflow.db")  # doctest: +SKIP

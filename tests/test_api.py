@@ -82,8 +82,8 @@ def test_a_real_run_logs_one_progress_line_per_event(example: Example) -> None:
 def test_the_report_shows_per_phase_times_as_the_trials_logged_them(example: Example) -> None:
     import numpy as np
 
-    from reports.extract import load_study
-    from reports.phases import extract_phases
+    from reports.sections.phases import extract_phases
+    from reports.source.extract import load_study
 
     data = extract_phases(load_study(NAME, tracking_uri=example.uri))
     _, runs = _children(example.uri)
@@ -138,10 +138,10 @@ def test_export_refuses_an_unknown_format_naming_the_allowed_ones(example: Examp
 def test_mlflow_conventions_read_back_from_the_store(example: Example) -> None:
     from mlflow import MlflowClient
 
-    from study.config import TrialConfig
+    from study.core.config import TrialConfig
     from study.data import load_dataset
     from study.spec import load_spec
-    from study.tracking_meta import dataset_digest, run_name
+    from study.tracking.meta import dataset_digest, run_name
 
     parent, runs = _children(example.uri)
     for run in [parent, *runs]:
@@ -184,8 +184,8 @@ def test_report_rows_carry_the_run_id_and_a_link_on_a_server(example: Example) -
 
     from mlflow import MlflowClient
 
-    from reports.extract import ArtifactLoader, load_study
-    from reports.summary import draw_summary, extract_summary
+    from reports.sections.summary import draw_summary, extract_summary
+    from reports.source.extract import ArtifactLoader, load_study
 
     study = load_study(NAME, tracking_uri=example.uri)
     best = study.best()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from study.cli import EXIT_OK, EXIT_USAGE, main
-from study.outcome import study_outcome
+from study.core.outcome import study_outcome
 from tests.test_cli import _own_data
 
 
@@ -50,7 +50,7 @@ def test_the_outcome_flags_studies_where_most_trials_did_not_train(
 
 def test_a_report_of_a_study_where_every_trial_collapsed_says_what_happened(tmp_path: Path) -> None:
     from reports.build import build_report
-    from study.config import TrialConfig
+    from study.core.config import TrialConfig
     from study.tracking import StudyTracker
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -16,8 +16,9 @@ import termios
 
 import pytest
 
-from study.cli_progress import ProgressHandler, progress_output
-from study.runner import _ACTIVE, OBJECTIVE_KEY, PROGRESS_LOGGER, STATUS_KEY, Progress, ProgressState
+from study.cli.progress import ProgressHandler, progress_output
+from study.runner import OBJECTIVE_KEY, PROGRESS_LOGGER, STATUS_KEY, Progress, ProgressState
+from study.runner._callbacks import _ACTIVE
 from study.spec import load_spec
 from tests.conftest import SPECS
 

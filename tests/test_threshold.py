@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.threshold import Threshold, ThresholdError, alarm_threshold, clopper_pearson
+from study.serving.threshold import Threshold, ThresholdError, alarm_threshold, clopper_pearson
 
 # normal-image scores unlike any textbook: heavy-tailed, skewed, bimodal, and discrete (ties)
 DRAWS = {
@@ -76,7 +76,7 @@ def test_register_stores_the_threshold_and_score_applies_it(tmp_path: Path) -> N
     from mlflow import MlflowClient
 
     from study.cli import main
-    from study.registry import RegistryError, model_threshold, register_best
+    from study.serving.registry import RegistryError, model_threshold, register_best
     from study.tracking import ROLE, STATUS
     from tests._logged_trials import log_trials
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from study.spec import load_spec
-from study.tracking_meta import run_name, run_url
+from study.tracking.meta import run_name, run_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +31,9 @@ def test_a_folder_dataset_is_logged_as_a_local_source_with_its_digest(tmp_path: 
 
     from mlflow import MlflowClient
 
-    from study.config import DataConfig
+    from study.core.config import DataConfig
     from study.data import load_dataset
-    from study.tracking_meta import dataset_digest, log_dataset
+    from study.tracking.meta import dataset_digest, log_dataset
     from tests.test_cli import _own_data
 
     good, bad = _own_data(tmp_path)

@@ -1,4 +1,4 @@
-"""The live progress of a study, as log records the caller renders (study/cli_progress.py: a bar or lines).
+"""The live progress of a study, as log records the caller renders (study/cli/progress.py: a bar or lines).
 
 The driver emits events; it never writes to the terminal. Each record of this
 module's logger carries a `ProgressState` in `record.lamp_progress`:
