@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from study.core.vocab import TERMINAL, TrialStatus
+
 MOST = 0.5  # share of ended trials collapsed or diverged above which the study is flagged
 
 
@@ -26,12 +28,14 @@ class Outcome:
 
 def study_outcome(counts: dict[str, int]) -> Outcome | None:
     """An `Outcome` when more than half of the ended trials collapsed or diverged, else None."""
-    collapsed, diverged = counts.get("collapsed", 0), counts.get("diverged", 0)
-    ended = sum(n for s, n in counts.items() if s not in ("running", "interrupted", "retried"))
+    collapsed, diverged = counts.get(TrialStatus.COLLAPSED, 0), counts.get(TrialStatus.DIVERGED, 0)
+    ended = sum(n for s, n in counts.items() if s in TERMINAL)
     bad = collapsed + diverged
     if ended == 0 or bad <= MOST * ended:
         return None
-    kinds = " and ".join(f"{n} {s}" for s, n in (("collapsed", collapsed), ("diverged", diverged)) if n)
+    kinds = " and ".join(
+        f"{n} {s}" for s, n in ((TrialStatus.COLLAPSED, collapsed), (TrialStatus.DIVERGED, diverged)) if n
+    )
     scope = f"all {ended} trials" if bad == ended else f"{bad} of {ended} trials"
     sentence = f"{scope} did not train ({kinds}), so there is {'no' if bad == ended else 'little'} comparison to make"
     hints = []
