@@ -76,17 +76,17 @@ def test_register_stores_the_threshold_and_score_applies_it(tmp_path: Path) -> N
     from mlflow import MlflowClient
 
     from study.cli import main
+    from study.core.vocab import ROLE_TAG, STATUS_TAG
     from study.serving.registry import RegistryError, model_threshold, register_best
-    from study.tracking import ROLE, STATUS
     from tests._logged_trials import log_trials
 
     trained = log_trials(tmp_path, "thr")
     uri = trained.tracking_uri
     client = MlflowClient(uri)
     (parent,) = client.search_runs(
-        [client.get_experiment_by_name("thr").experiment_id], filter_string=f"tags.`{ROLE}` = 'study'"
+        [client.get_experiment_by_name("thr").experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'"
     )
-    client.set_tag(parent.info.run_id, STATUS, "running")  # a study still running is refused
+    client.set_tag(parent.info.run_id, STATUS_TAG, "running")  # a study still running is refused
     with pytest.raises(RegistryError, match="--allow-running"):
         register_best("thr", tracking_uri=uri)
     info = register_best("thr", tracking_uri=uri, false_alarm=0.05, allow_running=True)
