@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from study.cli.progress import progress_output
+from study.cli.report import add_report_commands
 from study.cli.results import (
     add_export,
     add_no_report,
@@ -115,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             storage_path=args.storage_path,
             name=args.name,
             extend=args.extend,
+            optuna_storage=args.optuna_storage,
         )
     print(json.dumps(summary, indent=1))
     report_after_run(args, summary)
@@ -151,13 +153,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK  # not reached
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from reports.build import build_report
-
-    print(build_report(args.name, tracking_uri=args.tracking_uri, out=args.out))
-    return EXIT_OK
-
-
 def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
@@ -167,7 +162,8 @@ def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage-path",
         default=None,
-        help="where Tune keeps trial state (default ./lamp_storage; a shared filesystem path on a cluster)",
+        help="where the study and Tune keep their state (default ./lamp_storage): a folder, shared on a cluster, "
+        "or an object-store URI (s3://bucket/prefix, gs://, abfs://; credentials from the environment)",
     )
 
 
@@ -237,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
     )
     add_no_report(p)
+    p.add_argument(
+        "--optuna-storage",
+        default=None,
+        help="tpe: Optuna RDB storage URL of the study (default sqlite optuna.db beside a sqlite MLflow store, "
+        "else in the working directory); `optuna-dashboard URL` shows it",
+    )
     _add_cluster(p)
     _add_tracking(p)
 
@@ -329,16 +331,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p.add_argument("--port", type=int, default=5001, help="port to listen on (default 5001)")
     _add_tracking(p)
 
-    p = _command(
-        sub,
-        "report",
-        "write the HTML report of a study, from MLflow alone, and log it on the study's run",
-        "lamp-study report quickstart --out reports_out/quickstart.html",
-        cmd_report,
-    )
-    p.add_argument("name", help="the study's name")
-    p.add_argument("--out", default=None, help="HTML file to write (default reports_out/<name>.html)")
-    _add_tracking(p)
+    add_report_commands(sub, _command, _add_tracking, _tracking_default())
 
     add_export(sub, _command, _add_tracking)
 

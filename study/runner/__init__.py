@@ -34,7 +34,7 @@ from study.runner._keys import (
 )
 from study.runner._progress import PROGRESS_LOGGER, Progress, ProgressState
 from study.runner._search import search_algorithm
-from study.runner._storage import check_storage
+from study.runner._storage import Storage, check_storage
 from study.runner._trainable import report_interval_s, trainable, trial_config
 from study.runner._tuner import max_epochs
 
@@ -52,6 +52,7 @@ __all__ = [
     "MlflowCallback",
     "Progress",
     "ProgressState",
+    "Storage",
     "calibrate",
     "check_resources",
     "check_storage",
