@@ -46,6 +46,7 @@ SECTIONS = (
     "scores",
     "trials",
     "label-free",
+    "cost",
 )
 
 
