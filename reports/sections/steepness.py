@@ -24,7 +24,6 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
-from statsmodels.stats.multitest import multipletests
 
 from reports.render.section import Panel, html_table
 from reports.render.verdicts import steepness_sentence
@@ -33,6 +32,7 @@ from reports.sections.slices import SliceData, draw_slices, extract_slices
 from reports.source.extract import ArtifactLoader, Study
 from reports.stats.aggregate import Points, factor_levels, fmt_factor, scatter_points
 from reports.stats.effects import STRATUM
+from reports.stats.moderation import holm
 from reports.stats.pairing import is_twin
 from reports.stats.rank import StratifiedRho, stratified_spearman
 
@@ -173,7 +173,7 @@ def _holm(correlations: list[Correlation]) -> list[Correlation]:
     tested = [i for i, c in enumerate(correlations) if np.isfinite(c.result.combined_p)]
     if not tested:
         return correlations
-    adjusted = multipletests([correlations[i].result.combined_p for i in tested], method="holm")[1]
+    adjusted = holm(np.array([correlations[i].result.combined_p for i in tested]))
     out = list(correlations)
     for i, p in zip(tested, adjusted, strict=True):
         out[i] = replace(out[i], p_holm=float(p))
