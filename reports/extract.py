@@ -10,12 +10,14 @@ shows (`reports.runs` reads the runs); nothing else talks to MLflow.
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
 column per trial param parsed to its `TrialConfig` type (float, int, bool, str;
 "None" becomes None), then one float column per final metric (NaN when absent).
-Statuses are `lamp.status` (running, finished, collapsed, diverged, failed,
-pruned); runs without the tag take theirs from the MLflow run status. Only
+Statuses are `lamp.status` (running, finished, collapsed, degenerate, diverged,
+failed, pruned); runs without the tag take theirs from the MLflow run status. Only
 `finished` trials enter "best", gains, correlations and landscape figures: a
-collapsed trial's output does not depend on its input (study/collapse.py).
-"Best" ranks a detection objective by its validation value (`val_auroc`), so
-the test-part `auroc` the report states did not also choose the trial.
+collapsed trial's output does not depend on its input (study/collapse.py), a
+degenerate one scores like a trivial model (study/degenerate.py).
+"Best" is a setting, chosen by its seed-mean validation value (`val_auroc` for
+a detection objective, study/best_setting.py), then its best seed; the
+test-part `auroc` the report states did not also choose the trial.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from reports.runs import RunRecord, read_runs
+from study.best_setting import SettingChoice, choose_setting
 from study.config import trial_fields
 from study.errors import LampError
 from study.metrics_meta import mode_of
 
 DETECTION_METRICS = ("auroc", "ap")  # label-based detection metrics, higher is better
 FIXED_COLUMNS = ("run_id", "trial_id", "status", "error", "group", "start_time")
-STATUSES = ("finished", "collapsed", "diverged", "failed", "pruned", "running")
+STATUSES = ("finished", "collapsed", "degenerate", "diverged", "failed", "pruned", "running")
 # Final metrics of the schema; each gets a column (NaN when no trial logged it) so sections can rely on it.
 KNOWN_METRICS = (
     "auroc",
@@ -114,10 +117,26 @@ class Study:
             return val
         return self.objective
 
+    def best_setting(self) -> SettingChoice | None:
+        """The best setting of the finished trials by its seed-mean objective (study/best_setting.py), or None.
+
+        `register` applies the same rule to the same trials, so both name the same trial.
+        """
+        key = self.selection_metric
+        frame = self.finished()
+        if key not in frame or frame.empty:
+            return None
+        params = [p for p in self.param_columns if p != "seed"]
+        fallback = frame[params].astype(str).agg("|".join, axis=1) if params else frame["run_id"]
+        frame = frame.assign(group=frame["group"].where(frame["group"].notna(), fallback))
+        return choose_setting(frame[["run_id", "trial_id", "group", key]], key, self.mode)
+
     def best(self) -> pd.Series | None:
-        """The best finished trial by the study objective, or None."""
-        ranked = self.ranked()
-        return None if ranked.empty else ranked.iloc[0]
+        """The trial to show as best: the best setting's best seed (`best_setting`), or None."""
+        choice = self.best_setting()
+        if choice is None:
+            return None
+        return self.trials[self.trials["run_id"] == choice.run_id].iloc[0]
 
 
 class ArtifactLoader:

@@ -54,7 +54,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status in ("finished", "collapsed"):
+    if result.status in ("finished", "collapsed", "degenerate"):
         summary = (
             f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
@@ -133,7 +133,10 @@ def cmd_register(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         alias=args.alias,
         allow_collapsed=args.allow_collapsed,
+        allow_degenerate=args.allow_degenerate,
     )
+    if info["setting"] is not None:
+        print(info["setting"]["note"], file=sys.stderr)
     if not info["new_version"]:
         print(
             f"run {info['run_id']} is already version {info['version']} of {info['model_name']}: "
@@ -305,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         "--allow-collapsed",
         action="store_true",
         help="also consider trials flagged collapsed (reconstructions that ignore their input)",
+    )
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="also consider trials flagged degenerate (score like the identity or the mean image, "
+        "no better than the model-free baselines on the validation part)",
     )
     _add_tracking(p)
 

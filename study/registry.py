@@ -4,8 +4,12 @@
 never by the amplified training loss (not comparable across factors). A
 detection metric ranks by its validation value (`val_auroc` for `auroc`): the
 test-part value is what the report states, so it must not also pick the model.
-A collapsed trial (output independent of input, study/collapse.py) is never
-picked unless asked (`allow_collapsed`). Stages are deprecated in MLflow 3, so
+A per-trial metric picks a setting by its seed-mean, then that setting's best
+seed (study/best_setting.py, the report's rule too), among every trial of the
+study (`search_runs` page after page). A collapsed trial (output independent
+of input, study/collapse.py) or a degenerate one (scores like a trivial model,
+study/degenerate.py) is never picked unless asked (`allow_collapsed`,
+`allow_degenerate`). Stages are deprecated in MLflow 3, so
 the version gets an alias (`champion`).
 
 Trials log weights only (study/scorer.py); `register` builds the pyfunc scorer
@@ -21,15 +25,22 @@ import math
 import re
 import tempfile
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from study.best_setting import SettingChoice, choose_setting, setting_key
 from study.errors import LampError
 from study.metrics_meta import mode_of
-from study.tracking import MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID
+from study.tracking import GROUP, MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID
 from study.tracking_store import check_tracking_uri
 
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
+PAGE_SIZE = 1000  # runs per search_runs page
+EXCLUDED = {  # statuses never registered unless asked, and why
+    "collapsed": "output independent of input",
+    "degenerate": "scores like a trivial model",
+}
 LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector
 
 
@@ -37,10 +48,39 @@ class RegistryError(LampError):
     """Nothing to register, or nothing to score with."""
 
 
+@dataclass(frozen=True)
+class Pick:
+    """What `register` picked: the trial's run, how it was ranked, and (for a per-trial metric) its setting."""
+
+    parent: Any
+    run: Any
+    metric: str
+    mode: str
+    setting: SettingChoice | None  # None for a cross-trial label-free selector
+
+
 def best_trial(
     client: Any, study: str, metric: str | None, mode: str | None, *, allow_collapsed: bool = False
 ) -> tuple[Any, Any, str, str]:
-    """(parent run, best child run, ranking metric, mode) of a study's finished trials."""
+    """(parent run, best child run, ranking metric, mode) of a study's finished trials (see `best_pick`)."""
+    pick = best_pick(client, study, metric, mode, allow=("collapsed",) if allow_collapsed else ())
+    return pick.parent, pick.run, pick.metric, pick.mode
+
+
+def best_pick(
+    client: Any,
+    study: str,
+    metric: str | None,
+    mode: str | None,
+    *,
+    allow: tuple[str, ...] = (),
+    page_size: int = PAGE_SIZE,
+) -> Pick:
+    """The trial to register among every trial of the study (all pages of runs).
+
+    A per-trial metric picks the best setting by its seed-mean (study/best_setting.py), then that
+    setting's best seed; `allow` adds statuses beside `finished` (collapsed, degenerate).
+    """
     exp = client.get_experiment_by_name(study)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -53,6 +93,7 @@ def best_trial(
             f"experiment {study!r} has no lamp-study parent run; was it made by `lamp-study run`?"
         )
     parent = parents[0]
+    children = trial_runs(client, exp.experiment_id, parent.info.run_id, page_size)
     objective = parent.data.tags.get("lamp.objective_metric", "auroc")
     from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
 
@@ -60,42 +101,63 @@ def best_trial(
         metric = DEFAULT_SELECTOR  # label-free: the benchmark's best selector (bench/RESULTS.md)
     metric = metric or objective
     if metric in SELECTORS and metric not in TRIAL_METRICS:
-        return (
-            parent,
-            _pick_by_selector(client, exp.experiment_id, parent.info.run_id, study, metric),
-            metric,
-            "max",
-        )
+        return Pick(parent, _pick_by_selector(children, study, metric), metric, "max", None)
     if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
         natural = mode_of(metric)
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
     if metric in SELECTED_ON_VALIDATION:
         metric = f"val_{metric}"
-    statuses = ("finished", "collapsed") if allow_collapsed else ("finished",)
-    children = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{PARENT}` = '{parent.info.run_id}'",
-        order_by=[f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"],
-        max_results=1000,
+    statuses = ("finished", *allow)
+    choice = choose_setting(
+        _frame([r for r in children if r.data.tags.get(STATUS) in statuses], metric), metric, mode
     )
-    runs = [
-        r
-        for r in children
-        if r.data.tags.get(STATUS) in statuses and math.isfinite(r.data.metrics.get(metric, math.nan))
-    ]
-    if not runs:
-        collapsed = [r for r in children if r.data.tags.get(STATUS) == "collapsed"]
-        hint = (
-            f"; {len(collapsed)} collapsed trial(s) (output independent of input) were left out, "
-            "pass --allow-collapsed to consider them"
-            if collapsed and not allow_collapsed
-            else ""
+    if choice is None:
+        left = {s: sum(r.data.tags.get(STATUS) == s for r in children) for s in EXCLUDED if s not in allow}
+        hint = "".join(
+            f"; {n} {s} trial(s) ({EXCLUDED[s]}) were left out, pass --allow-{s} to consider them"
+            for s, n in left.items()
+            if n
         )
         raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register{hint}")
-    return parent, runs[0], metric, mode
+    return Pick(parent, next(r for r in children if r.info.run_id == choice.run_id), metric, mode, choice)
 
 
-def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: str, selector: str) -> Any:
+def trial_runs(client: Any, experiment_id: str, parent_id: str, page_size: int = PAGE_SIZE) -> list[Any]:
+    """Every child run of the study's parent run, page after page (a study can hold >10,000 trials)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{PARENT}` = '{parent_id}'",
+            max_results=page_size,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _frame(runs: list[Any], metric: str) -> Any:
+    """run_id, trial_id, group (setting) and `metric` of each run, for study/best_setting.py."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.info.run_id,
+                "trial_id": r.data.tags.get(TRIAL_ID, r.info.run_id),
+                "group": r.data.tags.get(GROUP) or setting_key(r.data.params),
+                metric: r.data.metrics.get(metric, math.nan),
+            }
+            for r in runs
+        ],
+        columns=["run_id", "trial_id", "group", metric],
+    )
+
+
+def _pick_by_selector(children: list[Any], study: str, selector: str) -> Any:
     """The finished trial a cross-trial label-free selector (study/selection.py) picks."""
     import pandas as pd
 
@@ -105,11 +167,7 @@ def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: st
         raise RegistryError(
             f"selector {selector!r} needs every trial's test-pool scores; register --by borda or rra"
         )
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PARENT}` = '{parent_id}' and tags.`{STATUS}` = 'finished'",
-        max_results=5000,
-    )
+    runs = [r for r in children if r.data.tags.get(STATUS) == "finished"]
     frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
     chosen = pick(frame.set_index("run_id"), selector) if not frame.empty else None
     if chosen is None:
@@ -126,6 +184,7 @@ def register_best(
     model_name: str | None = None,
     alias: str = "champion",
     allow_collapsed: bool = False,
+    allow_degenerate: bool = False,
 ) -> dict[str, Any]:
     """Register the best finished trial's scorer and point `alias` at its version.
 
@@ -139,7 +198,9 @@ def register_best(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
+    allow = ("collapsed",) * allow_collapsed + ("degenerate",) * allow_degenerate
+    pick = best_pick(client, study, metric, mode, allow=allow)
+    parent, best, metric = pick.parent, pick.run, pick.metric
     run_id = best.info.run_id
     name = model_name or f"lamp-{study}"
     value = best.data.metrics.get(metric)  # None for a cross-trial selector: it has no per-trial value
@@ -165,6 +226,20 @@ def register_best(
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
+        "setting": None if pick.setting is None else _setting_info(pick.setting, metric),
+    }
+
+
+def _setting_info(choice: SettingChoice, metric: str) -> dict[str, Any]:
+    """The picked setting's seed-mean and whether the validation part separates it from the rest."""
+    return {
+        "seed_mean": choice.mean,
+        "ci95": [choice.ci_low, choice.ci_high] if math.isfinite(choice.ci_low) else None,
+        "n_seeds": choice.n_seeds,
+        "n_settings": choice.n_settings,
+        "distinguishable": choice.distinguishable,
+        "n_not_distinguishable": len(choice.tied),
+        "note": choice.sentence(metric),
     }
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from study.tracking_runs import (  # re-exported: the run layout's names
+    GROUP,
     MODEL_ARTIFACT,
     PARENT,
     ROLE,
@@ -35,6 +36,7 @@ from study.tracking_runs import (  # re-exported: the run layout's names
 
 __all__ = [
     "EPOCH_METRIC",
+    "GROUP",
     "MODEL_ARTIFACT",
     "PARENT",
     "RETRIED",
@@ -55,7 +57,7 @@ from study.tracking_store import (
     without_credentials,
 )
 
-TERMINAL = ("finished", "collapsed", "diverged", "failed", "pruned")
+TERMINAL = ("finished", "collapsed", "degenerate", "diverged", "failed", "pruned")
 RETRIED = "retried"  # lamp status of a failed/interrupted run whose trial ran again in a new run
 EPOCH_METRIC = "train_base_loss"  # logged every epoch of every trial: its steps are the epochs logged
 

@@ -24,12 +24,14 @@ from study.tracking_writer import Writer
 ROLE = "lamp.role"
 STATUS = "lamp.status"
 TRIAL_ID = "lamp.trial_id"
+GROUP = "lamp.group"  # hash of every param but the seed: replicates of one setting share it
 SPEC_HASH = "lamp.spec_hash"
 PARENT = "mlflow.parentRunId"
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
 _RUN_STATUS = {
     "finished": "FINISHED",
     "collapsed": "FINISHED",
+    "degenerate": "FINISHED",
     "diverged": "FINISHED",
     "pruned": "KILLED",
     "failed": "FAILED",
@@ -84,7 +86,7 @@ class TrialRuns:
             ROLE: "trial",
             TRIAL_ID: trial_id,
             STATUS: "running",
-            "lamp.group": cfg.group_key(),
+            GROUP: cfg.group_key(),
             SPEC_HASH: spec_hash,
             **(tags or {}),
         }

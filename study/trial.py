@@ -4,11 +4,13 @@
 nothing of Ray or MLflow: Ray Tune is one executor of it (study/runner.py), a
 plain loop is another (bench/), and the `lamp-study trial` command a third.
 
-Contract of a result: `status` is `finished`, `collapsed` or `diverged`; a
-finished or collapsed trial has detection metrics (auroc, ap, ... on the test
+Contract of a result: `status` is `finished`, `collapsed`, `degenerate` or
+`diverged`; a finished, collapsed or degenerate trial has detection metrics (auroc, ap, ... on the test
 part; val_auroc, val_ap on the validation part), collapse measures, steepness
 metrics and, when enabled, label-free metrics in `metrics`; a collapsed one is a
-finished one whose output barely depends on its input (study/collapse.py). A
+finished one whose output barely depends on its input (study/collapse.py), a
+degenerate one a finished one that scores like a trivial model and no better than
+the model-free baselines on the validation part (study/degenerate.py). A
 diverged one has `diverged_epoch`, `diverged_value` and the history up to the
 divergence. Exceptions other than divergence propagate: the executor records
 them as a failed trial.
@@ -35,6 +37,7 @@ from torch import nn
 from study.collapse import measure_collapse
 from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
+from study.degenerate import check_degeneracy, model_free_scores
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
 from study.labelfree import label_free_metrics
 from study.losses import get_metric
@@ -57,7 +60,7 @@ class TrialResult:
     """What one trial produced; `save`/`load` move it between a trial and the driver."""
 
     config: TrialConfig
-    status: str  # finished | collapsed | diverged
+    status: str  # finished | collapsed | degenerate | diverged
     metrics: dict[str, float]
     history: list[dict[str, float]]
     # scores, labels of the whole test split; test_part marks the reported (non-validation) part
@@ -188,6 +191,14 @@ def measure_trained(
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
     metrics |= check.metrics
+    eval_x = data.test[torch.from_numpy(eval_idx)]
+    degeneracy = check_degeneracy(
+        all_scores[eval_idx],
+        all_labels[eval_idx],
+        model_free_scores(eval_x, data.train, metric),
+        check.loss_ratio,
+    )
+    metrics |= degeneracy.metrics
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
     if cfg.label_free.enabled:
@@ -204,7 +215,7 @@ def measure_trained(
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
-        "collapsed" if check.collapsed else "finished",
+        "collapsed" if check.collapsed else "degenerate" if degeneracy.degenerate else "finished",
         metrics,
         history,
         scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},

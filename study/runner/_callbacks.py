@@ -144,7 +144,7 @@ class Progress(Callback):
         elif total is not None and self.ended_here:
             eta = f"{elapsed * (total - done) / sum(self.ended_here.values()):.0f}s"
         shown = f"{best:.4f}" if best is not None else "-"
-        kinds = ("collapsed", "diverged", "failed", "pruned")
+        kinds = ("collapsed", "degenerate", "diverged", "failed", "pruned")
         outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
         print(
             f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
@@ -154,7 +154,12 @@ class Progress(Callback):
         )
 
 
-WITH_RESULTS = ("finished", "collapsed", "diverged")  # statuses whose final checkpoint holds result files
+WITH_RESULTS = (
+    "finished",
+    "collapsed",
+    "degenerate",
+    "diverged",
+)  # statuses whose final checkpoint holds result files
 
 
 def _status(result: dict[str, Any], can_prune: bool) -> str:

@@ -288,7 +288,7 @@ def _fit(
     # a study with fewer ended trials than planned is interrupted.
     if ended < (planned or len(results)):
         return "interrupted"
-    if not set(_counts(tracker)) & {"finished", "collapsed", "diverged", "pruned"}:
+    if not set(_counts(tracker)) & {"finished", "collapsed", "degenerate", "diverged", "pruned"}:
         print(
             f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
             file=sys.stderr,
