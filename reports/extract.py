@@ -127,7 +127,8 @@ class Study:
         if key not in frame or frame.empty:
             return None
         params = [p for p in self.param_columns if p != "seed"]
-        fallback = frame[params].astype(str).agg("|".join, axis=1) if params else frame["run_id"]
+        keys = ["|".join(map(str, row)) for row in frame[params].itertuples(index=False)]
+        fallback = pd.Series(keys, index=frame.index) if params else frame["run_id"]
         frame = frame.assign(group=frame["group"].where(frame["group"].notna(), fallback))
         return choose_setting(frame[["run_id", "trial_id", "group", key]], key, self.mode)
 
