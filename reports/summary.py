@@ -343,7 +343,7 @@ def _degenerate_note(row: pd.Series) -> str:
     """Which trivial model a degenerate trial scores like (study/degenerate.py), from its logged measures."""
     keys = (
         "val_auroc",
-        "val_baseline_auroc",
+        "model_free_auroc",
         "beats_baseline_p",
         "below_baseline_p",
         "chance_p",

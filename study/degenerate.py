@@ -19,8 +19,12 @@ labelled validation part it is already selected on (never the test part):
   `chance` — its validation AUROC is not above 0.5 by a one-sided DeLong test
   (anomalies are reconstructed as well as normals: the identity);
   `mean_like` — Spearman correlation of its validation scores with the
-  distance to the mean training image >= `MEAN_RANK_CORR` (rho² >= 0.9: its
-  ranking is the baseline's);
+  distance to the mean training image >= `MEAN_RANK_CORR` (rho² >= 0.98: its
+  ranking is the baseline's up to noise). A shrunk mean reaches 1.0 under mse
+  and 0.999 under ssim on digits; real models that follow their input reach
+  0.97 on Fashion-MNIST (SSIM under SGD in the quickstart, reconstructions
+  keeping 64% of the inputs' variance) and <= 0.92 on digits, so 0.99 keeps a
+  margin on both sides (bench/RESULTS.md; 0.95 flagged those real models);
   `worse_than_mean` — `collapse_loss_ratio` > 1 (it reconstructs held-out
   normals worse than the mean training image does) AND its validation AUROC
   is below the model-free score's by the same paired test at `ALPHA`: the
@@ -50,7 +54,7 @@ from scipy.stats import norm, rankdata, spearmanr
 from study.losses import Metric
 
 ALPHA = 0.05  # one-sided level of the beats-baseline and above-chance tests
-MEAN_RANK_CORR = 0.95  # Spearman with the mean-image distance at or above which a ranking is the baseline's
+MEAN_RANK_CORR = 0.99  # Spearman with the mean-image distance at or above which a ranking is the baseline's
 REASONS = ("chance", "mean_like", "worse_than_mean")
 
 
@@ -126,8 +130,8 @@ class DegeneracyCheck:
     @property
     def metrics(self) -> dict[str, float]:
         return {
-            "val_baseline_auroc": self.baseline_auroc,
-            "val_auroc_minus_baseline": self.val_auroc - self.baseline_auroc,
+            "model_free_auroc": self.baseline_auroc,
+            "baseline_margin": self.val_auroc - self.baseline_auroc,
             "beats_baseline": float(self.beats_baseline),
             "beats_baseline_p": self.beats_p,
             "below_baseline_p": self.below_p,

@@ -34,7 +34,13 @@ def _study(uri: str, name: str) -> tuple[MlflowClient, str]:
             run = client.create_run(
                 exp,
                 start_time=t,
-                tags={PARENT: parent.info.run_id, ROLE: "trial", STATUS: status, TRIAL_ID: f"{g}_{seed}", GROUP: g},
+                tags={
+                    PARENT: parent.info.run_id,
+                    ROLE: "trial",
+                    STATUS: status,
+                    TRIAL_ID: f"{g}_{seed}",
+                    GROUP: g,
+                },
             )
             client.log_batch(
                 run.info.run_id,
