@@ -59,3 +59,21 @@ def test_distinguishable_holds_its_level_under_a_global_null(k: int) -> None:
         choice = choose_setting(_frame(values), "val_auroc", "max")
         hits += bool(choice and choice.distinguishable)
     assert hits / n_sims <= ALPHA + 2.5 * np.sqrt(ALPHA * (1 - ALPHA) / n_sims)
+
+
+def test_settings_beat_the_baseline_only_with_every_seed() -> None:
+    from reports.baseline_settings import count_settings
+
+    trials = pd.DataFrame(
+        {
+            "run_id": [f"r{i}" for i in range(8)],
+            "group": ["A", "A", "B", "B", "C", "C", "D", "E"],
+            "status": ["finished"] * 6 + ["degenerate", "collapsed"],
+            "beats_baseline": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+        }
+    )
+    count = count_settings(trials)
+    assert (count.n_settings, count.n_beat, count.n_some, count.n_none, count.n_degenerate) == (3, 1, 1, 1, 1)
+    assert "1 of 3 setting(s) beat" in count.sentence() and "1 degenerate trial(s)" in count.sentence()
+    older = count_settings(trials.drop(columns="beats_baseline"))  # trials logged before the comparison
+    assert older.n_settings == 0 and "No finished trial logged" in older.sentence()

@@ -144,7 +144,7 @@ class Progress(Callback):
         elif total is not None and self.ended_here:
             eta = f"{elapsed * (total - done) / sum(self.ended_here.values()):.0f}s"
         shown = f"{best:.4f}" if best is not None else "-"
-        kinds = ("collapsed", "degenerate", "diverged", "failed", "pruned")
+        kinds = ("collapsed", "diverged", "failed", "pruned", "degenerate")
         outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
         print(
             f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
