@@ -107,7 +107,7 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         objective=study.objective,
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
-        best_setting_note=None if choice is None else choice.sentence(study.selection_metric),
+        best_setting_note=None if choice is None else choice.sentence(study.selection_metric, _labels(study)),
         best_setting=None if best is None else describe(best),
         best_params=best_params,
         best_metrics=best_metrics,
@@ -337,6 +337,15 @@ def _collapse_note(row: pd.Series) -> str | None:
     if loss is not None:
         parts.append(f"loss / mean-image loss {loss:.2f}")
     return "collapsed: " + ", ".join(parts) if parts else "collapsed"
+
+
+def _labels(study: Study) -> dict[str, str]:
+    """A readable label per setting (`group`): its trial's description without the seed."""
+    done = study.finished()
+    return {
+        str(g): describe(row.drop("seed", errors="ignore"))
+        for g, row in done.groupby("group").first().iterrows()
+    }
 
 
 def _degenerate_note(row: pd.Series) -> str:

@@ -70,7 +70,7 @@ class SettingChoice:
                 head
                 + f"; distinguishable from every other setting on the validation part ({ALPHA:.0%} Welch t)"
             )
-        named = ", ".join(labels.get(g, g) for g in self.tied[:MAX_LISTED])
+        named = ", ".join(labels.get(g, f"lamp.group={g}") for g in self.tied[:MAX_LISTED])
         more = f" and {len(self.tied) - MAX_LISTED} more" if len(self.tied) > MAX_LISTED else ""
         return (
             head + f"; NOT distinguishable on the validation part from {len(self.tied)} other setting(s) "

@@ -233,6 +233,7 @@ def register_best(
 def _setting_info(choice: SettingChoice, metric: str) -> dict[str, Any]:
     """The picked setting's seed-mean and whether the validation part separates it from the rest."""
     return {
+        "group": choice.group,
         "seed_mean": choice.mean,
         "ci95": [choice.ci_low, choice.ci_high] if math.isfinite(choice.ci_low) else None,
         "n_seeds": choice.n_seeds,
