@@ -350,18 +350,22 @@ def _labels(study: Study) -> dict[str, str]:
 
 def _degenerate_note(row: pd.Series) -> str:
     """Which trivial model a degenerate trial scores like (study/degenerate.py), from its logged measures."""
-    keys = (
+    needed = (
         "val_auroc",
-        "model_free_auroc",
         "beats_baseline_p",
         "below_baseline_p",
         "chance_p",
         "mean_rank_corr",
+        "collapse_loss_ratio",
     )
-    values = [_opt(row, k) for k in (*keys, "collapse_loss_ratio")]
-    if any(v is None for v in values):
+    if any(_opt(row, k) is None for k in needed):
         return "degenerate"
-    check = DegeneracyCheck(*values)  # type: ignore[arg-type]
+    free = _opt(row, "model_free_auroc")
+    check = DegeneracyCheck(
+        float(row["val_auroc"]),
+        float("nan") if free is None else free,
+        *(float(row[k]) for k in needed[1:]),
+    )
     return (
         f"degenerate ({', '.join(check.reasons)}): validation AUROC {check.val_auroc:.3f} vs model-free "
         f"{check.baseline_auroc:.3f}, rank corr. with the mean-image distance {check.mean_rank_corr:.2f}, "

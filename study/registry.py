@@ -25,18 +25,18 @@ import math
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from study.best_setting import SettingChoice, choose_setting, setting_key
+from study.best_setting import SettingChoice, choose_setting
 from study.errors import LampError
 from study.metrics_meta import mode_of
-from study.tracking import GROUP, MODEL_ARTIFACT, PARENT, ROLE, SPEC_HASH, STATUS, TRIAL_ID
+from study.registry_runs import PAGE_SIZE, setting_label, trial_frame, trial_runs
+from study.tracking import GROUP, MODEL_ARTIFACT, ROLE, SPEC_HASH, STATUS, TRIAL_ID
 from study.tracking_store import check_tracking_uri
 
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
-PAGE_SIZE = 1000  # runs per search_runs page
 EXCLUDED = {  # statuses never registered unless asked, and why
     "collapsed": "output independent of input",
     "degenerate": "scores like a trivial model",
@@ -57,6 +57,7 @@ class Pick:
     metric: str
     mode: str
     setting: SettingChoice | None  # None for a cross-trial label-free selector
+    labels: dict[str, str] = field(default_factory=dict)  # setting (lamp.group) -> readable label
 
 
 def best_trial(
@@ -109,7 +110,7 @@ def best_pick(
         metric = f"val_{metric}"
     statuses = ("finished", *allow)
     choice = choose_setting(
-        _frame([r for r in children if r.data.tags.get(STATUS) in statuses], metric), metric, mode
+        trial_frame([r for r in children if r.data.tags.get(STATUS) in statuses], metric), metric, mode
     )
     if choice is None:
         left = {s: sum(r.data.tags.get(STATUS) == s for r in children) for s in EXCLUDED if s not in allow}
@@ -119,41 +120,9 @@ def best_pick(
             if n
         )
         raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register{hint}")
-    return Pick(parent, next(r for r in children if r.info.run_id == choice.run_id), metric, mode, choice)
-
-
-def trial_runs(client: Any, experiment_id: str, parent_id: str, page_size: int = PAGE_SIZE) -> list[Any]:
-    """Every child run of the study's parent run, page after page (a study can hold >10,000 trials)."""
-    runs: list[Any] = []
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{PARENT}` = '{parent_id}'",
-            max_results=page_size,
-            page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            return runs
-
-
-def _frame(runs: list[Any], metric: str) -> Any:
-    """run_id, trial_id, group (setting) and `metric` of each run, for study/best_setting.py."""
-    import pandas as pd
-
-    return pd.DataFrame(
-        [
-            {
-                "run_id": r.info.run_id,
-                "trial_id": r.data.tags.get(TRIAL_ID, r.info.run_id),
-                "group": r.data.tags.get(GROUP) or setting_key(r.data.params),
-                metric: r.data.metrics.get(metric, math.nan),
-            }
-            for r in runs
-        ],
-        columns=["run_id", "trial_id", "group", metric],
+    chosen = next(r for r in children if r.info.run_id == choice.run_id)
+    return Pick(
+        parent, chosen, metric, mode, choice, {r.data.tags.get(GROUP, ""): setting_label(r) for r in children}
     )
 
 
@@ -226,12 +195,14 @@ def register_best(
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
-        "setting": None if pick.setting is None else _setting_info(pick.setting, metric),
+        "setting": None if pick.setting is None else _setting_info(pick),
     }
 
 
-def _setting_info(choice: SettingChoice, metric: str) -> dict[str, Any]:
+def _setting_info(pick: Pick) -> dict[str, Any]:
     """The picked setting's seed-mean and whether the validation part separates it from the rest."""
+    choice = pick.setting
+    assert choice is not None
     return {
         "group": choice.group,
         "seed_mean": choice.mean,
@@ -240,7 +211,7 @@ def _setting_info(choice: SettingChoice, metric: str) -> dict[str, Any]:
         "n_settings": choice.n_settings,
         "distinguishable": choice.distinguishable,
         "n_not_distinguishable": len(choice.tied),
-        "note": choice.sentence(metric),
+        "note": choice.sentence(pick.metric, pick.labels),
     }
 
 

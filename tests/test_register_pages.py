@@ -9,7 +9,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
 from reports.extract import load_study
-from study.registry import _setting_info, best_pick, trial_runs
+from study.registry import _setting_info, best_pick
+from study.registry_runs import trial_runs
 from study.tracking import GROUP, PARENT, ROLE, STATUS, TRIAL_ID
 
 PAGE = 7
@@ -79,9 +80,10 @@ def test_register_says_when_the_top_settings_are_not_distinguishable(
 ) -> None:
     _, client, _ = store
     pick = best_pick(client, "paged", None, None, page_size=PAGE)
-    info = _setting_info(pick.setting, pick.metric)  # type: ignore[arg-type]
+    info = _setting_info(pick)
     # s0 (0.85-0.87) against s9 (0.60, 0.95, 0.62): three seeds cannot separate them
     assert info["distinguishable"] is False and info["n_not_distinguishable"] >= 1
     assert "NOT distinguishable" in info["note"] and info["n_seeds"] == 3
+    assert "exp λ=9 lr=None" in info["note"]  # s9, named by its params
     allowed = best_pick(client, "paged", None, None, allow=("degenerate",), page_size=PAGE)
     assert allowed.setting is not None and allowed.setting.n_settings == 10  # s5's degenerate seed joins s5
