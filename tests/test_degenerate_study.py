@@ -24,6 +24,8 @@ def test_trained_models_stay_finished_and_are_compared_with_the_baselines(guard:
     assert len(trials) == 4 and set(trials["status"]) == {"finished"}
     assert (trials["degenerate"] == 0.0).all() and trials["beats_baseline"].isin([0.0, 1.0]).all()
     assert (trials["collapse_loss_ratio"] < 1.0).all()  # real models: better than the mean image
+    for key in ("model_free_auroc", "baseline_margin", "beats_baseline_p", "chance_p", "mean_rank_corr"):
+        assert trials[key].notna().all(), key  # the comparison reaches MLflow through the real runner
     pick = best_pick(MlflowClient(guard.tracking_uri), guard.name, None, None)
     assert pick.setting is not None and pick.setting.n_settings == 2 and pick.setting.n_seeds == 2
     assert study.best()["run_id"] == pick.run.info.run_id
