@@ -4,9 +4,9 @@ Reads a study from its MLflow store (reports.extract), prints each trial's
 logged status, its measures (validation AUROC, p of beating / falling below the
 model-free baseline, p of being above chance, Spearman with the mean-image
 distance, loss and variance ratios to the mean image) and the verdict the
-current rule (study/degenerate.py) gives from those measures, so a study run
+current rule (study/selection/degeneracy.py) gives from those measures, so a study run
 with an older threshold can be re-judged without training again. Then the
-best setting (study/best_setting.py) with its sentence.
+best setting (study/selection/best_setting.py) with its sentence.
 
     .venv/bin/python bench/degenerate_check.py quickstart --tracking-uri sqlite:///mlflow.db
 """
@@ -17,9 +17,9 @@ import argparse
 
 import pandas as pd
 
-from reports.extract import load_study
-from reports.labels import describe
-from study.degenerate import DegeneracyCheck
+from reports.render.labels import describe
+from reports.source.extract import load_study
+from study.selection.degeneracy import DegeneracyCheck
 
 MEASURES = {
     "val_auroc": "val",

@@ -1,4 +1,4 @@
-"""'Best' is a setting (study/best_setting.py): planted studies, and the level of 'distinguishable'."""
+"""'Best' is a setting (study/selection/best_setting.py): planted studies, and the level of 'distinguishable'."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from study.best_setting import ALPHA, choose_setting
+from study.selection.best_setting import ALPHA, choose_setting
 
 
 def _frame(settings: dict[str, list[float]], value: str = "val_auroc") -> pd.DataFrame:
@@ -66,7 +66,7 @@ def test_distinguishable_holds_its_level_under_a_global_null(k: int) -> None:
 
 
 def test_settings_beat_the_baseline_only_with_every_seed() -> None:
-    from reports.baseline_settings import count_settings
+    from reports.stats.baseline_settings import count_settings
 
     trials = pd.DataFrame(
         {

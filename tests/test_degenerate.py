@@ -1,4 +1,4 @@
-"""Degenerate models (study/degenerate.py): trivial reconstructors built as torch modules are flagged
+"""Degenerate models (study/selection/degeneracy.py): trivial reconstructors built as torch modules are flagged
 through the real evaluation code; a trained model is not; the DeLong tests hold their level."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import load_dataset
-from study.degenerate import ALPHA, MEAN_RANK_CORR, delong, p_greater
+from study.selection.degeneracy import ALPHA, MEAN_RANK_CORR, delong, p_greater
 from study.trial import TrialResult, measure_trained, run_trial
 from tests.test_trial import TINY
 

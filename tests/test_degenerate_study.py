@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from reports.extract import load_study
-from study.registry import best_pick
+from reports.source.extract import load_study
+from study.serving.registry import best_pick
 from tests.conftest import SPECS, Study, run_small_study
 
 pytestmark = pytest.mark.slow

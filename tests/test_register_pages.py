@@ -8,10 +8,14 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 
-from reports.extract import load_study
-from study.registry import _setting_info, best_pick
-from study.registry_runs import trial_runs
-from study.tracking import GROUP, PARENT, ROLE, STATUS, TRIAL_ID
+from reports.source.extract import load_study
+from study.core.vocab import GROUP_TAG as GROUP
+from study.core.vocab import PARENT_TAG as PARENT
+from study.core.vocab import ROLE_TAG as ROLE
+from study.core.vocab import STATUS_TAG as STATUS
+from study.core.vocab import TRIAL_ID_TAG as TRIAL_ID
+from study.serving.registry import _setting_info, best_pick
+from study.serving.registry_runs import trial_runs
 
 PAGE = 7
 # 10 settings x 3 seeds = 30 trials; s0 has the best seed-mean and is logged first, so the default
