@@ -89,21 +89,7 @@ def best_pick(
     A per-trial metric picks the best setting by its seed-mean (study/selection/best_setting.py), then that
     setting's best seed; `allow` adds statuses beside `finished` (collapsed, degenerate).
     """
-    exp = client.get_experiment_by_name(study)
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise RegistryError(
-            f"no study {study!r} in this tracking store; studies: {', '.join(names) or 'none'}"
-        )
-    parents = client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
-    )
-    if not parents:
-        raise RegistryError(
-            f"experiment {study!r} has no lamp-study parent run; was it made by `lamp-study run`?"
-        )
-    parent = parents[0]
-    children = trial_runs(client, exp.experiment_id, parent.info.run_id, page_size)
+    parent, children = _study_runs(client, study, page_size)
     objective = parent.data.tags.get("lamp.objective_metric", "auroc")
     from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
 
@@ -140,6 +126,25 @@ def best_pick(
         choice,
         {r.data.tags.get(GROUP_TAG, ""): setting_label(r) for r in children},
     )
+
+
+def _study_runs(client: Any, study: str, page_size: int) -> tuple[Any, list[Any]]:
+    """(parent run, every trial run) of a study; a clear error when the study or its parent is missing."""
+    exp = client.get_experiment_by_name(study)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise RegistryError(
+            f"no study {study!r} in this tracking store; studies: {', '.join(names) or 'none'}"
+        )
+    parents = client.search_runs(
+        [exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
+    )
+    if not parents:
+        raise RegistryError(
+            f"experiment {study!r} has no lamp-study parent run; was it made by `lamp-study run`?"
+        )
+    parent = parents[0]
+    return parent, trial_runs(client, exp.experiment_id, parent.info.run_id, page_size)
 
 
 def _pick_by_selector(children: list[Any], study: str, selector: str) -> Any:

@@ -189,13 +189,8 @@ def measure_trained(
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
     metrics |= check.metrics
-    eval_x = data.test[torch.from_numpy(eval_idx)]
-    degeneracy = check_degeneracy(
-        all_scores[eval_idx],
-        all_labels[eval_idx],
-        model_free_scores(eval_x, data.train, metric),
-        check.loss_ratio,
-    )
+    free = model_free_scores(data.test[torch.from_numpy(eval_idx)], data.train, metric)
+    degeneracy = check_degeneracy(all_scores[eval_idx], all_labels[eval_idx], free, check.loss_ratio)
     metrics |= degeneracy.metrics
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
@@ -213,11 +208,7 @@ def measure_trained(
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
-        TrialStatus.COLLAPSED
-        if check.collapsed
-        else TrialStatus.DEGENERATE
-        if degeneracy.degenerate
-        else TrialStatus.FINISHED,
+        _status(check.collapsed, degeneracy.degenerate),
         metrics,
         history,
         scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},
@@ -225,6 +216,13 @@ def measure_trained(
         model_state=state_dict,
         model_meta=model_meta(cfg, data),
     )
+
+
+def _status(collapsed: bool, degenerate: bool) -> TrialStatus:
+    """A trained trial's status: collapse first (its output ignores the input), then degeneracy."""
+    if collapsed:
+        return TrialStatus.COLLAPSED
+    return TrialStatus.DEGENERATE if degenerate else TrialStatus.FINISHED
 
 
 def evaluation_split(data: OneClassData, cfg: TrialConfig) -> tuple[np.ndarray, np.ndarray]:
