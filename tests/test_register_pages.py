@@ -14,8 +14,8 @@ from study.core.vocab import PARENT_TAG as PARENT
 from study.core.vocab import ROLE_TAG as ROLE
 from study.core.vocab import STATUS_TAG as STATUS
 from study.core.vocab import TRIAL_ID_TAG as TRIAL_ID
-from study.serving.registry import _setting_info, best_pick
-from study.serving.registry_runs import trial_runs
+from study.serving.registry import best_pick
+from study.serving.registry_runs import setting_info, trial_runs
 
 PAGE = 7
 # 10 settings x 3 seeds = 30 trials; s0 has the best seed-mean and is logged first, so the default
@@ -84,7 +84,7 @@ def test_register_says_when_the_top_settings_are_not_distinguishable(
 ) -> None:
     _, client, _ = store
     pick = best_pick(client, "paged", None, None, page_size=PAGE)
-    info = _setting_info(pick)
+    info = setting_info(pick)
     # s0 (0.85-0.87) against s9 (0.60, 0.95, 0.62): three seeds cannot separate them
     assert info["distinguishable"] is False and info["n_not_distinguishable"] >= 1
     assert "NOT distinguishable" in info["note"] and info["n_seeds"] == 3

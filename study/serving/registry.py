@@ -21,148 +21,31 @@ run, whose weights it rebuilds in memory.
 from __future__ import annotations
 
 import csv
-import math
+import logging
 import re
 import tempfile
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from study.core.errors import LampError
-from study.core.metrics import mode_of
 from study.core.vocab import (
-    GROUP_TAG,
     MODEL_ARTIFACT,
-    ROLE_TAG,
     SPEC_HASH_TAG,
     STATUS_TAG,
     TRIAL_ID_TAG,
+    TrialStatus,
 )
-from study.selection.best_setting import SettingChoice, choose_setting
-from study.serving.registry_runs import PAGE_SIZE, setting_label, trial_frame, trial_runs
+from study.serving.registry_runs import LABEL_FREE as LABEL_FREE  # re-exported: how register picks
+from study.serving.registry_runs import Pick as Pick
+from study.serving.registry_runs import RegistryError as RegistryError
+from study.serving.registry_runs import best_pick as best_pick
+from study.serving.registry_runs import best_trial as best_trial
+from study.serving.registry_runs import setting_info
+from study.serving.registry_threshold import run_threshold, stored_threshold
+from study.serving.threshold import DEFAULT_FALSE_ALARM, Threshold, ThresholdError, alarms
 from study.tracking.store import check_tracking_uri
 
-SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
-EXCLUDED = {  # statuses never registered unless asked, and why
-    "collapsed": "output independent of input",
-    "degenerate": "scores like a trivial model",
-}
-LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector
-
-
-class RegistryError(LampError):
-    """Nothing to register, or nothing to score with."""
-
-
-@dataclass(frozen=True)
-class Pick:
-    """What `register` picked: the trial's run, how it was ranked, and (for a per-trial metric) its setting."""
-
-    parent: Any
-    run: Any
-    metric: str
-    mode: str
-    setting: SettingChoice | None  # None for a cross-trial label-free selector
-    labels: dict[str, str] = field(default_factory=dict)  # setting (lamp.group) -> readable label
-
-
-def best_trial(
-    client: Any, study: str, metric: str | None, mode: str | None, *, allow_collapsed: bool = False
-) -> tuple[Any, Any, str, str]:
-    """(parent run, best child run, ranking metric, mode) of a study's finished trials (see `best_pick`)."""
-    pick = best_pick(client, study, metric, mode, allow=("collapsed",) if allow_collapsed else ())
-    return pick.parent, pick.run, pick.metric, pick.mode
-
-
-def best_pick(
-    client: Any,
-    study: str,
-    metric: str | None,
-    mode: str | None,
-    *,
-    allow: tuple[str, ...] = (),
-    page_size: int = PAGE_SIZE,
-) -> Pick:
-    """The trial to register among every trial of the study (all pages of runs).
-
-    A per-trial metric picks the best setting by its seed-mean (study/selection/best_setting.py), then that
-    setting's best seed; `allow` adds statuses beside `finished` (collapsed, degenerate).
-    """
-    parent, children = _study_runs(client, study, page_size)
-    objective = parent.data.tags.get("lamp.objective_metric", "auroc")
-    from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
-
-    if metric == LABEL_FREE or (metric is None and objective in TRIAL_METRICS):
-        metric = DEFAULT_SELECTOR  # label-free: the benchmark's best selector (bench/RESULTS.md)
-    metric = metric or objective
-    if metric in SELECTORS and metric not in TRIAL_METRICS:
-        return Pick(parent, _pick_by_selector(children, study, metric), metric, "max", None)
-    if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
-        natural = mode_of(metric)
-        mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
-    if metric in SELECTED_ON_VALIDATION:
-        metric = f"val_{metric}"
-    statuses = ("finished", *allow)
-    choice = choose_setting(
-        trial_frame([r for r in children if r.data.tags.get(STATUS_TAG) in statuses], metric), metric, mode
-    )
-    if choice is None:
-        left = {
-            s: sum(r.data.tags.get(STATUS_TAG) == s for r in children) for s in EXCLUDED if s not in allow
-        }
-        hint = "".join(
-            f"; {n} {s} trial(s) ({EXCLUDED[s]}) were left out, pass --allow-{s} to consider them"
-            for s, n in left.items()
-            if n
-        )
-        raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register{hint}")
-    chosen = next(r for r in children if r.info.run_id == choice.run_id)
-    return Pick(
-        parent,
-        chosen,
-        metric,
-        mode,
-        choice,
-        {r.data.tags.get(GROUP_TAG, ""): setting_label(r) for r in children},
-    )
-
-
-def _study_runs(client: Any, study: str, page_size: int) -> tuple[Any, list[Any]]:
-    """(parent run, every trial run) of a study; a clear error when the study or its parent is missing."""
-    exp = client.get_experiment_by_name(study)
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise RegistryError(
-            f"no study {study!r} in this tracking store; studies: {', '.join(names) or 'none'}"
-        )
-    parents = client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
-    )
-    if not parents:
-        raise RegistryError(
-            f"experiment {study!r} has no lamp-study parent run; was it made by `lamp-study run`?"
-        )
-    parent = parents[0]
-    return parent, trial_runs(client, exp.experiment_id, parent.info.run_id, page_size)
-
-
-def _pick_by_selector(children: list[Any], study: str, selector: str) -> Any:
-    """The finished trial a cross-trial label-free selector (study/selection/rules.py) picks."""
-    import pandas as pd
-
-    from study.selection import get_selector, pick
-
-    if get_selector(selector).needs_pool:
-        raise RegistryError(
-            f"selector {selector!r} needs every trial's test-pool scores; register --by borda or rra"
-        )
-    runs = [r for r in children if r.data.tags.get(STATUS_TAG) == "finished"]
-    frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
-    chosen = pick(frame.set_index("run_id"), selector) if not frame.empty else None
-    if chosen is None:
-        raise RegistryError(f"study {study!r} has no finished trial that selector {selector!r} can rank")
-    return next(r for r in runs if r.info.run_id == chosen)
+logger = logging.getLogger(__name__)
 
 
 def register_best(
@@ -175,11 +58,15 @@ def register_best(
     alias: str = "champion",
     allow_collapsed: bool = False,
     allow_degenerate: bool = False,
+    allow_running: bool = False,
+    false_alarm: float = DEFAULT_FALSE_ALARM,
 ) -> dict[str, Any]:
     """Register the best finished trial's scorer and point `alias` at its version.
 
     The pyfunc scorer is built here, from the trial's weights, as an MLflow LoggedModel of the trial's
     run. A run that already has a version of `model_name` gets no second one: the alias moves to it.
+    The version's tags hold an alarm threshold for `false_alarm` (study/threshold.py). A study still
+    running is refused unless `allow_running` (its best so far may not be its best).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -191,7 +78,9 @@ def register_best(
     allow = ("collapsed",) * allow_collapsed + ("degenerate",) * allow_degenerate
     pick = best_pick(client, study, metric, mode, allow=allow)
     parent, best, metric = pick.parent, pick.run, pick.metric
+    _check_ended(parent, study, allow_running)
     run_id = best.info.run_id
+    threshold = _threshold_or_none(client, run_id, false_alarm)
     name = model_name or f"lamp-{study}"
     value = best.data.metrics.get(metric)  # None for a cross-trial selector: it has no per-trial value
     tags = {
@@ -200,6 +89,7 @@ def register_best(
         "lamp.metric": metric,
         "lamp.metric_value": "n/a (a cross-trial selector)" if value is None else f"{value:.6g}",
         TRIAL_ID_TAG: best.data.tags.get(TRIAL_ID_TAG, ""),
+        **(threshold.tags() if threshold else {}),
     }
     version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
@@ -216,24 +106,39 @@ def register_best(
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
-        "setting": None if pick.setting is None else _setting_info(pick),
+        "threshold": threshold
+        and {"value": threshold.value, "false_alarm": threshold.bound, "claim": threshold.sentence()},
+        "setting": None if pick.setting is None else setting_info(pick),
     }
 
 
-def _setting_info(pick: Pick) -> dict[str, Any]:
-    """The picked setting's seed-mean and whether the validation part separates it from the rest."""
-    choice = pick.setting
-    assert choice is not None
-    return {
-        "group": choice.group,
-        "seed_mean": choice.mean,
-        "ci95": [choice.ci_low, choice.ci_high] if math.isfinite(choice.ci_low) else None,
-        "n_seeds": choice.n_seeds,
-        "n_settings": choice.n_settings,
-        "distinguishable": choice.distinguishable,
-        "n_not_distinguishable": len(choice.tied),
-        "note": choice.sentence(pick.metric, pick.labels),
-    }
+def _threshold_or_none(client: Any, run_id: str, false_alarm: float) -> Threshold | None:
+    """The run's alarm threshold; None (and a warning) for a run logged without held-out scores."""
+    if not 0 < false_alarm < 1:  # a bad rate is the caller's error, not the run's
+        raise ThresholdError(
+            f"--false-alarm {false_alarm}: a rate strictly between 0 and 1 is needed, e.g. 0.01"
+        )
+    try:
+        return run_threshold(client, run_id, false_alarm)
+    except ThresholdError as err:
+        logger.warning("no alarm threshold stored with the model: %s", err)
+        return None
+
+
+def _check_ended(parent: Any, study: str, allow_running: bool) -> None:
+    """Refuse (or, when allowed, warn about) a study whose parent run is still running."""
+    if parent.data.tags.get(STATUS_TAG) != TrialStatus.RUNNING:
+        return
+    ended = {k: v for k, v in parent.data.metrics.items() if k.startswith("n_")}
+    what = (
+        f"study {study!r} is still running (or its driver was stopped without ending it): its best trial so "
+        f"far may not be its best{' (' + str(ended) + ')' if ended else ''}"
+    )
+    if not allow_running:
+        raise RegistryError(
+            f"{what}; wait for it to end (or `lamp-study resume {study}`), or pass --allow-running"
+        )
+    logger.warning("%s; registering it anyway (--allow-running)", what)
 
 
 def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tuple[Any, bool]:
@@ -354,8 +259,23 @@ def _scoring_function(model_uri: str, client: Any) -> tuple[Any, int | None, int
     return model.predict, meta.get("lamp_in_channels"), meta.get("lamp_image_size")
 
 
-def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str) -> Path:
-    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run."""
+def model_threshold(model_uri: str, *, tracking_uri: str) -> Threshold:
+    """The alarm threshold stored with a registered version, or set on a trial run's held-out normals."""
+    from mlflow import MlflowClient
+
+    check_tracking_uri(tracking_uri)
+    run = _RUN_URI.fullmatch(model_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    return stored_threshold(client, model_uri, run.group(1) if run else None)
+
+
+def score_model(
+    model_uri: str, data: str, *, out: str | Path, tracking_uri: str, threshold: float | None = None
+) -> Path:
+    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run.
+
+    With `threshold` (e.g. `model_threshold(...).value`) each row also gets `alarm`: 1 above it, else 0.
+    """
     import mlflow
     import numpy as np
     from mlflow import MlflowClient
@@ -367,11 +287,14 @@ def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str
     mlflow.set_registry_uri(tracking_uri)
     predict, channels, size = _scoring_function(model_uri, MlflowClient(tracking_uri))
     images, ids = load_images(data, image_size=size, channels=channels)
-    scores = predict(images.numpy().astype(np.float32))
+    scores = np.asarray(predict(images.numpy().astype(np.float32)))
+    rows: list[tuple[Any, ...]] = [(i, f"{s:.8g}") for i, s in zip(ids, scores, strict=True)]
+    if threshold is not None:
+        rows = [(*row, a) for row, a in zip(rows, alarms(scores, threshold), strict=True)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["sample", "score"])
-        writer.writerows(zip(ids, (f"{s:.8g}" for s in np.asarray(scores)), strict=True))
+        writer.writerow(["sample", "score", *(["alarm"] if threshold is not None else [])])
+        writer.writerows(rows)
     return out
