@@ -65,8 +65,7 @@ def register_best(
 
     The pyfunc scorer is built here, from the trial's weights, as an MLflow LoggedModel of the trial's
     run. A run that already has a version of `model_name` gets no second one: the alias moves to it.
-    The version's tags hold an alarm threshold for `false_alarm` (study/threshold.py). A study still
-    running is refused unless `allow_running` (its best so far may not be its best).
+    Its tags hold an alarm threshold for `false_alarm`; a running study is refused unless `allow_running`.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -75,8 +74,7 @@ def register_best(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    allow = ("collapsed",) * allow_collapsed + ("degenerate",) * allow_degenerate
-    pick = best_pick(client, study, metric, mode, allow=allow)
+    pick = best_pick(client, study, metric, mode, allow=_allowed(allow_collapsed, allow_degenerate))
     parent, best, metric = pick.parent, pick.run, pick.metric
     _check_ended(parent, study, allow_running)
     run_id = best.info.run_id
@@ -110,6 +108,11 @@ def register_best(
         and {"value": threshold.value, "false_alarm": threshold.bound, "claim": threshold.sentence()},
         "setting": None if pick.setting is None else setting_info(pick),
     }
+
+
+def _allowed(collapsed: bool, degenerate: bool) -> tuple[str, ...]:
+    """The statuses beside `finished` a user let `register` consider."""
+    return ("collapsed",) * collapsed + ("degenerate",) * degenerate
 
 
 def _threshold_or_none(client: Any, run_id: str, false_alarm: float) -> Threshold | None:
