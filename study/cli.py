@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli_log import log_to_stderr
 from study.cli_trial import add_trial_args, trial_config_from_args
 from study.errors import LampError
 from study.tracking import set_quiet_mlflow_env
@@ -370,6 +371,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     set_quiet_mlflow_env()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from MLflow or its migrations
     try:

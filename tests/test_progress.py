@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+
 import pytest
 
 from study.runner import _ACTIVE, OBJECTIVE_KEY, STATUS_KEY, Progress
 from study.spec import load_spec
 from tests.conftest import SPECS
+
+
+class _Lines(logging.Handler):
+    """The messages logged since the last `take()`: the progress line is a log record, not a print."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def take(self) -> str:
+        out, self.lines = "\n".join(self.lines), []
+        return out
+
+
+@pytest.fixture
+def logged() -> Iterator[_Lines]:
+    """The runner's messages, caught on its own logger (the CLI may have stopped propagation)."""
+    logger, handler = logging.getLogger("study.runner"), _Lines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 class _Trial:
@@ -17,7 +49,7 @@ class _Trial:
         self.config = config or {"trial": {}}
 
 
-def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.CaptureFixture) -> None:
+def test_progress_counts_every_running_trial_and_gives_an_eta(logged: _Lines) -> None:
     spec = load_spec(SPECS / "tiny.yaml")  # 8 trials, auroc to maximise
     _ACTIVE[spec.name] = (None, spec)
     try:
@@ -26,14 +58,14 @@ def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.Cap
         a = _Trial("a", "RUNNING")
         b = _Trial("b", "PENDING")
         progress.on_trial_start(0, [a, b], b)  # b starts while a runs
-        assert "0/8 trials done, 2 running" in capsys.readouterr().err
+        assert "0/8 trials done, 2 running" in logged.take()
         # "best" is the selection value (validation part), never the reported test auroc
         a.last_result = {STATUS_KEY: "finished", "auroc": 0.99, OBJECTIVE_KEY: 0.9}
         c = _Trial("c", "TERMINATED", {STATUS_KEY: "diverged"})
         d = _Trial("d", "TERMINATED", {STATUS_KEY: "collapsed", "auroc": 0.95, OBJECTIVE_KEY: 0.95})
         b.status = "RUNNING"
         progress.on_trial_complete(0, [a, b, c, d], a)
-        line = capsys.readouterr().err
+        line = logged.take()
         assert "3/8 trials done, 1 running, 1 collapsed, 1 diverged, 0 failed, 0 pruned" in line
         assert "best auroc (validation) 0.9000" in line  # the collapsed trial is never best
         eta = line.split("ETA ")[1].strip()
@@ -42,7 +74,7 @@ def test_progress_counts_every_running_trial_and_gives_an_eta(capsys: pytest.Cap
         _ACTIVE.pop(spec.name, None)
 
 
-def test_progress_counts_the_members_of_packs(capsys: pytest.CaptureFixture) -> None:
+def test_progress_counts_the_members_of_packs(logged: _Lines) -> None:
     import json
 
     from study.runner._packed import MEMBERS_KEY
@@ -55,11 +87,11 @@ def test_progress_counts_the_members_of_packs(capsys: pytest.CaptureFixture) -> 
         progress.setup()
         a = _Trial("a", "PENDING", config=pack)
         progress.on_trial_start(0, [a], a)
-        assert "0/8 trials done, 3 running" in capsys.readouterr().err
+        assert "0/8 trials done, 3 running" in logged.take()
         outcomes = [["finished", 0.7], ["diverged", None], ["collapsed", 0.99]]
         a.last_result = {STATUS_KEY: "finished", MEMBERS_KEY: json.dumps(outcomes), OBJECTIVE_KEY: 0.99}
         progress.on_trial_complete(0, [a], a)
-        line = capsys.readouterr().err
+        line = logged.take()
         assert "3/8 trials done, 0 running, 1 collapsed, 1 diverged" in line
         assert "best auroc (validation) 0.7000" in line  # a collapsed member is never best
         assert line.split("ETA ")[1].strip() != "?"  # three trials ended in this session: a pace exists

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,8 @@ from study.runner._packed import (
 from study.runner._trainable import trial_config
 from study.spec import StudySpec
 from study.tracking import StudyTracker
+
+log = logging.getLogger(__name__)
 
 # The live tracker and spec of each study this driver runs. Tune pickles its callbacks with the
 # experiment and restores those copies on resume, so callbacks keep only the study name and look
@@ -107,17 +109,17 @@ class Progress(Callback):
         self.ended_here = {}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(trials, trial, "RUNNING")
+        self._log_line(trials, trial, "RUNNING")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended_here[trial.trial_id] = _size(trial.config)
-        self._print(trials, trial, "TERMINATED")
+        self._log_line(trials, trial, "TERMINATED")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.ended_here[trial.trial_id] = _size(trial.config)
-        self._print(trials, trial, "ERROR")
+        self._log_line(trials, trial, "ERROR")
 
-    def _print(self, trials: list, changed: Any, changed_to: str) -> None:
+    def _log_line(self, trials: list, changed: Any, changed_to: str) -> None:
         """Tune calls these hooks before it updates the trial's status, hence `changed_to`."""
         spec = _ACTIVE[self.study][1]
         can_prune = spec.early_stopping is not None
@@ -146,11 +148,17 @@ class Progress(Callback):
         shown = f"{best:.4f}" if best is not None else "-"
         kinds = ("collapsed", "diverged", "failed", "pruned")
         outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
-        print(
-            f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
-            f"best {spec.objective.metric} (validation) {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
-            file=sys.stderr,
-            flush=True,
+        log.info(
+            "[%s] %s/%s trials done, %s running, %s; best %s (validation) %s; %.0fs elapsed, ETA %s",
+            spec.name,
+            done,
+            total or "?",
+            running,
+            outcomes,
+            spec.objective.metric,
+            shown,
+            elapsed,
+            eta,
         )
 
 

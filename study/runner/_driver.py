@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ from study.spec import StudySpec, load_spec
 from study.storage import check_storage
 from study.tracking import TERMINAL, StudyTracker, git_commit, set_quiet_mlflow_env
 from study.tracking_store import TrackingLost, check_tracking_uri, redact
+
+log = logging.getLogger(__name__)
 
 
 def _storage(storage_path: str | None) -> Path:
@@ -186,7 +188,7 @@ def _execute(
     store_lost: TrackingLost | None = None
     try:
         if configs == []:
-            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
+            log.info("[%s] nothing to run: every trial of the spec has a run", spec.name)
             status = "finished"
             return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
         status = _fit(spec, tracker, tune_path, configs, planned, restore=restore)
@@ -194,7 +196,7 @@ def _execute(
         store_lost = _tracking_lost(err)
         if store_lost is None:
             raise
-        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
+        log.warning("[%s] %s", spec.name, store_lost)
     finally:
         counts = _end(spec, tracker, status, store_lost, t0)
     return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
@@ -253,11 +255,13 @@ def _plan(
         "planned": planned,
     }
     (exp_dir / STATE_FILE).write_text(json.dumps(state))
-    print(
-        f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
-        f"{redact(tracking_uri)}, Tune storage {tune_path}",
-        file=sys.stderr,
-        flush=True,
+    log.info(
+        "[%s] %s trials, MLflow experiment %r at %s, Tune storage %s",
+        spec.name,
+        planned if planned is not None else "?",
+        spec.name,
+        redact(tracking_uri),
+        tune_path,
     )
     return tune_path, planned
 
@@ -289,9 +293,8 @@ def _fit(
     if ended < (planned or len(results)):
         return "interrupted"
     if not set(_counts(tracker)) & {"finished", "collapsed", "diverged", "pruned"}:
-        print(
-            f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
-            file=sys.stderr,
+        log.warning(
+            "[%s] every trial failed; the error of each is its run's `lamp.error` tag in MLflow", spec.name
         )
         return "failed"  # nothing to compare: the caller must see an error, not a finished study
     return "finished"
@@ -304,14 +307,13 @@ def _end(
     if status == "interrupted":
         if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
             tracker.interrupt_open_trials()
-        print(
-            f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
-            + (
-                " once the tracking store is back (nothing is lost: Tune kept every result)"
-                if store_lost
-                else ""
-            ),
-            file=sys.stderr,
+        log.warning(
+            "[%s] interrupted; continue with `lamp-study resume %s`%s",
+            spec.name,
+            spec.name,
+            " once the tracking store is back (nothing is lost: Tune kept every result)"
+            if store_lost
+            else "",
         )
     if store_lost is not None:
         return {}
