@@ -15,6 +15,7 @@ packed/solo ratio last.
 
     .venv/bin/python bench/gpu_pack.py                          # GPU: 64 trials, 5 epochs
     nice -n 10 .venv/bin/python bench/gpu_pack.py --trials 8 --epochs 2 --train-limit 1000
+    .venv/bin/python bench/gpu_pack.py --smoke-test
 """
 
 from __future__ import annotations
@@ -189,7 +190,13 @@ def main() -> None:
         default=4,
         help="CUDA only: solo processes sharing the GPU (fractional GPU)",
     )
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="4 trials of 1 epoch on 200 images, packs of 2, CPU"
+    )
     args = parser.parse_args()
+    if args.smoke_test:
+        args.trials, args.epochs, args.max_members, args.device = 4, 1, 2, "cpu"
+        args.train_limit, args.test_limit = 200, 200
 
     cfgs = bench_configs(args)
     load_dataset(cfgs[0].data)  # warm the dataset cache: neither way pays the first load
