@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -288,15 +289,26 @@ def _fit(
         for r in results
         for status, _ in trial_outcomes(r.metrics or {}, r.config or {}, can_prune, r.error is not None)
     )
-    # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
-    # a study with fewer ended trials than planned is interrupted.
-    if ended < (planned or len(results)):
-        return "interrupted"
-    if not set(_counts(tracker)) & {"finished", "collapsed", "diverged", "pruned"}:
+    status = study_status(ended, planned or len(results), _counts(tracker))
+    if status == "failed":
         log.warning(
             "[%s] every trial failed; the error of each is its run's `lamp.error` tag in MLflow", spec.name
         )
-        return "failed"  # nothing to compare: the caller must see an error, not a finished study
+    return status
+
+
+def study_status(ended: int, planned: int, statuses: Iterable[str]) -> str:
+    """The study's final status from its trials: ended trials, trials planned, the statuses of its runs.
+
+    Tune stops gracefully on Ctrl-C and fit() returns without the trials it never
+    created, so fewer ended trials than planned is `interrupted` (resume finishes
+    it). With none finished, collapsed, diverged or pruned there is nothing to
+    compare: `failed`, so the caller sees an error rather than a finished study.
+    """
+    if ended < planned:
+        return "interrupted"
+    if not set(statuses) & {"finished", "collapsed", "diverged", "pruned"}:
+        return "failed"
     return "finished"
 
 
