@@ -1,6 +1,6 @@
 """What does running trials as a Ray Tune study cost over a bare serial loop?
 
-Runs N identical short trials (bench/specs/overhead.yaml: a Fashion-MNIST
+Runs N identical short trials (`--trials`, default 16) (bench/specs/overhead.yaml: a Fashion-MNIST
 subset, a small conv AE, steepness and label-free on) in the same run:
 
 - as a bare serial loop calling `run_trial` in this process, with torch's
@@ -21,6 +21,7 @@ per-trial time) and the start-up. The ratio best study wall / bare wall comes la
 beats the serial loop).
 
     .venv/bin/python bench/study_overhead.py
+    .venv/bin/python bench/study_overhead.py --trials 8      # on a loaded machine
     .venv/bin/python bench/study_overhead.py --smoke-test
 """
 
@@ -86,9 +87,10 @@ def study_run(text: str, tmp: Path, label: str) -> tuple[dict, float, list[float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke-test", action="store_true", help="4 trials of 1 epoch instead of 16 of 3")
+    parser.add_argument("--trials", type=int, default=16, help="identical trials (default 16)")
+    parser.add_argument("--smoke-test", action="store_true", help="4 trials of 1 epoch")
     args = parser.parse_args()
-    n = 4 if args.smoke_test else 16
+    n = 4 if args.smoke_test else args.trials
     cores = os.cpu_count() or 1
 
     text = SPEC.read_text().replace("samples: 16", f"samples: {n}")
