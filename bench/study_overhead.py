@@ -76,6 +76,7 @@ def study_run(text: str, tmp: Path, label: str) -> tuple[dict, float, list[float
         text=True,
     )
     total = time.perf_counter() - t0
+    print(f"study {label}: {total:.1f} s", file=sys.stderr, flush=True)
     if out.returncode != 0:
         sys.exit(f"lamp-study run exited {out.returncode}:\n{out.stderr[-3000:]}")
     client = MlflowClient(uri)
@@ -105,6 +106,7 @@ def main() -> None:
         threads = torch.get_num_threads()
         bare = bare_loop(trials, threads)
         bare_1 = bare_loop(trials, 1)
+        print(f"bare loops: {bare:.1f} s, {bare_1:.1f} s on one thread", file=sys.stderr, flush=True)
         variants = {
             "parallel": (text, 2, bare_1),
             "wide": (
