@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from study.cli_log import LIBRARY_LOGGERS, log_to_stderr
+from study.cli.log import LIBRARY_LOGGERS, log_to_stderr
 from tests.conftest import SPECS, run_small_study
 
 ROOT = Path(__file__).resolve().parents[1]

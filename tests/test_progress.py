@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from study.runner import _ACTIVE, OBJECTIVE_KEY, STATUS_KEY, Progress
+from study.runner import OBJECTIVE_KEY, STATUS_KEY, Progress
+from study.runner._callbacks import _ACTIVE
 from study.spec import load_spec
 from tests.conftest import SPECS
 
