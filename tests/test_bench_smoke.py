@@ -18,8 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if 'if __name__ == "__main__":' in p.read_text())
-# seconds each smoke test took alone on the 2-core development machine; the ones over ~10 s are `slow`
-FAST = {"trial_logging.py", "measure_cost.py", "trial_speed.py"}
+# the smoke tests that take about 10 CPU seconds or less (bench/RESULTS.md); the others are `slow`
+FAST = {"label_free_cost.py", "measure_cost.py", "report_speed.py"}
 
 
 def test_every_bench_script_has_a_smoke_test() -> None:
