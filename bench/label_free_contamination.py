@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = " ".join(f"{k} {v:.4f}" for k, v in mean.items())
             print(f"{name} share {share:.2f}: {cells}", file=sys.stderr, flush=True)
     print(f"\n{len(tasks)} Fashion-MNIST tasks x {draws} pool draws; regret = mean over draws")
+    print("cells: median over tasks / worst task of the regret")
     print(
         f"{'anomaly share':>13s} {'pool says anomalies':>19s} "
         + " ".join(f"{n:>26s}" for n in ("random", *SHOWN))
@@ -123,7 +124,6 @@ def main(argv: list[str] | None = None) -> int:
             for n in ("random", *SHOWN)
         )
         print(f"{share:>13.2f} {said:>19.0%} {cells}")
-    print("cells: median over tasks / worst task of the regret")
     return 0
 
 
