@@ -15,6 +15,7 @@ from importlib import metadata
 from typing import Any
 
 from study.cli.log import log_to_stderr
+from study.cli.report import add_report_commands
 from study.cli.trial_args import add_trial_args, trial_config_from_args
 from study.core.errors import LampError
 from study.core.vocab import TrialStatus
@@ -165,13 +166,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stderr.flush()
     os.execve(argv[0], argv, env)  # the server replaces this process: signals reach it directly
     return EXIT_OK  # not reached
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from reports.build import build_report
-
-    print(build_report(args.name, tracking_uri=args.tracking_uri, out=args.out))
-    return EXIT_OK
 
 
 def _add_cluster(p: argparse.ArgumentParser) -> None:
@@ -341,16 +335,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p.add_argument("--port", type=int, default=5001, help="port to listen on (default 5001)")
     _add_tracking(p)
 
-    p = _command(
-        sub,
-        "report",
-        "write the HTML report of a study, from MLflow alone",
-        "lamp-study report quickstart --out reports_out/quickstart.html",
-        cmd_report,
-    )
-    p.add_argument("name", help="the study's name")
-    p.add_argument("--out", default=None, help="HTML file to write (default reports_out/<name>.html)")
-    _add_tracking(p)
+    add_report_commands(sub, _command, _add_tracking, _tracking_default())
 
     p = _command(
         sub,
