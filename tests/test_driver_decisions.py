@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from study.core.outcome import study_status
 from study.runner._callbacks import trial_outcomes
-from study.runner._driver import study_status
 from study.runner._keys import OBJECTIVE_KEY, STATUS_KEY
 from study.runner._packed import MEMBERS_KEY
 

@@ -10,10 +10,12 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports.render.labels import CORE_PARAMS, describe
-from reports.render.section import Panel, html_table
+from reports.render.section import Link, Panel, html_table
 from reports.render.verdicts import baseline_sentence
 from reports.source.extract import STATUSES, ArtifactLoader, Study
+from study.core.outcome import study_outcome
 from study.core.vocab import VAR_RATIO_MIN
+from study.tracking.meta import run_url
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
@@ -49,6 +51,7 @@ class ProblemTrial:
     diverged_epoch: float | None
     epochs_run: float | None
     setting: str
+    run: Link  # the trial's MLflow run (a link on a tracking server)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ class SummaryData:
     mode: str
     best_trial_id: str | None
     best_setting: str | None
+    best_run: Link | None  # the best trial's MLflow run
     best_params: dict[str, str]
     best_metrics: dict[str, float]
     wall_time_s: float | None
@@ -104,12 +108,13 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
         best_setting=None if best is None else describe(best),
+        best_run=None if best is None else run_link(study, str(best["run_id"])),
         best_params=best_params,
         best_metrics=best_metrics,
         wall_time_s=wall,
         wall_time_note=wall_note,
         spec_text=artifacts.text(parent.run_id, "spec.yaml") if parent else None,
-        problems=_problems(problems_frame.head(MAX_PROBLEM_ROWS)),
+        problems=_problems(study, problems_frame.head(MAX_PROBLEM_ROWS)),
         n_problems=len(problems_frame),
         notes=list(study.notes),
         baselines=baselines,
@@ -142,7 +147,12 @@ def _best_tables(study: Study, best: pd.Series | None) -> tuple[dict[str, str], 
     return {p: str(best[p]) for p in shown}, metrics
 
 
-def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
+def run_link(study: Study, run_id: str) -> Link:
+    """A trial's run id, linked to its page when the study lives on a tracking server."""
+    return Link(run_id, run_url(study.tracking_uri, study.experiment_id, run_id))
+
+
+def _problems(study: Study, frame: pd.DataFrame) -> list[ProblemTrial]:
     """Collapsed, diverged and failed trials with what went wrong."""
     return [
         ProblemTrial(
@@ -153,6 +163,7 @@ def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
             diverged_epoch=_opt(row, "diverged_epoch"),
             epochs_run=_opt(row, "epochs_run"),
             setting=describe(row),
+            run=run_link(study, str(row["run_id"])),
         )
         for _, row in frame.iterrows()
     ]
@@ -163,6 +174,7 @@ def draw_summary(data: SummaryData) -> list[Panel]:
     panels = [Panel("counts", _counts_caption(data), _counts_figure(data) if data.n_trials else None)]
     if data.best_trial_id is not None:
         rows = [(k, v) for k, v in data.best_params.items()] + [(k, v) for k, v in data.best_metrics.items()]
+        rows.append(("MLflow run", data.best_run))
         panels.append(
             Panel(
                 "best",
@@ -189,7 +201,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
         )
     if data.n_problems:
         rows = [
-            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error) for p in data.problems
+            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error, p.run)
+            for p in data.problems
         ]
         shown = (
             ""
@@ -206,7 +219,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 "not of a model. They are excluded from every figure below and from the best trial, "
                 "but counted here.",
                 table_html=html_table(
-                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error"], rows
+                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error", "MLflow run"],
+                    rows,
                 ),
             )
         )
@@ -238,6 +252,8 @@ def banner_html(data: SummaryData) -> str:
             f"The study {data.study_name!r} has no trials recorded yet, so there is nothing to plot. "
             "Run it (lamp-study run) or check that its trials were logged to this tracking URI."
         )
+    if outcome := study_outcome(data.counts):
+        lines.append(f"Warning: {outcome.message()}.")
     lines += [f"Note: {n}." for n in data.notes]
     return "".join(f"<p class='banner'>{html.escape(line)}</p>" for line in lines)
 
@@ -258,8 +274,13 @@ def _counts_caption(data: SummaryData) -> str:
     if data.best_trial_id is not None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in list(data.best_metrics.items())[:3])
         text += f" The best finished trial is {data.best_setting} with {metrics}."
+    elif outcome := study_outcome(data.counts):
+        text += f" There is no best configuration: {outcome.sentence}. To fix it: {outcome.hint}."
     else:
-        text += f" No finished trial has a value of {data.objective} yet, so there is no best configuration."
+        still = " yet" if data.status == "running" else ""
+        text += (
+            f" No finished trial has a value of {data.objective}{still}, so there is no best configuration."
+        )
     return text
 
 

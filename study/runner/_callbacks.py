@@ -1,12 +1,10 @@
-"""Driver-side Tune callbacks: MLflow logging of every trial, and the live progress line."""
+"""Driver-side Tune callbacks: MLflow logging of every trial (the live progress is study/runner/_progress.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
-import math
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +34,6 @@ from study.runner._packed import (
 from study.runner._trainable import trial_config
 from study.spec import StudySpec
 from study.tracking import StudyTracker
-
-log = logging.getLogger(__name__)
 
 # The live tracker and spec of each study this driver runs. Tune pickles its callbacks with the
 # experiment and restores those copies on resume, so callbacks keep only the study name and look
@@ -88,77 +84,6 @@ class MlflowCallback(Callback):
             None,
             error=_read_error(trial),
             tags=_run_tags(trial),
-        )
-
-
-class Progress(Callback):
-    """One line whenever a trial starts or ends: done/total, running, outcomes, best so far, ETA.
-
-    Counts come from Tune's trial list, not from state of its own, so they stay
-    right after a resume; the ETA uses only trials ended since this driver
-    started (a resumed study's earlier trials say nothing about its pace).
-    """
-
-    def __init__(self, study: str) -> None:
-        self.study = study
-        self.t0 = time.time()
-        self.ended_here: dict[str, int] = {}  # Tune trial id -> trials it held (a pack holds several)
-
-    def setup(self, **info: Any) -> None:
-        self.t0 = time.time()
-        self.ended_here = {}
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._log_line(trials, trial, "RUNNING")
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here[trial.trial_id] = _size(trial.config)
-        self._log_line(trials, trial, "TERMINATED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here[trial.trial_id] = _size(trial.config)
-        self._log_line(trials, trial, "ERROR")
-
-    def _log_line(self, trials: list, changed: Any, changed_to: str) -> None:
-        """Tune calls these hooks before it updates the trial's status, hence `changed_to`."""
-        spec = _ACTIVE[self.study][1]
-        can_prune = spec.early_stopping is not None
-        counts: dict[str, int] = {}
-        running = 0
-        best: float | None = None
-        for t in trials:
-            tune_status = changed_to if t is changed else t.status
-            running += _size(t.config) * (tune_status == "RUNNING")
-            if tune_status not in ("TERMINATED", "ERROR"):
-                continue
-            for status, value in trial_outcomes(
-                t.last_result or {}, t.config, can_prune, tune_status == "ERROR"
-            ):
-                counts[status] = counts.get(status, 0) + 1
-                if status == "finished" and value is not None and math.isfinite(value):
-                    better = best is None or (value > best if spec.objective.mode == "max" else value < best)
-                    best = value if better else best
-        done, total = sum(counts.values()), spec.n_trials
-        elapsed = time.time() - self.t0
-        eta = "?"  # open-ended (tpe without a count) or nothing ended yet to measure the pace
-        if total is not None and done >= total:
-            eta = "0s"
-        elif total is not None and self.ended_here:
-            eta = f"{elapsed * (total - done) / sum(self.ended_here.values()):.0f}s"
-        shown = f"{best:.4f}" if best is not None else "-"
-        kinds = ("collapsed", "diverged", "failed", "pruned")
-        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
-        log.info(
-            "[%s] %s/%s trials done, %s running, %s; best %s (validation) %s; %.0fs elapsed, ETA %s",
-            spec.name,
-            done,
-            total or "?",
-            running,
-            outcomes,
-            spec.objective.metric,
-            shown,
-            elapsed,
-            eta,
         )
 
 
@@ -283,7 +208,7 @@ def close_trial(
 
     d = _local_dir(checkpoint) if checkpoint is not None and status in WITH_RESULTS else None
     # MLflow then holds the files: the checkpoint leaves Tune's storage once the last run is written
-    done = (lambda: shutil.rmtree(d, ignore_errors=True)) if d is not None else None
+    done = _dropper(checkpoint, d) if d is not None else None
     if is_pack(config):
         tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
         outcomes = member_outcomes(result, _size(config), status)
@@ -304,13 +229,29 @@ def close_trial(
 
 
 def _local_dir(checkpoint: Any) -> Path:
-    """The checkpoint's folder on this machine: the study's storage is a local or shared filesystem
-    (object stores are refused), so this is the folder itself, which outlives the queued writes."""
-    import pyarrow.fs
-
-    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+    """The checkpoint's folder on this machine, which outlives the queued writes: the folder itself on a
+    local or shared filesystem, else a download from the object store (a temporary folder)."""
+    if _is_local(checkpoint):
         return Path(checkpoint.path)
     return Path(checkpoint.to_directory())
+
+
+def _is_local(checkpoint: Any) -> bool:
+    import pyarrow.fs
+
+    return isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem)
+
+
+def _dropper(checkpoint: Any, d: Path) -> Any:
+    """What removes a logged checkpoint: its folder, and in an object store its objects as well."""
+
+    def drop() -> None:
+        shutil.rmtree(d, ignore_errors=True)
+        if not _is_local(checkpoint):
+            with contextlib.suppress(OSError):  # Tune's own retention removes it later otherwise
+                checkpoint.filesystem.delete_dir(checkpoint.path)
+
+    return drop
 
 
 def _run_tags(trial: Any) -> dict[str, str]:

@@ -17,6 +17,7 @@ run, whose weights it rebuilds in memory.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import re
 import tempfile
@@ -35,8 +36,11 @@ from study.core.vocab import (
     TRIAL_ID_TAG,
     TrialStatus,
 )
+from study.serving.registry_threshold import run_threshold, stored_threshold
+from study.serving.threshold import DEFAULT_FALSE_ALARM, Threshold, ThresholdError, alarms
 from study.tracking.store import check_tracking_uri
 
+logger = logging.getLogger(__name__)
 SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
 LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector
 
@@ -136,11 +140,15 @@ def register_best(
     model_name: str | None = None,
     alias: str = "champion",
     allow_collapsed: bool = False,
+    allow_running: bool = False,
+    false_alarm: float = DEFAULT_FALSE_ALARM,
 ) -> dict[str, Any]:
     """Register the best finished trial's scorer and point `alias` at its version.
 
     The pyfunc scorer is built here, from the trial's weights, as an MLflow LoggedModel of the trial's
     run. A run that already has a version of `model_name` gets no second one: the alias moves to it.
+    The version's tags hold an alarm threshold for `false_alarm` (study/threshold.py). A study still
+    running is refused unless `allow_running` (its best so far may not be its best).
     """
     import mlflow
     from mlflow import MlflowClient
@@ -150,7 +158,9 @@ def register_best(
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
     parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
+    _check_ended(parent, study, allow_running)
     run_id = best.info.run_id
+    threshold = _threshold_or_none(client, run_id, false_alarm)
     name = model_name or f"lamp-{study}"
     value = best.data.metrics.get(metric)  # None for a cross-trial selector: it has no per-trial value
     tags = {
@@ -159,6 +169,7 @@ def register_best(
         "lamp.metric": metric,
         "lamp.metric_value": "n/a (a cross-trial selector)" if value is None else f"{value:.6g}",
         TRIAL_ID_TAG: best.data.tags.get(TRIAL_ID_TAG, ""),
+        **(threshold.tags() if threshold else {}),
     }
     version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
@@ -175,7 +186,38 @@ def register_best(
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
+        "threshold": threshold
+        and {"value": threshold.value, "false_alarm": threshold.bound, "claim": threshold.sentence()},
     }
+
+
+def _threshold_or_none(client: Any, run_id: str, false_alarm: float) -> Threshold | None:
+    """The run's alarm threshold; None (and a warning) for a run logged without held-out scores."""
+    if not 0 < false_alarm < 1:  # a bad rate is the caller's error, not the run's
+        raise ThresholdError(
+            f"--false-alarm {false_alarm}: a rate strictly between 0 and 1 is needed, e.g. 0.01"
+        )
+    try:
+        return run_threshold(client, run_id, false_alarm)
+    except ThresholdError as err:
+        logger.warning("no alarm threshold stored with the model: %s", err)
+        return None
+
+
+def _check_ended(parent: Any, study: str, allow_running: bool) -> None:
+    """Refuse (or, when allowed, warn about) a study whose parent run is still running."""
+    if parent.data.tags.get(STATUS_TAG) != TrialStatus.RUNNING:
+        return
+    ended = {k: v for k, v in parent.data.metrics.items() if k.startswith("n_")}
+    what = (
+        f"study {study!r} is still running (or its driver was stopped without ending it): its best trial so "
+        f"far may not be its best{' (' + str(ended) + ')' if ended else ''}"
+    )
+    if not allow_running:
+        raise RegistryError(
+            f"{what}; wait for it to end (or `lamp-study resume {study}`), or pass --allow-running"
+        )
+    logger.warning("%s; registering it anyway (--allow-running)", what)
 
 
 def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tuple[Any, bool]:
@@ -296,8 +338,23 @@ def _scoring_function(model_uri: str, client: Any) -> tuple[Any, int | None, int
     return model.predict, meta.get("lamp_in_channels"), meta.get("lamp_image_size")
 
 
-def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str) -> Path:
-    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run."""
+def model_threshold(model_uri: str, *, tracking_uri: str) -> Threshold:
+    """The alarm threshold stored with a registered version, or set on a trial run's held-out normals."""
+    from mlflow import MlflowClient
+
+    check_tracking_uri(tracking_uri)
+    run = _RUN_URI.fullmatch(model_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    return stored_threshold(client, model_uri, run.group(1) if run else None)
+
+
+def score_model(
+    model_uri: str, data: str, *, out: str | Path, tracking_uri: str, threshold: float | None = None
+) -> Path:
+    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run.
+
+    With `threshold` (e.g. `model_threshold(...).value`) each row also gets `alarm`: 1 above it, else 0.
+    """
     import mlflow
     import numpy as np
     from mlflow import MlflowClient
@@ -309,11 +366,14 @@ def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str
     mlflow.set_registry_uri(tracking_uri)
     predict, channels, size = _scoring_function(model_uri, MlflowClient(tracking_uri))
     images, ids = load_images(data, image_size=size, channels=channels)
-    scores = predict(images.numpy().astype(np.float32))
+    scores = np.asarray(predict(images.numpy().astype(np.float32)))
+    rows: list[tuple[Any, ...]] = [(i, f"{s:.8g}") for i, s in zip(ids, scores, strict=True)]
+    if threshold is not None:
+        rows = [(*row, a) for row, a in zip(rows, alarms(scores, threshold), strict=True)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["sample", "score"])
-        writer.writerows(zip(ids, (f"{s:.8g}" for s in np.asarray(scores)), strict=True))
+        writer.writerow(["sample", "score", *(["alarm"] if threshold is not None else [])])
+        writer.writerows(rows)
     return out
