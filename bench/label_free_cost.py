@@ -8,6 +8,7 @@ trial. The first trial of a process also pays the severity calibration
 it is printed separately. Steepness is off so it does not compete.
 
     nice -n 10 .venv/bin/python bench/label_free_cost.py
+    .venv/bin/python bench/label_free_cost.py --smoke-test
 """
 
 from __future__ import annotations
@@ -41,11 +42,24 @@ SETTINGS = [
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a study runs 1 per trial)")
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="2 settings, 1 epoch on 300 images, a smaller pool"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    base, settings = QUICKSTART, SETTINGS
+    if args.smoke_test:
+        base = {
+            **QUICKSTART,
+            "epochs": 1,
+            "eval_limit": 300,
+            "label_free": {"pool_size": 100, "tune_steps": 2},
+        }
+        base["data"] = {**QUICKSTART["data"], "train_limit": 300, "test_limit": 400}
+        settings = SETTINGS[:2]
     shares = []
-    for i, setting in enumerate(SETTINGS):
-        m = run_trial({**QUICKSTART, **setting}).metrics
+    for i, setting in enumerate(settings):
+        m = run_trial({**base, **setting}).metrics
         share = m["labelfree_time_s"] / m["train_time_s"]
         print(
             f"{setting}: train {m['train_time_s']:.2f} s, label-free {m['labelfree_time_s']:.2f} s "

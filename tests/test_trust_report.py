@@ -129,8 +129,9 @@ def test_an_optimizer_interaction_is_shown_per_optimizer_never_averaged(planted)
     assert verdicts[(*GAIN, "gain")] == "gain" and verdicts[(*INTERACTION, "gain")] == "harm"
     assert set(data.effects["optimizer"]) == {"adam", "sgd"}  # no pooled "all" row
     panels = {p.name: p for p in draw_effects(data)}
-    # the (sgd, exp, largest λ) trials diverge on the last seed: instability is its own panel, a finding
-    assert set(panels) == {"adam", "sgd", "instability"}
+    # the model-free comparison, one per optimizer; the (sgd, exp, largest λ) trials diverge on the last
+    # seed: instability is its own panel, a finding
+    assert set(panels) == {"baselines", "adam", "sgd", "instability"}
     assert "sgd · conv_ae · exp · 100" in panels["instability"].table_html
     assert (
         "mse · adam · conv_ae · exp λ=10: gain over the un-amplified baseline -0.0" in panels["adam"].caption

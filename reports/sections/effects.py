@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from reports.render.section import Panel, html_table
 from reports.render.verdicts import cell_label, effects_caption, instability_caption
 from reports.source.extract import Study
+from reports.stats.baseline_settings import BaselineCount, count_settings
 from reports.stats.effects import STRATUM, amplification_effects, setting_keys
 from reports.stats.survival import LOST, instability_table
 
@@ -30,8 +31,9 @@ class EffectsData:
 
     value: str  # the detection metric compared (test part)
     effects: pd.DataFrame  # amplification_effects(...) rows
-    n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
+    n_trials: int  # finished trials in the model (collapsed, degenerate, diverged, failed excluded)
     alpha: float
+    baseline: BaselineCount  # how many settings beat the best model-free baseline (validation part)
     instability: pd.DataFrame  # survival.instability_table: settings that lost trials, with rates
     n_settings: int  # settings with an ended trial (finished or lost)
 
@@ -69,18 +71,21 @@ def lost_frame(study: Study) -> pd.DataFrame:
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     """Effects on the test-part detection metric of the study's finished trials, and what was lost."""
     frame, extra = model_frame(study)
+    baseline = count_settings(study.trials)
     lost = lost_frame(study)
     ended = pd.concat([frame.assign(status="finished"), lost], ignore_index=True)
     keys = setting_keys(ended, extra)
     instability = instability_table(keys, ended) if len(ended) else pd.DataFrame()
     if frame.empty:
-        return EffectsData(study.detection, pd.DataFrame(), 0, alpha, instability, keys.nunique())
+        return EffectsData(study.detection, pd.DataFrame(), 0, alpha, baseline, instability, keys.nunique())
     effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra, lost=lost)
-    return EffectsData(study.detection, effects, len(frame), alpha, instability, keys.nunique())
+    return EffectsData(study.detection, effects, len(frame), alpha, baseline, instability, keys.nunique())
 
 
 def draw_effects(data: EffectsData) -> list[Panel]:
-    """One panel per optimizer (intervals as a forest plot, each comparison's sentence, the table), then instability."""
+    """The settings against the model-free baselines, then one panel per optimizer (intervals as a
+    forest plot, each comparison's sentence, the table), then instability."""
+    head = [Panel("baselines", data.baseline.sentence())]
     unstable = (
         [
             Panel(
@@ -93,7 +98,7 @@ def draw_effects(data: EffectsData) -> list[Panel]:
         else []
     )
     if data.effects.empty:
-        return [
+        return head + [
             Panel(
                 "none",
                 "No comparison could be estimated: the study needs an un-amplified baseline (linear, λ = 1) "
@@ -101,15 +106,19 @@ def draw_effects(data: EffectsData) -> list[Panel]:
             ),
             *unstable,
         ]
-    return [
-        Panel(
-            str(optimizer),
-            effects_caption(optimizer, rows, data.value, data.n_trials, data.alpha),
-            _forest(rows, data.value),
-            table_html=_table(rows),
-        )
-        for optimizer, rows in data.effects.groupby("optimizer", sort=True)
-    ] + unstable
+    return (
+        head
+        + [
+            Panel(
+                str(optimizer),
+                effects_caption(optimizer, rows, data.value, data.n_trials, data.alpha),
+                _forest(rows, data.value),
+                table_html=_table(rows),
+            )
+            for optimizer, rows in data.effects.groupby("optimizer", sort=True)
+        ]
+        + unstable
+    )
 
 
 def _unstable(data: EffectsData) -> str:

@@ -15,12 +15,14 @@ from reports.render.verdicts import baseline_sentence
 from reports.source.extract import STATUSES, ArtifactLoader, Study
 from study.core.outcome import study_outcome
 from study.core.vocab import VAR_RATIO_MIN
+from study.selection.degeneracy import DegeneracyCheck
 from study.tracking.meta import run_url
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
     "finished": "#2ca02c",
     "collapsed": "#9467bd",
+    "degenerate": "#bcbd22",
     "diverged": "#ff7f0e",
     "failed": "#d62728",
     "pruned": "#7f7f7f",
@@ -67,6 +69,7 @@ class SummaryData:
     objective: str
     mode: str
     best_trial_id: str | None
+    best_setting_note: str | None  # the best setting's seed-mean, interval, and whether it is distinguishable
     best_setting: str | None
     best_run: Link | None  # the best trial's MLflow run
     best_params: dict[str, str]
@@ -87,9 +90,10 @@ class SummaryData:
 def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
     """Counts, best trial and spec of a study (the spec is the parent's `spec.yaml`)."""
     trials, parent, best = study.trials, study.parent, study.best()
+    choice = study.best_setting()
     planned = parent.tags.get("lamp.n_trials_planned") if parent else None
     best_params, best_metrics = _best_tables(study, best)
-    problems_frame = trials[trials["status"].isin(["collapsed", "diverged", "failed"])]
+    problems_frame = trials[trials["status"].isin(["collapsed", "degenerate", "diverged", "failed"])]
     wall, wall_note = _wall_time(study)
     baselines = {
         k: float(v)
@@ -107,6 +111,7 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         objective=study.objective,
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
+        best_setting_note=None if choice is None else choice.sentence(study.selection_metric, _labels(study)),
         best_setting=None if best is None else describe(best),
         best_run=None if best is None else run_link(study, str(best["run_id"])),
         best_params=best_params,
@@ -179,7 +184,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
             Panel(
                 "best",
                 f"Best finished trial by the study objective ({data.objective}, {data.mode}): "
-                f"{data.best_trial_id} — {data.best_setting}. Its parameters, then its final metrics:",
+                f"{data.best_trial_id} — {data.best_setting}: the best seed of the {data.best_setting_note}. "
+                "Its parameters, then its final metrics:",
                 table_html=html_table(["parameter / metric", "value"], rows, css_class="kv"),
             )
         )
@@ -216,7 +222,9 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 "became non-finite; failed trials raised the error shown; collapsed trials output nearly "
                 "the same image for every input (their reconstructions keep under "
                 f"{VAR_RATIO_MIN:.0%} of the inputs' variance), so their AUROC is that of a fixed image, "
-                "not of a model. They are excluded from every figure below and from the best trial, "
+                "not of a model; degenerate trials do not beat the model-free baselines on the validation "
+                "part and score like the identity (chance), the mean image (mean_like) or reconstruct held-out "
+                "normals worse than the mean image (worse_than_mean). They are excluded from every figure below and from the best trial, "
                 "but counted here.",
                 table_html=html_table(
                     ["trial", "status", "setting", "diverged at epoch", "epochs run", "error", "MLflow run"],
@@ -273,7 +281,7 @@ def _counts_caption(data: SummaryData) -> str:
     )
     if data.best_trial_id is not None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in list(data.best_metrics.items())[:3])
-        text += f" The best finished trial is {data.best_setting} with {metrics}."
+        text += f" The best finished trial is {data.best_setting} with {metrics}; {data.best_setting_note}."
     elif outcome := study_outcome(data.counts):
         text += f" There is no best configuration: {outcome.sentence}. To fix it: {outcome.hint}."
     else:
@@ -338,7 +346,9 @@ def _baselines_caption(data: SummaryData) -> str:
 
 
 def _collapse_note(row: pd.Series) -> str | None:
-    """The collapse measures of a collapsed trial, as the table's error text."""
+    """The collapse measures of a collapsed trial, or the signs of a degenerate one, as the table's error text."""
+    if row["status"] == "degenerate":
+        return _degenerate_note(row)
     if row["status"] != "collapsed":
         return None
     var, loss = _opt(row, "collapse_var_ratio"), _opt(row, "collapse_loss_ratio")
@@ -348,6 +358,40 @@ def _collapse_note(row: pd.Series) -> str | None:
     if loss is not None:
         parts.append(f"loss / mean-image loss {loss:.2f}")
     return "collapsed: " + ", ".join(parts) if parts else "collapsed"
+
+
+def _labels(study: Study) -> dict[str, str]:
+    """A readable label per setting (`group`): its trial's description without the seed."""
+    done = study.finished()
+    return {
+        str(g): describe(row.drop("seed", errors="ignore"))
+        for g, row in done.groupby("group").first().iterrows()
+    }
+
+
+def _degenerate_note(row: pd.Series) -> str:
+    """Which trivial model a degenerate trial scores like (study/selection/degeneracy.py), from its logged measures."""
+    needed = (
+        "val_auroc",
+        "beats_baseline_p",
+        "below_baseline_p",
+        "chance_p",
+        "mean_rank_corr",
+        "collapse_loss_ratio",
+    )
+    if any(_opt(row, k) is None for k in needed):
+        return "degenerate"
+    free = _opt(row, "model_free_auroc")
+    check = DegeneracyCheck(
+        float(row["val_auroc"]),
+        float("nan") if free is None else free,
+        *(float(row[k]) for k in needed[1:]),
+    )
+    return (
+        f"degenerate ({', '.join(check.reasons)}): validation AUROC {check.val_auroc:.3f} vs model-free "
+        f"{check.baseline_auroc:.3f}, rank corr. with the mean-image distance {check.mean_rank_corr:.2f}, "
+        f"loss / mean-image loss {check.loss_ratio:.2f}"
+    )
 
 
 def _opt(row: pd.Series, key: str) -> float | None:

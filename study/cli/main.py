@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli.log import log_to_stderr
 from study.cli.progress import progress_output
 from study.cli.report import add_report_commands
 from study.cli.results import (
@@ -66,7 +67,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status in (TrialStatus.FINISHED, TrialStatus.COLLAPSED):
+    if result.status in (TrialStatus.FINISHED, TrialStatus.COLLAPSED, TrialStatus.DEGENERATE):
         summary = (
             f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
@@ -355,6 +356,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     set_quiet_mlflow_env()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from MLflow or its migrations
     try:

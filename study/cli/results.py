@@ -25,9 +25,12 @@ def cmd_register(args: argparse.Namespace) -> int:
         model_name=args.model_name,
         alias=args.alias,
         allow_collapsed=args.allow_collapsed,
+        allow_degenerate=args.allow_degenerate,
         allow_running=args.allow_running,
         false_alarm=args.false_alarm,
     )
+    if info["setting"] is not None:
+        print(info["setting"]["note"], file=sys.stderr)
     if not info["new_version"]:
         print(
             f"run {info['run_id']} is already version {info['version']} of {info['model_name']}: "
@@ -100,6 +103,12 @@ def report_after_run(args: argparse.Namespace, summary: dict[str, Any]) -> None:
 def add_register_options(p: argparse.ArgumentParser) -> None:
     from study.serving.threshold import DEFAULT_FALSE_ALARM
 
+    p.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="also consider trials flagged degenerate (score like the identity or the mean image, "
+        "no better than the model-free baselines on the validation part)",
+    )
     p.add_argument(
         "--allow-running",
         action="store_true",

@@ -87,7 +87,12 @@ class MlflowCallback(Callback):
         )
 
 
-WITH_RESULTS = ("finished", "collapsed", "diverged")  # statuses whose final checkpoint holds result files
+WITH_RESULTS = (
+    "finished",
+    "collapsed",
+    "degenerate",
+    "diverged",
+)  # statuses whose final checkpoint holds result files
 
 
 def _status(result: dict[str, Any], can_prune: bool) -> str:

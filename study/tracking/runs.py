@@ -40,6 +40,7 @@ from study.tracking.writer import Writer
 _RUN_STATUS = {
     TrialStatus.FINISHED: "FINISHED",
     TrialStatus.COLLAPSED: "FINISHED",
+    TrialStatus.DEGENERATE: "FINISHED",
     TrialStatus.DIVERGED: "FINISHED",
     TrialStatus.PRUNED: "KILLED",
     TrialStatus.FAILED: "FAILED",
