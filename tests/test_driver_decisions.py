@@ -25,6 +25,7 @@ SOLO = {"trial": {}}
         (4, 4, ["failed", "failed", "diverged", "failed"], "finished"),  # a diverged trial is an outcome
         (4, 4, ["collapsed"] + ["failed"] * 3, "finished"),
         (4, 4, ["pruned"] + ["failed"] * 3, "finished"),
+        (4, 4, ["degenerate"] + ["failed"] * 3, "finished"),  # it trained: an outcome, like collapsed
         (4, 4, ["failed"] * 4, "failed"),
         (4, 4, ["failed", "retried", "failed", "failed"], "failed"),
         (3, 4, ["finished"] * 3, "interrupted"),  # Ctrl-C: Tune never created the 4th trial
