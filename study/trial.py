@@ -37,6 +37,7 @@ from study.config import TrialConfig
 from study.data import OneClassData, load_dataset
 from study.evaluate import anomaly_scores, detection_metrics, stratified_subset
 from study.labelfree import label_free_metrics
+from study.labelfree.pool import score_pool as unlabelled_pool
 from study.losses import get_metric
 from study.models import build_model
 from study.steepness import trial_steepness
@@ -190,24 +191,35 @@ def measure_trained(
     metrics |= check.metrics
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
+    scores = {"scores": all_scores, "labels": all_labels, "test_part": test_part}
     if cfg.label_free.enabled:
-        pool = selection_split(all_labels, cfg.data.split_seed)[0]  # the part a labelled selection would use
-        metrics |= label_free_metrics(
+        pool, pool_scores, pool_metrics = unlabelled_pool(model, data, cfg, epochs_run * len(data.train))
+        if pool is None:  # no data.unlabelled: the part of the test split a labelled selection would use
+            part = torch.from_numpy(selection_split(all_labels, cfg.data.split_seed)[0])
+            pool, pool_scores = data.test[part], all_scores[part.numpy()]
+        normal_scores = anomaly_scores(model, data.val, metric)
+        metrics |= pool_metrics | label_free_metrics(
             model,
             data,
             cfg,
             device,
             train_samples=epochs_run * len(data.train),
-            pool=data.test[torch.from_numpy(pool)],
-            pool_scores=all_scores[pool],
+            pool=pool,
+            pool_scores=pool_scores,
+            normal_scores=normal_scores,
         )
+        # per-image scores for the paired comparison between trials (study/labelfree/paired.py)
+        scores |= {
+            "unlabelled_normals": normal_scores.astype(np.float32),
+            "unlabelled_pool": np.asarray(pool_scores, np.float32),
+        }
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
         "collapsed" if check.collapsed else "finished",
         metrics,
         history,
-        scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},
+        scores=scores,
         landscape=landscape,
         model_state=state_dict,
         model_meta=model_meta(cfg, data),

@@ -97,6 +97,7 @@ def label_free_metrics(
     train_samples: int,
     pool: torch.Tensor | None = None,
     pool_scores: np.ndarray | None = None,
+    normal_scores: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every label-free metric of a trained model, with the plan it ran under and its wall time.
 
@@ -108,6 +109,7 @@ def label_free_metrics(
         train_samples: samples the training loop processed (epochs x training set), for the budget.
         pool: the unlabelled images to judge against (default: every test image).
         pool_scores: the model's anomaly scores of `pool`, when the caller already has them.
+        normal_scores: the model's anomaly scores of every `data.val` image, when the caller has them.
     """
     t0 = time.perf_counter()
     lf = cfg.label_free
@@ -120,7 +122,9 @@ def label_free_metrics(
     pool_idx = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 1))[: plan.pool_size]
     if pool_scores is None:
         pool_scores = anomaly_scores(model, pool, metric)
-    val_scores = torch.from_numpy(anomaly_scores(model, data.val, metric))
+    if normal_scores is None:
+        normal_scores = anomaly_scores(model, data.val, metric)
+    val_scores = torch.from_numpy(np.asarray(normal_scores, np.float64))
     result = label_free_scores(
         model,
         metric.score,
