@@ -1,0 +1,185 @@
+"""Deployment pools: `data.unlabelled` read without labels, fast DeLong, the paired comparison between trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from study.config import TrialConfig
+from study.data import DatasetError, load_dataset
+from study.data.digits import load_digits
+from study.labelfree.delong import delong
+from study.labelfree.paired import compare, critical_z, share_lower_bound
+from study.labelfree.pool import load_pool, pool_size, score_pool
+from study.trial import run_trial
+
+TINY = {
+    "data": {"name": "digits", "normal_classes": 0, "val_fraction": 0.3},
+    "arch": "conv_ae",
+    "latent_dim": 8,
+    "width": 4,
+    "epochs": 3,
+    "batch_size": 32,
+    "lr": 0.03,
+    "eval_limit": 200,
+    "landscape": {"power_iters": 0, "hutchinson_probes": 0, "grid_1d": 0, "grid_2d": 0},
+    "label_free": {"pool_size": 64, "tune_steps": 0, "pool_budget": None},
+}
+
+
+def _kernel(neg: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    """psi(x, y) = 1 if the pool image outscores the normal, 1/2 on a tie: [n_pos, n_neg]."""
+    return (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+
+
+def _correlated(rng: np.random.Generator, k: int, m: int, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """k trials' scores sharing a per-image latent, rounded so that ties occur (DeLong counts them 1/2)."""
+    base_neg, base_pos = rng.standard_t(3, size=m), rng.standard_t(3, size=n) + shift
+    neg = np.round(np.stack([base_neg + rng.normal(0, 0.7, m) for _ in range(k)]), 1)
+    pos = np.round(np.stack([base_pos + rng.normal(0, 0.7, n) for _ in range(k)]), 1)
+    return neg, pos
+
+
+def test_delong_matches_the_kernel_sum() -> None:
+    rng = np.random.default_rng(0)
+    neg, pos = _correlated(rng, 3, 37, 53, 0.6)
+    d = delong(neg, pos)
+    v10 = np.stack([_kernel(neg[i], pos[i]).mean(axis=1) for i in range(3)])
+    v01 = np.stack([_kernel(neg[i], pos[i]).mean(axis=0) for i in range(3)])
+    np.testing.assert_allclose(d.auroc, v10.mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(d.cov, np.cov(v10) / 53 + np.cov(v01) / 37, atol=1e-12)
+
+
+def test_delong_difference_sd_agrees_with_a_paired_bootstrap() -> None:
+    """Resampling normals and pool images (each trial keeps its pairing) spreads the difference as DeLong says."""
+    rng = np.random.default_rng(1)
+    neg, pos = _correlated(rng, 2, 150, 400, 0.4)
+    d = delong(neg, pos)
+    diffs = []
+    for _ in range(400):
+        i, j = rng.integers(0, 150, 150), rng.integers(0, 400, 400)
+        diffs.append(np.subtract(*delong(neg[:, i], pos[:, j]).auroc))
+    assert d.diff_sd(0, 1) == pytest.approx(np.std(diffs), rel=0.15)
+    assert d.diff_sd(0, 1) < 0.8 * np.sqrt(d.cov[0, 0])  # pairing: the difference is less noisy than one AUROC
+
+
+def _clean_study(rng: np.random.Generator, k: int, m: int, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """k trials of unequal quality and different score shapes on an anomaly-free pool (normals only)."""
+    neg, pos = _correlated(rng, k, m, n, 0.0)
+    shapes = [np.exp, np.abs, lambda v: v**3, lambda v: np.floor(v)]  # monotone or not, heavy tails, ties
+    return {f"t{i}": (shapes[i % 4](neg[i]), shapes[i % 4](pos[i])) for i in range(k)}
+
+
+def test_the_pair_test_rarely_separates_trials_on_an_anomaly_free_pool() -> None:
+    """With no anomalies every expected unlabelled AUROC is 1/2: 'separated' must stay within its alpha (0.05)."""
+    rng = np.random.default_rng(2)
+    alarms = 0
+    sims = 200
+    for _ in range(sims):
+        study = _clean_study(rng, 6, 60, 300)
+        u = {t: delong(s[0], s[1]).auroc[0] for t, s in study.items()}
+        verdict = compare(sorted(u, key=lambda t: -u[t]), study.get, n_trials=6)
+        alarms += verdict.separated
+    assert alarms / sims <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / sims)
+
+
+def test_the_pair_test_separates_a_good_trial_from_a_blind_one_on_an_anomalous_pool() -> None:
+    rng = np.random.default_rng(3)
+    m, n_norm, n_anom = 300, 1400, 600
+    good = (rng.normal(size=m), np.r_[rng.normal(size=n_norm), rng.normal(3, 1, n_anom)])
+    blind = (rng.normal(size=m), rng.normal(size=n_norm + n_anom))
+    verdict = compare(["good", "blind"], {"good": good, "blind": blind}.get, n_trials=2)
+    assert verdict.separated and verdict.top == ("good",) and verdict.leader == "good"
+    assert verdict.pool_factor == 1.0 and verdict.normal_factor == 1.0
+
+
+def test_the_anomaly_share_bound_holds_by_simulation() -> None:
+    """The lower bound stays under the true share in >= 95% of pools, for trials good, poor and inverted."""
+    rng = np.random.default_rng(4)
+    share, misses, sims = 0.05, 0, 300
+    for _ in range(sims):
+        n_anom = rng.binomial(2000, share)
+        neg = np.stack([rng.normal(size=200) for _ in range(3)])
+        pos = np.stack(
+            [np.r_[rng.normal(size=2000 - n_anom), rng.normal(mu, 1, n_anom)] for mu in (4.0, 0.5, -2.0)]
+        )
+        misses += share_lower_bound(delong(neg, pos), 3) > n_anom / 2000
+    assert misses / sims <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / sims)
+
+
+def test_growth_factors_are_where_the_gap_reaches_the_critical_value() -> None:
+    rng = np.random.default_rng(5)
+    neg, pos = _correlated(rng, 2, 80, 300, 0.3)
+    pos[0, :30] += 1.0  # trial 0 a little better
+    load = {"a": (neg[0], pos[0]), "b": (neg[1], pos[1])}.get
+    v = compare(["a", "b"], load, n_trials=2)
+    d = delong(neg, pos)
+    lead, runner = (0, 1) if v.leader == "a" else (1, 0)
+    for factor, kw in ((v.pool_factor, "n_pos"), (v.normal_factor, "n_neg")):
+        if np.isfinite(factor) and factor > 1:
+            size = (d.n_pos if kw == "n_pos" else d.n_neg) * factor
+            assert v.critical_z * d.diff_sd(lead, runner, **{kw: size}) == pytest.approx(v.gap, rel=1e-6)
+    assert critical_z(2) < critical_z(20)
+
+
+def _write_pool(root: Path, normal: np.ndarray, anomalous: np.ndarray, *, labelled_names: bool) -> Path:
+    """PNG files: under normal/ and anomalous/ with telling names, or flat under random names."""
+    rng = np.random.default_rng(6)
+    for kind, images in (("normal", normal), ("anomalous", anomalous)):
+        for i, img in enumerate(images):
+            name = f"{kind}/{kind}_{i:03d}.png" if labelled_names else f"{uuid.UUID(int=int(rng.integers(2**62))).hex}.png"
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.round(img[0] * 255).astype(np.uint8)).save(root / name)
+    return root
+
+
+def test_an_unlabelled_folder_is_read_without_labels_and_bounds_its_anomaly_share(tmp_path: Path) -> None:
+    """Digits 0 normal; a pool of 45 unseen zeros and 15 other digits (share 0.25) in three forms.
+
+    Folder names, file names and an .npz change nothing but the order; the
+    trial logs the pool's size and scores, and the share's lower bound is
+    below the true 0.25.
+    """
+    raw = load_digits(TrialConfig.from_dict(TINY).data)
+    zeros, others = raw.test_x[raw.test_y == 0][:45], raw.test_x[raw.test_y != 0][:15]
+    telling = _write_pool(tmp_path / "telling", zeros, others, labelled_names=True)
+    flat = _write_pool(tmp_path / "flat", zeros, others, labelled_names=False)
+    stack = np.round(np.concatenate([zeros, others])[:, 0] * 255).astype(np.uint8)
+    np.savez(tmp_path / "pool.npz", frames=stack[::-1], labels=np.r_[np.zeros(45), np.ones(15)][::-1])
+    result = run_trial(TrialConfig.from_dict(TINY | {"data": TINY["data"] | {"unlabelled": str(telling)}}))
+    assert result.metrics["unlabelled_pool_scored"] == result.metrics["unlabelled_pool"] == 60
+    assert len(result.scores["unlabelled_pool"]) == 60
+    model, data = result.build_model(), load_dataset(result.config.data)
+    got = {}
+    for name, source, key in (("telling", telling, None), ("flat", flat, None), ("npz", tmp_path / "pool.npz", "frames")):
+        cfg = dataclasses.replace(result.config, data=dataclasses.replace(result.config.data, unlabelled=str(source), unlabelled_key=key))
+        _, scores, _ = score_pool(model, data, cfg, train_samples=1000)
+        got[name] = np.sort(scores)
+    np.testing.assert_allclose(got["flat"], got["telling"], rtol=1e-6)
+    np.testing.assert_allclose(got["npz"], got["telling"], rtol=1e-6)
+    np.testing.assert_allclose(np.sort(result.scores["unlabelled_pool"]), got["telling"], rtol=1e-6)
+    d = delong(result.scores["unlabelled_normals"][None], result.scores["unlabelled_pool"][None])
+    assert d.auroc[0] == pytest.approx(result.metrics["unlabelled_auroc"], abs=1e-9)
+    assert share_lower_bound(d, 1) <= 0.25
+
+
+def test_the_pool_budget_nests_and_bad_pools_are_named(tmp_path: Path) -> None:
+    cfg = TrialConfig.from_dict(TINY)
+    assert pool_size(cfg.label_free, 20000, 1000) == 20000  # pool_budget None: the whole pool
+    budgeted = dataclasses.replace(cfg.label_free, pool_budget=0.03)
+    small, large = pool_size(budgeted, 20000, 9000), pool_size(budgeted, 20000, 90000)
+    assert 64 <= small < large <= 20000
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_pool(dataclasses.replace(cfg.data, unlabelled=str(tmp_path / "nope")), image_size=8, channels=1)
+    np.savez(tmp_path / "p.npz", x=np.zeros((5, 8, 8), np.uint8))
+    with pytest.raises(DatasetError, match="no array 'frames'"):
+        load_pool(
+            dataclasses.replace(cfg.data, unlabelled=str(tmp_path / "p.npz"), unlabelled_key="frames"),
+            image_size=8,
+            channels=1,
+        )
