@@ -47,10 +47,10 @@ from study.data import split_normal  # noqa: E402
 from study.data._arrays import to_tensor  # noqa: E402
 from study.data.idx import load_fashion_mnist  # noqa: E402
 from study.evaluate import anomaly_scores  # noqa: E402
+from study.labelfree.unlabelled import unlabelled_auroc  # noqa: E402
 from study.losses import get_metric  # noqa: E402
 from study.models import build_model  # noqa: E402
-from study.labelfree.unlabelled import unlabelled_auroc  # noqa: E402
-from study.selection import DEFAULT_SELECTOR, SELECTORS, pool_verdict, selector_scores  # noqa: E402
+from study.selection import DEFAULT_SELECTOR, SELECTORS, pool_decision, selector_scores  # noqa: E402
 from study.trial import run_trial  # noqa: E402
 
 CACHE_VERSION = "1"
@@ -191,7 +191,7 @@ def judge_pool(
             if ok.any()
             else out["random"]
         )
-    verdict = pool_verdict(done, scores.get)
+    verdict, _ = pool_decision(done, scores.get)
     if verdict is not None:
         out |= {
             "separated": float(verdict.separated),

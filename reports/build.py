@@ -66,7 +66,7 @@ def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData
         Section("steepness", "Landscape steepness", draw_steepness(extract_steepness(study, artifacts))),
         Section("scores", "Score distributions", draw_scores(extract_scores(study, artifacts))),
     ]
-    label_free = extract_label_free(study)
+    label_free = extract_label_free(study, artifacts=artifacts)
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
     return summary, sections

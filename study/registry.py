@@ -101,7 +101,8 @@ def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: st
 
     from study.selection import get_selector, pick
 
-    if get_selector(selector).needs_pool:
+    sel = get_selector(selector)
+    if sel.needs_pool:
         raise RegistryError(
             f"selector {selector!r} needs every trial's test-pool scores; register --by borda or rra"
         )
@@ -111,10 +112,57 @@ def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: st
         max_results=5000,
     )
     frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
-    chosen = pick(frame.set_index("run_id"), selector) if not frame.empty else None
+    load = _score_loader(client) if sel.needs_scores else None
+    chosen = pick(frame.set_index("run_id"), selector, load) if not frame.empty else None
     if chosen is None:
         raise RegistryError(f"study {study!r} has no finished trial that selector {selector!r} can rank")
     return next(r for r in runs if r.info.run_id == chosen)
+
+
+def _score_loader(client: Any) -> Any:
+    """Per run: its held-out normal and unlabelled-pool scores from `scores.npz` (None when it has none).
+
+    The paired comparison (study/labelfree/paired.py) loads only its few candidates.
+    """
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from study.trial import SCORES_FILE
+
+    def load(run_id: str) -> tuple[Any, Any] | None:
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                path = client.download_artifacts(run_id, SCORES_FILE, d)
+                with np.load(path, allow_pickle=False) as f:
+                    if "unlabelled_pool" not in f:
+                        return None
+                    return f["unlabelled_normals"].astype(float), f["unlabelled_pool"].astype(float)
+            except (OSError, ValueError, MlflowException):
+                return None
+
+    return load
+
+
+def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | None:
+    """What the pool said about the trials a score-loading selector compared (register's output says it)."""
+    import pandas as pd
+
+    from study.labelfree.paired import verdict_line
+    from study.selection import SELECTORS, pool_decision
+
+    if selector not in SELECTORS or not SELECTORS[selector].needs_scores:
+        return None
+    exp = client.get_experiment_by_name(study)
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{PARENT}` = '{parent_id}' and tags.`{STATUS}` = 'finished'",
+        max_results=5000,
+    )
+    frame = pd.DataFrame([{"run_id": r.info.run_id, **r.data.metrics} for r in runs])
+    if frame.empty:
+        return None
+    frame["status"] = "finished"
+    return verdict_line(*pool_decision(frame.set_index("run_id"), _score_loader(client)))
 
 
 def register_best(
@@ -150,6 +198,9 @@ def register_best(
         "lamp.metric_value": "n/a (a cross-trial selector)" if value is None else f"{value:.6g}",
         TRIAL_ID: best.data.tags.get(TRIAL_ID, ""),
     }
+    note = pool_note(client, study, parent.info.run_id, metric)
+    if note:
+        tags["lamp.label_free_pool"] = note
     version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
     return {
@@ -162,6 +213,7 @@ def register_best(
         "run_id": run_id,
         "metric": metric,
         "value": value,
+        **({"label_free_pool": note} if note else {}),
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },

@@ -47,6 +47,8 @@ UNLABELLED_WEIGHT = 0.5  # share of the unlabelled-AUROC rank in `borda_unlabell
 
 Frame = pd.DataFrame  # one row per trial (index: trial id), a `status` column and metric columns
 PoolScores = pd.DataFrame  # optional: rows = trials, columns = unlabelled test-pool samples (anomaly scores)
+# what a selector's second argument is: pool scores (needs_pool), a ScoreLoader (needs_scores) or None
+Second = PoolScores | ScoreLoader | None
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,17 @@ def pool_verdict(frame: Frame, load: ScoreLoader | None) -> PoolVerdict | None:
     return compare(ordered, load, n_trials=len(u))
 
 
+def pool_decision(frame: Frame, load: ScoreLoader | None) -> tuple[PoolVerdict | None, str]:
+    """(verdict, how the default picks): `separated` (the pool tells trials apart), `anomalies` (it holds
+    anomalies but separates none: the leader is a tie-break), `fallback` (neither) or `unpaired` (no scores)."""
+    verdict = pool_verdict(frame, load)
+    if verdict is None:
+        return None, "unpaired"
+    if verdict.separated:
+        return verdict, "separated"
+    return verdict, "anomalies" if unlabelled_informative(frame) else "fallback"
+
+
 def unlabelled_paired(frame: Frame, load: ScoreLoader | None = None, *, tie_break: bool = False) -> pd.Series:
     """The unlabelled AUROC's leader where the pool separates trials (paired DeLong) or holds anomalies; else the fallback.
 
@@ -214,10 +227,10 @@ def unlabelled_paired(frame: Frame, load: ScoreLoader | None = None, *, tie_brea
     decides within the top set instead. Without per-trial scores it is
     `unlabelled_or_borda`.
     """
-    verdict = pool_verdict(frame, load)
+    verdict, mode = pool_decision(frame, load)
     if verdict is None:
         return unlabelled_or_borda(frame)
-    if not (verdict.separated or unlabelled_informative(frame)):
+    if mode == "fallback":
         return fallback(frame)
     out = frame[UNLABELLED_METRIC].astype(float).rank(pct=True)
     top = list(verdict.top)
@@ -247,6 +260,16 @@ def _metric_selector(name: str, higher: bool) -> Callable[[Frame, PoolScores | N
 
 
 SELECTORS: dict[str, Selector] = {
+    "borda": Selector("borda", trimmed_borda, "trimmed Borda over the per-family synthetic AUROC ranks"),
+    "rra": Selector("rra", robust_rank_aggregation, "robust rank aggregation over the per-family ranks"),
+    "borda_centrality": Selector(
+        "borda_centrality", borda_centrality, "trimmed Borda plus model centrality on the test pool", True
+    ),
+    "unlabelled_or_borda": Selector(
+        "unlabelled_or_borda",
+        unlabelled_or_borda,
+        "the unlabelled AUROC (held-out normals against the pool) if the pool holds anomalies, else trimmed Borda",
+    ),
     "unlabelled_paired": Selector(
         "unlabelled_paired",
         unlabelled_paired,
@@ -258,16 +281,6 @@ SELECTORS: dict[str, Selector] = {
         lambda frame, load=None: unlabelled_paired(frame, load, tie_break=True),
         "as unlabelled_paired, but trimmed Borda picks within the top set the pool cannot separate",
         needs_scores=True,
-    ),
-    "borda": Selector("borda", trimmed_borda, "trimmed Borda over the per-family synthetic AUROC ranks"),
-    "rra": Selector("rra", robust_rank_aggregation, "robust rank aggregation over the per-family ranks"),
-    "borda_centrality": Selector(
-        "borda_centrality", borda_centrality, "trimmed Borda plus model centrality on the test pool", True
-    ),
-    "unlabelled_or_borda": Selector(
-        "unlabelled_or_borda",
-        unlabelled_or_borda,
-        "the unlabelled AUROC (held-out normals against the pool) if the pool holds anomalies, else trimmed Borda",
     ),
     "borda_unlabelled": Selector(
         "borda_unlabelled", borda_unlabelled, "trimmed Borda plus the unlabelled AUROC's rank"
@@ -296,7 +309,7 @@ def get_selector(name: str) -> Selector:
     return SELECTORS[name]
 
 
-def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores | None = None) -> pd.Series:
+def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: Second = None) -> pd.Series:
     """Score of every finished trial under selector `name` (higher is better; NaN = not rankable)."""
     done = rankable(frame)
     if done.empty:
@@ -304,7 +317,7 @@ def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores
     return get_selector(name).fn(done, pool)
 
 
-def pick(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores | None = None) -> str | None:
+def pick(frame: Frame, name: str = DEFAULT_SELECTOR, pool: Second = None) -> str | None:
     """Trial id the selector picks (ties: the first id in sorted order), or None when nothing is rankable."""
     s = selector_scores(frame, name, pool).dropna()
     if s.empty:

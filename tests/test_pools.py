@@ -37,7 +37,9 @@ def _kernel(neg: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
 
 
-def _correlated(rng: np.random.Generator, k: int, m: int, n: int, shift: float) -> tuple[np.ndarray, np.ndarray]:
+def _correlated(
+    rng: np.random.Generator, k: int, m: int, n: int, shift: float
+) -> tuple[np.ndarray, np.ndarray]:
     """k trials' scores sharing a per-image latent, rounded so that ties occur (DeLong counts them 1/2)."""
     base_neg, base_pos = rng.standard_t(3, size=m), rng.standard_t(3, size=n) + shift
     neg = np.round(np.stack([base_neg + rng.normal(0, 0.7, m) for _ in range(k)]), 1)
@@ -65,10 +67,14 @@ def test_delong_difference_sd_agrees_with_a_paired_bootstrap() -> None:
         i, j = rng.integers(0, 150, 150), rng.integers(0, 400, 400)
         diffs.append(np.subtract(*delong(neg[:, i], pos[:, j]).auroc))
     assert d.diff_sd(0, 1) == pytest.approx(np.std(diffs), rel=0.15)
-    assert d.diff_sd(0, 1) < 0.8 * np.sqrt(d.cov[0, 0])  # pairing: the difference is less noisy than one AUROC
+    assert d.diff_sd(0, 1) < 0.8 * np.sqrt(
+        d.cov[0, 0]
+    )  # pairing: the difference is less noisy than one AUROC
 
 
-def _clean_study(rng: np.random.Generator, k: int, m: int, n: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _clean_study(
+    rng: np.random.Generator, k: int, m: int, n: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """k trials of unequal quality and different score shapes on an anomaly-free pool (normals only)."""
     neg, pos = _correlated(rng, k, m, n, 0.0)
     shapes = [np.exp, np.abs, lambda v: v**3, lambda v: np.floor(v)]  # monotone or not, heavy tails, ties
@@ -132,7 +138,11 @@ def _write_pool(root: Path, normal: np.ndarray, anomalous: np.ndarray, *, labell
     rng = np.random.default_rng(6)
     for kind, images in (("normal", normal), ("anomalous", anomalous)):
         for i, img in enumerate(images):
-            name = f"{kind}/{kind}_{i:03d}.png" if labelled_names else f"{uuid.UUID(int=int(rng.integers(2**62))).hex}.png"
+            name = (
+                f"{kind}/{kind}_{i:03d}.png"
+                if labelled_names
+                else f"{uuid.UUID(int=int(rng.integers(2**62))).hex}.png"
+            )
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(np.round(img[0] * 255).astype(np.uint8)).save(root / name)
     return root
@@ -156,8 +166,15 @@ def test_an_unlabelled_folder_is_read_without_labels_and_bounds_its_anomaly_shar
     assert len(result.scores["unlabelled_pool"]) == 60
     model, data = result.build_model(), load_dataset(result.config.data)
     got = {}
-    for name, source, key in (("telling", telling, None), ("flat", flat, None), ("npz", tmp_path / "pool.npz", "frames")):
-        cfg = dataclasses.replace(result.config, data=dataclasses.replace(result.config.data, unlabelled=str(source), unlabelled_key=key))
+    for name, source, key in (
+        ("telling", telling, None),
+        ("flat", flat, None),
+        ("npz", tmp_path / "pool.npz", "frames"),
+    ):
+        cfg = dataclasses.replace(
+            result.config,
+            data=dataclasses.replace(result.config.data, unlabelled=str(source), unlabelled_key=key),
+        )
         _, scores, _ = score_pool(model, data, cfg, train_samples=1000)
         got[name] = np.sort(scores)
     np.testing.assert_allclose(got["flat"], got["telling"], rtol=1e-6)
@@ -183,3 +200,27 @@ def test_the_pool_budget_nests_and_bad_pools_are_named(tmp_path: Path) -> None:
             image_size=8,
             channels=1,
         )
+
+
+def test_init_and_validate_learn_the_unlabelled_pool(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from study.cli import EXIT_OK, main
+    from study.spec import load_spec
+
+    rng = np.random.default_rng(7)
+    for folder, n in (("good", 6), ("bad", 3), ("line", 11)):
+        (tmp_path / folder).mkdir()
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (12, 12), dtype=np.uint8)).save(
+                tmp_path / folder / f"{i}.png"
+            )
+    out = tmp_path / "mine.yaml"
+    argv = ["init", "mine", "--normal", str(tmp_path / "good"), "--anomalous", str(tmp_path / "bad")]
+    assert (
+        main([*argv, "--unlabelled", str(tmp_path / "line"), "--out", str(out), "--image-size", "16"])
+        == EXIT_OK
+    )
+    (data,) = load_spec(out).data_configs()
+    assert data.unlabelled == str(tmp_path / "line")
+    assert f"unlabelled pool {tmp_path / 'line'}: 11 images" in capsys.readouterr().out

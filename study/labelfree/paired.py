@@ -148,3 +148,19 @@ def share_lower_bound(d: DeLong, n_trials: int, alpha: float = ALPHA) -> float:
     sd = np.sqrt(np.clip(np.diag(d.cov), 0.0, None))
     departure = np.abs(d.auroc - 0.5) - z * sd
     return float(min(1.0, max(0.0, 2.0 * departure.max())))
+
+
+def verdict_line(v: PoolVerdict | None, mode: str) -> str:
+    """One line for `register`'s output: what the pool resolved, and whether the pick is a tie (modes:
+    study.selection.pool_decision)."""
+    if v is None:
+        return "no per-image pool scores: the unlabelled AUROCs were compared without pairing"
+    head = f"{v.n_pool} pool images, {v.n_normal} held-out normals; anomaly share >= {v.share_lower:.1%}"
+    if mode == "fallback":
+        return f"{head}; the pool separates none of the trials: the pick is the fallback's, not the pool's"
+    if len(v.top) > 1:
+        return (
+            f"{head}; the leader is indistinguishable from {len(v.top) - 1} other trial(s) "
+            f"(gap {v.gap:.4f} < {v.resolvable:.4f} resolvable): the pick among them is a tie-break"
+        )
+    return f"{head}; the pool separates the leader from every other compared trial"
