@@ -59,6 +59,8 @@ from study.selection import (
 )
 
 RECORD = Path(__file__).with_name("label_free_record.json")
+# A selector's form without per-image pool scores: what the regret record holds when it predates the selector.
+UNPAIRED = {"unlabelled_paired": "unlabelled_or_borda", "unlabelled_paired_tiebreak": "unlabelled_or_borda"}
 ALPHA = 0.05  # one-sided level for "ranks trials"
 # Shown in this order when present; per-family columns follow the aggregate ones.
 SHOWN = (
@@ -229,10 +231,14 @@ def _record(path: Path, selector: str) -> dict[str, Any] | None:
         return None
     record = json.loads(path.read_text())
     summary = record.get("selectors", {})
-    if selector not in summary:
+    shown = selector
+    if selector not in summary and selector in UNPAIRED:  # a record from before the paired default
+        shown = UNPAIRED[selector]
+    if shown not in summary:
         return None
     return {
-        "selector": summary[selector],
+        "selector": summary[shown],
+        "shown": shown,
         "random": summary.get("random"),
         "default": summary.get("default"),
         "n_tasks": len(record.get("tasks", [])),
@@ -330,8 +336,13 @@ def _record_sentence(data: LabelFreeData) -> str:
     if r is None:
         return f"The regret benchmark has no record for {data.chosen}."
     s, rnd = r["selector"], r["random"] or {}
+    name = (
+        data.chosen
+        if r.get("shown", data.chosen) == data.chosen
+        else f"{r['shown']} ({data.chosen} without per-image pool scores; the record predates {data.chosen})"
+    )
     return (
-        f"Benchmark record of {data.chosen} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
+        f"Benchmark record of {name} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
         f"median regret {s['median_regret']:.4f}, worst {s['worst_regret']:.4f}, no worse than a random pick on "
         f"{s['no_worse_than_random']:.0%} of tasks (random pick: median {rnd.get('median_regret', math.nan):.4f})."
     )
