@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from study.config import TrialConfig
@@ -224,3 +225,47 @@ def test_init_and_validate_learn_the_unlabelled_pool(
     (data,) = load_spec(out).data_configs()
     assert data.unlabelled == str(tmp_path / "line")
     assert f"unlabelled pool {tmp_path / 'line'}: 11 images" in capsys.readouterr().out
+
+
+def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tmp_path: Path) -> None:
+    """Three logged trials with scores.npz: a blind one and two near-equal good ones on a 20%-anomalous pool."""
+    from mlflow import MlflowClient
+
+    from study.labelfree import FAMILIES, family_metric
+    from study.labelfree.unlabelled import unlabelled_auroc
+    from study.registry import best_trial, pool_note
+    from study.tracking import PARENT, ROLE, STATUS, TRIAL_ID
+
+    rng = np.random.default_rng(8)
+    normals, pool_normals, anomalies = rng.normal(size=400), rng.normal(size=1600), rng.normal(3, 1, 400)
+    jitter = rng.normal(0, 0.05, 2400)
+    trials = {
+        "blind": (normals + jitter[:400], np.r_[pool_normals, rng.normal(size=400)]),
+        "good": (normals, np.r_[pool_normals, anomalies]),
+        "twin": (normals + jitter[:400], np.r_[pool_normals, anomalies] + jitter[400:]),
+    }
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("pools", artifact_location=str(tmp_path / "art"))
+    parent = client.create_run(exp, tags={ROLE: "study", "lamp.objective_metric": "unlabelled_auroc"})
+    ids = {}
+    for k, (name, (neg, pos)) in enumerate(trials.items()):
+        run = client.create_run(exp, tags={PARENT: parent.info.run_id, STATUS: "finished", TRIAL_ID: name})
+        u = unlabelled_auroc(torch.from_numpy(neg), torch.from_numpy(pos))
+        for key, value in {"unlabelled_auroc": u, "unlabelled_normals": 400, "unlabelled_pool": 2000}.items():
+            client.log_metric(run.info.run_id, key, value)
+        for f in FAMILIES:
+            client.log_metric(run.info.run_id, family_metric(f), 0.6 + 0.1 * k)
+        folder = tmp_path / name
+        folder.mkdir()
+        np.savez(
+            folder / "scores.npz",
+            unlabelled_normals=neg.astype(np.float32),
+            unlabelled_pool=pos.astype(np.float32),
+        )
+        client.log_artifact(run.info.run_id, str(folder / "scores.npz"))
+        client.set_terminated(run.info.run_id)
+        ids[run.info.run_id] = name
+    _, run, metric, _ = best_trial(client, "pools", "label-free", None)
+    assert metric == "unlabelled_paired" and ids[run.info.run_id] in ("good", "twin")
+    note = pool_note(client, "pools", parent.info.run_id, metric)
+    assert "2000 pool images, 400 held-out normals" in note and "indistinguishable from 1 other" in note
