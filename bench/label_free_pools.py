@@ -65,6 +65,7 @@ LABEL_FREE = {"budget": 0.5, "pool_size": 200, "tune_steps": 0}
 SHARES = (0.0, 0.01, 0.02, 0.05, 0.10)
 SIZES = (1000, 5000, 20000)
 DRAWS = 3
+EXTRA_NORMALS = 2000  # 1k-pool cells also run with this many more held-out normals (from the unused bank)
 TASKS: dict[str, dict[str, Any]] = {
     f"fmnist{k}": {
         "data": {
@@ -167,11 +168,14 @@ def draw_pool(flags: np.ndarray, share: float, size: int, key: tuple[int, ...]) 
 
 
 def judge_pool(
-    frame: pd.DataFrame, kept: dict[str, dict[str, np.ndarray]], pool: np.ndarray
+    frame: pd.DataFrame, kept: dict[str, dict[str, np.ndarray]], pool: np.ndarray, extra: np.ndarray
 ) -> dict[str, float]:
-    """Regret of every selector, random and the labelled reference with the unlabelled AUROC on `pool`."""
+    """Regret of every selector, random and the labelled reference with the unlabelled AUROC on `pool`.
+
+    `extra`: bank normals outside the pool added to the held-out normals (the lever on the noisier side).
+    """
     done = frame.loc[list(kept)].copy()
-    scores = {t: (s["val"], s["bank"][pool]) for t, s in kept.items()}
+    scores = {t: (np.r_[s["val"], s["bank"][extra]], s["bank"][pool]) for t, s in kept.items()}
     for t, (val, pooled) in scores.items():
         done.loc[t, "unlabelled_auroc"] = unlabelled_auroc(torch.from_numpy(val), torch.from_numpy(pooled))
         done.loc[t, ["unlabelled_normals", "unlabelled_pool"]] = (len(val), len(pooled))
@@ -201,6 +205,12 @@ def judge_pool(
     return out
 
 
+def _spare(flags: np.ndarray, pool: np.ndarray, n: int, draw: int) -> np.ndarray:
+    """n seeded bank normals outside `pool` (extra held-out normals)."""
+    free = np.setdiff1d(np.flatnonzero(~flags), pool)
+    return np.random.default_rng((draw, 11)).choice(free, n, replace=False) if n else np.zeros(0, int)
+
+
 def judge_all(tasks: dict[str, dict[str, Any]]) -> int:
     """Every cell (share x size) on every task, DRAWS pools each; prints the grid, writes the record."""
     cells: dict[str, dict[str, dict[str, float]]] = {}
@@ -213,10 +223,13 @@ def judge_all(tasks: dict[str, dict[str, Any]]) -> int:
                 ]
                 if pools[0] is None:
                     continue
-                per_draw = [judge_pool(frame, kept, p) for p in pools]
-                mean = {k: float(np.mean([r.get(k, math.nan) for r in per_draw])) for k in per_draw[0]}
-                mean["worst_draw"] = max(r[DEFAULT_SELECTOR] for r in per_draw)
-                cells.setdefault(f"{share}/{size}", {})[name] = mean
+                for more in (0, EXTRA_NORMALS) if size <= 1000 else (0,):
+                    extras = [_spare(flags, p, more, d) for d, p in enumerate(pools)]
+                    per_draw = [judge_pool(frame, kept, p, e) for p, e in zip(pools, extras, strict=True)]
+                    mean = {k: float(np.mean([r.get(k, math.nan) for r in per_draw])) for k in per_draw[0]}
+                    mean["worst_draw"] = max(r[DEFAULT_SELECTOR] for r in per_draw)
+                    cell = f"{share}/{size}" + (f"/+{more}" if more else "")
+                    cells.setdefault(cell, {})[name] = mean
         print(f"{name} judged", file=sys.stderr, flush=True)
     summary = {cell: summarise(per_task) for cell, per_task in cells.items()}
     print_grid(summary)

@@ -66,7 +66,7 @@ def _nearest_cell(path: Path, v: PoolVerdict) -> dict[str, Any] | None:
     if not path.exists():
         return None
     cells = json.loads(path.read_text()).get("pools", {}).get("cells", {})
-    keys = [tuple(float(x) for x in k.split("/")) for k in cells]
+    keys = [tuple(float(x) for x in k.split("/")) for k in cells if k.count("/") == 1]
     fits = [
         k for k in keys if k[0] <= v.share_lower + 1e-12 and k[1] <= max(v.n_pool, min(s for _, s in keys))
     ]

@@ -269,3 +269,43 @@ def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tm
     assert metric == "unlabelled_paired" and ids[run.info.run_id] in ("good", "twin")
     note = pool_note(client, "pools", parent.info.run_id, metric)
     assert "2000 pool images, 400 held-out normals" in note and "indistinguishable from 1 other" in note
+
+
+def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> None:
+    """Clean pool: a fallback, not a ranking. Anomalous pool: the share bound, the count, the resolvable gap."""
+    import json
+
+    import pandas as pd
+
+    from reports.labelfree_pool import pool_reading, pool_reading_sentence
+
+    rng = np.random.default_rng(9)
+    record = tmp_path / "record.json"
+    cell = {"median_regret": 0.02, "worst_regret": 0.05}
+    record.write_text(
+        json.dumps({"pools": {"cells": {"0.0/1000": {"unlabelled_paired": cell, "random": cell}}}})
+    )
+
+    def study(shift: float) -> tuple[pd.DataFrame, dict]:
+        scores = {}
+        for i, q in enumerate((0.0, 0.5, 1.0, 3.0)):
+            pos = np.r_[rng.normal(size=700), rng.normal(q * shift, 1, 300)]
+            scores[f"t{i}"] = (rng.normal(size=200), pos)
+        u = {t: delong(*s).auroc[0] for t, s in scores.items()}
+        frame = pd.DataFrame(
+            {"unlabelled_auroc": u, "unlabelled_normals": 200, "unlabelled_pool": 1000, "status": "finished"}
+        )
+        for f in ("intensity", "cutpaste"):
+            frame[f"synthetic_auroc_{f}"] = rng.uniform(size=4)
+        return frame, scores
+
+    frame, scores = study(0.0)
+    text = pool_reading_sentence(pool_reading(frame, scores.get, record))
+    assert "separates none of these trials" in text and "not a ranking" in text
+    assert "1000 unlabelled pool images against 200 held-out normals" in text
+    assert "share / size 0 / 1000" in text  # the benchmark cell of a clean 1k pool
+    frame, scores = study(1.0)
+    reading = pool_reading(frame, scores.get, record)
+    text = pool_reading_sentence(reading)
+    assert reading.mode != "fallback" and 0 < reading.verdict.share_lower <= 0.3
+    assert f"at least {reading.verdict.share_lower:.1%}" in text and "smallest U difference resolved" in text
