@@ -13,7 +13,7 @@ it is printed separately. Steepness is off so it does not compete.
 
 With `--pool N` every trial also scores `data.unlabelled` (N Fashion-MNIST
 training images in an .npz, resized to `--size`); `label_free.pool_budget`
-(default 0.03) subsamples it, and the share printed includes the pool's scoring.
+(default 0.025) subsamples it, and the share printed includes the pool's scoring.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ class LabelFreeConfig:
     min_normal: int = 64  # fewest normal images scored per family, whatever the budget
     # Scoring `data.unlabelled`: its cost as a share of training's (one image scored ~ SCORE_COST training
     # samples, bench/label_free_cost.py); a larger pool is subsampled (nested, seeded). None = whole pool.
-    pool_budget: float | None = 0.03
+    pool_budget: float | None = 0.025
 
 
 @dataclass(frozen=True)
