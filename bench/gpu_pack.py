@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import load_dataset
 from study.packing import pack_plan, run_pack
 from study.trial import TrialResult, run_trial

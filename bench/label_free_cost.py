@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _pool_file(folder: Path, n: int) -> str:
     """An .npz of n Fashion-MNIST training images (what they show does not matter for the cost)."""
-    from study.config import DataConfig
+    from study.core.config import DataConfig
     from study.data.idx import load_fashion_mnist
 
     x = load_fashion_mnist(DataConfig()).train_x

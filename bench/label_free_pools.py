@@ -16,7 +16,7 @@ trained on, 5,100 unused normals remain, so a 20k pool of one class cannot be
 built; those cells are reported as not buildable (RESULTS says so).
 
 Trials and bank scores are cached ($LAMP_BENCH_CACHE/label_free_pools); a
-re-run only re-judges. Writes `pools` into reports/label_free_record.json.
+re-run only re-judges. Writes `pools` into reports/sections/label_free_record.json.
 
     nice -n 10 .venv/bin/python bench/label_free_pools.py --stage trials   # train + score banks
     .venv/bin/python bench/label_free_pools.py                             # judge every cell
@@ -42,20 +42,20 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from label_free_regret import COMMON, GRID  # noqa: E402
 
-from study.config import DataConfig, TrialConfig  # noqa: E402
+from study.core.config import DataConfig, TrialConfig  # noqa: E402
 from study.data import split_normal  # noqa: E402
 from study.data._arrays import to_tensor  # noqa: E402
 from study.data.idx import load_fashion_mnist  # noqa: E402
-from study.evaluate import anomaly_scores  # noqa: E402
 from study.labelfree.unlabelled import unlabelled_auroc  # noqa: E402
-from study.losses import get_metric  # noqa: E402
-from study.models import build_model  # noqa: E402
 from study.selection import DEFAULT_SELECTOR, SELECTORS, pool_decision, selector_scores  # noqa: E402
+from study.training.evaluate import anomaly_scores  # noqa: E402
+from study.training.losses import get_metric  # noqa: E402
+from study.training.models import build_model  # noqa: E402
 from study.trial import run_trial  # noqa: E402
 
 CACHE_VERSION = "1"
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_pools"))
-RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
+RECORD = Path(__file__).resolve().parents[1] / "reports" / "sections" / "label_free_record.json"
 SEEDS = (0,)
 TRAIN_LIMIT, VAL_FRACTION, BANK_ANOMALIES = 600, 0.05, 600
 # The regret grid's settings that span its range (default, fast, SSIM, amplified, diverging, MLP, SGD,

@@ -4,7 +4,7 @@ For every task (10 Fashion-MNIST classes, 10 scikit-learn digits classes, and
 6 texture tasks cut from scikit-image's bundled photographs: bench/textures.py) a
 fixed grid of trials runs with 2 seeds — forms, factors, metrics, optimizers,
 an MLP, and settings that barely train, collapse or diverge. Every selector of
-study/selection.py then picks one trial per task without labels, and is scored
+study/selection/rules.py then picks one trial per task without labels, and is scored
 with the labels it never saw:
 
 - regret: best finished trial's test AUROC minus the picked trial's;
@@ -16,7 +16,7 @@ with the labels it never saw:
 
 Prints, per selector, the median and worst regret, the share of tasks where it
 beats the random pick's expected regret and the share where it is no worse;
-writes the record the report shows (reports/label_free_record.json). Trials run
+writes the record the report shows (reports/sections/label_free_record.json). Trials run
 in-process with study.trial.run_trial (no Ray, no MLflow) and are cached on disk
 (keyed by their full config and CACHE_VERSION, not by the code: delete
 $LAMP_BENCH_CACHE after changing how trials are scored), so a re-run only
@@ -47,12 +47,12 @@ import textures
 import torch
 from scipy.stats import spearmanr
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import load_dataset
-from study.evaluate import anomaly_scores
-from study.losses import get_metric
-from study.models import build_model
 from study.selection import DEFAULT_SELECTOR, SELECTORS, selector_scores
+from study.training.evaluate import anomaly_scores
+from study.training.losses import get_metric
+from study.training.models import build_model
 from study.trial import TrialResult, run_trial, selection_split
 
 PAIRED: dict[
@@ -60,7 +60,7 @@ PAIRED: dict[
 ] = {}  # (task, trial) -> held-out normal, pool scores
 CACHE_VERSION = "3"  # part of every cache key: bump when what a cached trial holds changes
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_regret"))
-RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
+RECORD = Path(__file__).resolve().parents[1] / "reports" / "sections" / "label_free_record.json"
 SEEDS = (0, 1)
 COMMON: dict[str, Any] = {
     "batch_size": 64,

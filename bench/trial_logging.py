@@ -10,7 +10,7 @@ alternating two ways, `--repeats` times each after one untimed warm-up of each:
   the `study` package as code, pinned requirements, signature), as the driver
   did up to now;
 - after: scores, landscape, and the weights folder (`model.pt`, `meta.json`),
-  `study.tracking_runs._log_result_files` as the driver does now.
+  `study.tracking.runs._log_result_files` as the driver does now.
 
 Prints the median driver seconds per trial and the artifact bytes and files per
 trial of each way, and the ratio after / before last.
@@ -31,12 +31,13 @@ from typing import Any
 
 import mlflow.pyfunc
 
-from study.config import TrialConfig
-from study.scorer import pyfunc_arguments, write_weights
+from study.core.config import TrialConfig
+from study.core.vocab import LANDSCAPE_FILE, MODEL_ARTIFACT, SCORES_FILE
+from study.serving.scorer import pyfunc_arguments, write_weights
 from study.spec import load_spec
-from study.tracking import MODEL_ARTIFACT, StudyTracker, set_quiet_mlflow_env
-from study.tracking_runs import _log_result_files
-from study.trial import LANDSCAPE_FILE, SCORES_FILE, run_trial
+from study.tracking import StudyTracker, set_quiet_mlflow_env
+from study.tracking.runs import _log_result_files
+from study.trial import run_trial
 
 QUICKSTART = Path(__file__).resolve().parents[1] / "search_spaces" / "quickstart.yaml"
 

@@ -1,6 +1,6 @@
 """Is the trainer as fast as a hand-written loop, and what does steepness cost?
 
-1. Training throughput of `study.train.train` against a minimal hand-written
+1. Training throughput of `study.training.train.train` against a minimal hand-written
    PyTorch loop (same model, data, batch size, optimiser, device), alternating
    the two `--repeats` times in this process and taking medians. Goal: >= 0.95.
 2. The steepness measurement's time as a fraction of the trial's training time
@@ -21,10 +21,10 @@ import time
 
 import torch
 
-from study.config import DataConfig, TrialConfig
+from study.core.config import DataConfig, TrialConfig
 from study.data import load_dataset
-from study.models import build_model
-from study.train import resolve_device, train
+from study.training.models import build_model
+from study.training.train import resolve_device, train
 from study.trial import run_trial
 
 
@@ -90,14 +90,14 @@ def main() -> None:
 
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, samples per run: {n_samples}")
     print(f"hand-written loop: {base_rate:,.0f} samples/s (median of {len(base_t)})")
-    print(f"study.train:       {ours_rate:,.0f} samples/s (median of {len(ours_t)})")
+    print(f"study.training.train:       {ours_rate:,.0f} samples/s (median of {len(ours_t)})")
     print(
         f"steepness at default settings: {result.metrics['steepness_time_s']:.2f} s over "
         f"{result.metrics['train_time_s']:.2f} s of training ({trial_cfg.epochs} epochs) = {fraction:.3f} "
         f"(goal <= 0.15)"
     )
     print(
-        f"training throughput ratio (study.train / hand-written): {ours_rate / base_rate:.3f} (goal >= 0.95)"
+        f"training throughput ratio (study.training.train / hand-written): {ours_rate / base_rate:.3f} (goal >= 0.95)"
     )
 
 

@@ -6,6 +6,6 @@ labelfree) extracts plain numbers first and draws from them second.
 """
 
 from reports.build import build_report
-from reports.extract import StudyNotFoundError
+from reports.source.extract import StudyNotFoundError
 
 __all__ = ["StudyNotFoundError", "build_report"]

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from reports.effects import draw_effects, extract_effects
-from reports.extract import ArtifactLoader, Study, load_study
-from reports.html import render_html
-from reports.labelfree import draw_label_free, extract_label_free
-from reports.lr_control import draw_lr_control, extract_lr_control
-from reports.scores import draw_scores, extract_scores
-from reports.section import Section
-from reports.sensitivity import draw_sensitivity, extract_sensitivity
-from reports.steepness import draw_steepness, extract_steepness
-from reports.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
+from reports.render.html import render_html
+from reports.render.section import Section
+from reports.sections.effects import draw_effects, extract_effects
+from reports.sections.labelfree import draw_label_free, extract_label_free
+from reports.sections.lr_control import draw_lr_control, extract_lr_control
+from reports.sections.scores import draw_scores, extract_scores
+from reports.sections.sensitivity import draw_sensitivity, extract_sensitivity
+from reports.sections.steepness import draw_steepness, extract_steepness
+from reports.sections.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
+from reports.source.extract import ArtifactLoader, Study, load_study
 
 DEFAULT_DIR = Path("reports_out")
 
@@ -30,7 +30,7 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
         out: output file; default `reports_out/<study_name>.html`.
 
     Raises:
-        reports.extract.StudyNotFoundError: no such study; the message lists the existing ones.
+        reports.source.extract.StudyNotFoundError: no such study; the message lists the existing ones.
 
     Example:
         >>> build_report("quickstart", tracking_uri="sqlite:///mlflow.db")  # doctest: +SKIP

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data import split_normal
 from study.data.idx import load_fashion_mnist
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
-from study.gate import GATE_ENV, GATE_FILE, READY, RELEASE
+from study.runner._gate import GATE_ENV, GATE_FILE, READY, RELEASE
 
 CLI = [sys.executable, "-m", "study.cli"]
 HANG_S = 300  # a wait longer than this is a hang: fail with the driver's log

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.tracking import StudyTracker
 from study.trial import TrialResult, run_trial
 from tests.test_trial import TINY as TRIAL_TINY

@@ -36,7 +36,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from scipy.stats import norm
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 
 T0_MS = 1_700_000_000_000  # start of every synthetic study (deterministic timestamps)
 TRIAL_MS = 60_000  # each synthetic trial "takes" one minute

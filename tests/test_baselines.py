@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from study.baselines import baseline_aurocs
 from study.data import OneClassData
+from study.trial.baselines import baseline_aurocs
 
 
 def _data(shift: float) -> OneClassData:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from study.calibrate import KindTiming, calibrate, estimate, kind_of, pack_seconds
 from study.packing import pack_plan
+from study.runner._calibrate import KindTiming, calibrate, estimate, kind_of, pack_seconds
 from study.spec import load_spec
 
 TIMING = KindTiming("k", members=8, epoch_s=2.0, measure_s=3.0)

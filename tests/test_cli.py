@@ -16,7 +16,7 @@ import yaml
 from PIL import Image
 
 from study.cli import EXIT_CTRL_C, EXIT_NOT_FINISHED, EXIT_OK, EXIT_USAGE, build_parser, main
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data import load_dataset
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ import math
 import pytest
 from mlflow import MlflowClient
 
-from study.collapse import VAR_RATIO_MIN
-from study.registry import RegistryError, register_best
+from study.serving.registry import RegistryError, register_best
+from study.trial.collapse import VAR_RATIO_MIN
 from tests.conftest import SPECS, Study, run_small_study
 
 pytestmark = pytest.mark.slow

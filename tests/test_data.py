@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from study import data
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data import DatasetError, load_dataset, load_images
 from study.data._registry import _load_cached
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from study.evaluate import CPU_BATCH_PIXELS, anomaly_scores, eval_batch_size
-from study.losses import get_metric
-from study.models import build_model
+from study.training.evaluate import CPU_BATCH_PIXELS, anomaly_scores, eval_batch_size
+from study.training.losses import get_metric
+from study.training.models import build_model
 
 
 @pytest.mark.parametrize("arch", ["conv_ae", "unet_ae"])

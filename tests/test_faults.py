@@ -1,4 +1,4 @@
-"""Faults struck at a known point of a study (the trial gate, study/gate.py), checked against MLflow itself.
+"""Faults struck at a known point of a study (the trial gate, study/runner/_gate.py), checked against MLflow itself.
 
 tests/specs/gated.yaml runs four trials one at a time in grid order (factor 1,
 3, 10, 30); the gate pauses the factor-10 trial after its checkpointed report
@@ -18,7 +18,7 @@ from typing import NamedTuple
 import pytest
 from mlflow import MlflowClient
 
-from study.gate import GATE_ENV, READY
+from study.runner._gate import GATE_ENV, READY
 from study.spec import StudySpec, load_spec
 from tests._faults import (
     CLI,

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from study.evaluate import stratified_subset
 from study.runner import max_epochs
 from study.spec import load_spec
+from study.training.evaluate import stratified_subset
 from tests.conftest import SPECS
 
 

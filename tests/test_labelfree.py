@@ -20,8 +20,8 @@ from study.labelfree import (
     patch_shape,
     soft_patch_mask,
 )
-from study.losses import get_metric
-from study.models import build_model
+from study.training.losses import get_metric
+from study.training.models import build_model
 
 MSE = get_metric("mse").score
 SIDE = 16

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.extract import Study
-from reports.labelfree import draw_label_free, extract_label_free
+from reports.sections.labelfree import draw_label_free, extract_label_free
+from reports.source.extract import Study
 from study.labelfree import FAMILIES, family_metric
 from study.selection import DEFAULT_SELECTOR
 
@@ -164,11 +164,11 @@ def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
 
 
 def test_shipped_record_has_every_selector_the_report_shows() -> None:
-    """The record the bench wrote (reports/label_free_record.json) covers the default selector and random."""
-    from reports.labelfree import RECORD
-    from study.selection import DEFAULT_SELECTOR
-
+    """The record the bench wrote (reports/sections/label_free_record.json) covers the default selector and random."""
     from reports.labelfree import UNPAIRED
+
+    from reports.sections.labelfree import RECORD
+    from study.selection import DEFAULT_SELECTOR
 
     record = json.loads(RECORD.read_text())
     default = DEFAULT_SELECTOR if DEFAULT_SELECTOR in record["selectors"] else UNPAIRED[DEFAULT_SELECTOR]

@@ -10,21 +10,21 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from study.config import LandscapeConfig, TrialConfig
+from study.core.config import LandscapeConfig, TrialConfig
 from study.data import load_dataset
-from study.hessian import hessian_at, hutchinson_trace, top_eigenvalue
 from study.landscape import measure_steepness
-from study.losses import get_amplification, get_metric
-from study.models import build_model
-from study.slices import (
+from study.landscape.hessian import hessian_at, hutchinson_trace, top_eigenvalue
+from study.landscape.slices import (
     evaluate_along,
     filter_normalised_direction,
     quadratic_curvature,
     slice_directions,
     slice_forwards,
 )
-from study.steepness import MIN_BATCH, MeasurementPlan, plan_measurement, trial_steepness
-from study.train import train
+from study.landscape.steepness import MIN_BATCH, MeasurementPlan, plan_measurement, trial_steepness
+from study.training.losses import get_amplification, get_metric
+from study.training.models import build_model
+from study.training.train import train
 
 mse = get_metric("mse").loss
 CHEAP = dict(power_iters=20, hutchinson_probes=3, grid_1d=5, grid_2d=3)

@@ -31,13 +31,13 @@ import numpy as np
 import pytest
 import torch
 
-from study.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConfig
-from study.losses import get_metric
-from study.models import build_model
+from study.core.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConfig
 from study.packing import BATCHABLE, pack_key, pack_plan, run_pack
 from study.packing.optim import build_stacked_optimizer
 from study.packing.plan import check_packable
 from study.packing.stack import StackedModel
+from study.training.losses import get_metric
+from study.training.models import build_model
 from study.trial import TrialResult, run_trial
 
 # A tiny Fashion-MNIST subset: 28x28 images, so conv_ae has three BatchNorm'd stride-2 blocks.

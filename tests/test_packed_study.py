@@ -95,7 +95,7 @@ def test_report_and_register_work_on_a_packed_study(studies: tuple[Study, Study]
     import mlflow
 
     from reports.build import build_report
-    from study.registry import register_best
+    from study.serving.registry import register_best
 
     packed = studies[1]
     out = build_report(packed.name, tracking_uri=packed.tracking_uri, out=tmp_path / "report.html")
@@ -106,7 +106,7 @@ def test_report_and_register_work_on_a_packed_study(studies: tuple[Study, Study]
     assert "lamp.pack_id" in best.data.tags
     mlflow.set_tracking_uri(packed.tracking_uri)
     model = mlflow.pyfunc.load_model(info["uri"])
-    from study.config import DataConfig
+    from study.core.config import DataConfig
     from study.data import load_dataset
 
     test = load_dataset(DataConfig(normal_classes=(0,), train_limit=256, test_limit=400)).test

@@ -11,12 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import DatasetError, load_dataset
 from study.data.digits import load_digits
-from study.labelfree.delong import delong
-from study.labelfree.paired import compare, critical_z, share_lower_bound
 from study.labelfree.pool import load_pool, pool_size, score_pool
+from study.selection.delong import delong
+from study.selection.paired import compare, critical_z, share_lower_bound
 from study.trial import run_trial
 
 TINY = {
@@ -231,10 +231,13 @@ def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tm
     """Three logged trials with scores.npz: a blind one and two near-equal good ones on a 20%-anomalous pool."""
     from mlflow import MlflowClient
 
+    from study.core.vocab import PARENT_TAG as PARENT
+    from study.core.vocab import ROLE_TAG as ROLE
+    from study.core.vocab import STATUS_TAG as STATUS
+    from study.core.vocab import TRIAL_ID_TAG as TRIAL_ID
     from study.labelfree import FAMILIES, family_metric
     from study.labelfree.unlabelled import unlabelled_auroc
-    from study.registry import best_trial, pool_note
-    from study.tracking import PARENT, ROLE, STATUS, TRIAL_ID
+    from study.serving.registry import best_trial, pool_note
 
     rng = np.random.default_rng(8)
     normals, pool_normals, anomalies = rng.normal(size=400), rng.normal(size=1600), rng.normal(3, 1, 400)
@@ -277,7 +280,7 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
 
     import pandas as pd
 
-    from reports.labelfree_pool import pool_reading, pool_reading_sentence
+    from reports.sections.labelfree_pool import pool_reading, pool_reading_sentence
 
     rng = np.random.default_rng(9)
     record = tmp_path / "record.json"

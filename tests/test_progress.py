@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from study.runner import _ACTIVE, OBJECTIVE_KEY, STATUS_KEY, Progress
+from study.runner import OBJECTIVE_KEY, STATUS_KEY, Progress
+from study.runner._callbacks import _ACTIVE
 from study.spec import load_spec
 from tests.conftest import SPECS
 

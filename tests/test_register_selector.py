@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from study.core.vocab import PARENT_TAG, ROLE_TAG, STATUS_TAG, TRIAL_ID_TAG
 from study.labelfree import FAMILIES, family_metric
-from study.registry import RegistryError, best_trial
 from study.selection import DEFAULT_SELECTOR
-from study.tracking import PARENT, ROLE, STATUS, TRIAL_ID
+from study.serving.registry import RegistryError, best_trial
 from tests._logged_trials import LoggedTrials, log_trials
 
 POOL_AUROC = (0.80, 0.82, 0.90, 0.81, 0.83, 0.95)  # the unlabelled AUROC prefers t2 (t5 is collapsed)
@@ -28,11 +28,13 @@ def _study(client: MlflowClient, name: str, objective: str, root: Path, pool: bo
     With `pool`, trials also log an unlabelled AUROC that clearly separates the pool (it holds anomalies).
     """
     exp = client.create_experiment(name, artifact_location=str(root / name))
-    parent = client.create_run(exp, tags={ROLE: "study", "lamp.objective_metric": objective})
+    parent = client.create_run(exp, tags={ROLE_TAG: "study", "lamp.objective_metric": objective})
     ids = {}
     for i in range(6):
         status = "collapsed" if i == 5 else "finished"
-        run = client.create_run(exp, tags={PARENT: parent.info.run_id, STATUS: status, TRIAL_ID: f"t{i}"})
+        run = client.create_run(
+            exp, tags={PARENT_TAG: parent.info.run_id, STATUS_TAG: status, TRIAL_ID_TAG: f"t{i}"}
+        )
         for k, name in enumerate(FAMILIES):
             client.log_metric(run.info.run_id, family_metric(name), 0.6 + 0.05 * i + 0.01 * k)
         client.log_metric(run.info.run_id, "synthetic_auroc_mean", 0.9 - 0.05 * i)  # disagrees on purpose
@@ -72,9 +74,9 @@ def test_label_free_default_is_the_aggregated_selector(store) -> None:
 def test_label_free_default_follows_a_pool_that_holds_anomalies(store) -> None:
     client = store[0]
     _, run, metric, _ = best_trial(client, "lfpool", None, None)
-    assert metric == DEFAULT_SELECTOR and run.data.tags[TRIAL_ID] == "t2"  # not t5: collapsed
+    assert metric == DEFAULT_SELECTOR and run.data.tags[TRIAL_ID_TAG] == "t2"  # not t5: collapsed
     _, run, _, _ = best_trial(client, "lfpool", "borda", None)
-    assert run.data.tags[TRIAL_ID] == "t4"
+    assert run.data.tags[TRIAL_ID_TAG] == "t4"
 
 
 def test_labelled_objective_is_unchanged_and_pool_selectors_are_refused(store) -> None:
@@ -104,13 +106,13 @@ def test_register_builds_one_logged_model_per_run_with_an_input_example(
     import numpy as np
 
     from study.cli import EXIT_OK, main
-    from study.registry import register_best
+    from study.serving.registry import register_best
 
     uri = trained.tracking_uri
     client = MlflowClient(uri, registry_uri=uri)
     before = {r: client.get_run(r).info for r in trained.run_ids}
     info = register_best(trained.name, tracking_uri=uri, model_name="lamp-reg")
-    finished = [r for r in trained.run_ids if client.get_run(r).data.tags[STATUS] == "finished"]
+    finished = [r for r in trained.run_ids if client.get_run(r).data.tags[STATUS_TAG] == "finished"]
     assert info["run_id"] == max(finished, key=lambda r: client.get_run(r).data.metrics["val_auroc"])
     assert info["new_version"] and info["model_id"].startswith("m-")
 
@@ -155,7 +157,7 @@ def test_register_builds_one_logged_model_per_run_with_an_input_example(
 
 
 def _score(uri: str, tracking_uri: str, out: Path) -> list[list[str]]:
-    from study.registry import score_model
+    from study.serving.registry import score_model
 
     with score_model(uri, "digits", out=out, tracking_uri=tracking_uri).open() as f:
         return list(csv.reader(f))
@@ -168,9 +170,9 @@ def test_score_by_any_run_equals_the_trial_model_and_the_registered_model(
     import numpy as np
 
     from study.data import load_images
-    from study.evaluate import anomaly_scores
-    from study.losses import get_metric
-    from study.registry import register_best
+    from study.serving.registry import register_best
+    from study.training.evaluate import anomaly_scores
+    from study.training.losses import get_metric
 
     uri = trained.tracking_uri
     images, ids = load_images("digits")
@@ -189,10 +191,10 @@ def test_score_by_any_run_equals_the_trial_model_and_the_registered_model(
 
 
 def test_score_refuses_a_run_without_weights(trained: LoggedTrials, tmp_path: Path) -> None:
-    from study.registry import RegistryError
+    from study.serving.registry import RegistryError
 
     client = MlflowClient(trained.tracking_uri)
-    parent = client.get_run(trained.run_ids[0]).data.tags[PARENT]
+    parent = client.get_run(trained.run_ids[0]).data.tags[PARENT_TAG]
     with pytest.raises(RegistryError, match=f"run {parent} has no trained weights"):
         _score(f"runs:/{parent}", trained.tracking_uri, tmp_path / "x.csv")
     with pytest.raises(RegistryError, match="cannot score with run"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from study.losses import AMPLIFICATIONS, METRICS, get_amplification, get_metric
-from study.models import MODELS, build_model
+from study.training.losses import AMPLIFICATIONS, METRICS, get_amplification, get_metric
+from study.training.models import MODELS, build_model
 
 
 @pytest.mark.parametrize("arch", sorted(MODELS))

@@ -23,12 +23,12 @@ import statsmodels.formula.api as smf
 from mlflow import MlflowClient
 from plotly.offline import get_plotlyjs
 
-import reports.aggregate
-import reports.importance
-from reports.aggregate import scatter_points
+import reports.sections.importance
+import reports.stats.aggregate
 from reports.build import build_report
-from reports.runs import searched_runs, sql_runs, sql_store
-from reports.stats import fit_settings, setting_of
+from reports.source.runs import searched_runs, sql_runs, sql_store
+from reports.stats.aggregate import scatter_points
+from reports.stats.effects import fit_settings, setting_of
 from tests._synthetic_study import SyntheticGrid, write_synthetic_study
 from tests.test_reports import figure, values
 
@@ -147,8 +147,8 @@ def _figure_bytes(page: str) -> int:
 def test_a_study_4x_larger_gives_a_page_of_the_same_size(store, tmp_path, monkeypatch) -> None:
     """Beyond the point budget every scatter draws one point per setting: seeds x4, page bytes x1."""
     root, uri = store
-    monkeypatch.setattr(reports.aggregate, "MAX_POINTS", POINTS)
-    monkeypatch.setattr(reports.importance, "MAX_IMPORTANCE_ROWS", POINTS)
+    monkeypatch.setattr(reports.stats.aggregate, "MAX_POINTS", POINTS)
+    monkeypatch.setattr(reports.sections.importance, "MAX_IMPORTANCE_ROWS", POINTS)
     pages, logged = {}, {}
     for n_seeds in (2, 8):
         name = f"seeds{n_seeds}"

@@ -25,15 +25,15 @@ from plotly.offline import get_plotlyjs
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from reports.aggregate import estimate, factor_levels
 from reports.build import build_report
-from reports.extract import ArtifactLoader, StudyNotFoundError, load_study
-from reports.labelfree import extract_label_free
-from reports.lr_control import extract_lr_control
-from reports.scores import extract_scores
-from reports.sensitivity import extract_sensitivity
-from reports.steepness import extract_steepness
-from reports.summary import extract_summary
+from reports.sections.labelfree import extract_label_free
+from reports.sections.lr_control import extract_lr_control
+from reports.sections.scores import extract_scores
+from reports.sections.sensitivity import extract_sensitivity
+from reports.sections.steepness import extract_steepness
+from reports.sections.summary import extract_summary
+from reports.source.extract import ArtifactLoader, StudyNotFoundError, load_study
+from reports.stats.aggregate import estimate, factor_levels
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
 SECTIONS = ("summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "label-free")
@@ -267,8 +267,8 @@ def _complete_difference(cells: dict, a: tuple, b: tuple, seeds: int) -> float |
 
 
 def test_effects_are_contrasts_of_the_logged_values_per_optimizer(main) -> None:
-    from reports.effects import extract_effects
-    from reports.verdicts import verdict_sentence
+    from reports.render.verdicts import verdict_sentence
+    from reports.sections.effects import extract_effects
 
     logged, page, study = main
     data = extract_effects(study)
@@ -313,7 +313,7 @@ def test_importance_and_parallel_coordinates_cover_the_varied_params(main) -> No
 
 def test_importance_of_a_constant_detection_metric_is_skipped_with_the_reason(main) -> None:
     """Every trial at the same AUROC (e.g. 1.0 on an easy digit) leaves fANOVA nothing to split."""
-    from reports.importance import draw_importance, extract_importance
+    from reports.sections.importance import draw_importance, extract_importance
 
     _, _, study = main
     done = study.trials[study.trials["status"] == "finished"].assign(auroc=1.0)

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from study.errors import LampError
+from study.core.errors import LampError
 from study.spec import SpecError, load_spec
-from study.tracking_store import TrackingError, check_tracking_uri
+from study.tracking.store import TrackingError, check_tracking_uri
 from tests._faults import CLI, children, wait_for
 from tests.conftest import SPECS
 

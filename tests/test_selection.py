@@ -99,3 +99,10 @@ def test_every_label_free_metric_is_a_study_objective_in_its_direction() -> None
 
     for name, higher in TRIAL_METRICS.items():
         assert OBJECTIVES.get(name) == ("max" if higher else "min"), name
+
+
+def test_the_core_lists_the_synthetic_families_the_trials_score() -> None:
+    """selection ranks by the core's family names (no torch); the trial layer defines the families."""
+    from study.core.vocab import FAMILY_NAMES
+
+    assert tuple(FAMILIES) == FAMILY_NAMES

@@ -48,7 +48,7 @@ def _wait_ready(proc: subprocess.Popen, url: str) -> None:
 @pytest.mark.slow
 def test_served_model_scores_like_lamp_study_score(tiny_study: Study, tmp_path: Path) -> None:
     from study.data import load_images
-    from study.registry import register_best, score_model
+    from study.serving.registry import register_best, score_model
 
     info = register_best(tiny_study.name, tracking_uri=tiny_study.tracking_uri, model_name="lamp-tiny-serve")
     uri = f"models:/{info['model_name']}@champion"

@@ -17,12 +17,12 @@ import pytest
 import torch
 import yaml
 
-from study.config import CONDITIONAL, TrialConfig, trial_fields
+from study.core.config import CONDITIONAL, TrialConfig, trial_fields
 from study.data import LOADERS
-from study.losses import AMPLIFICATIONS, METRICS
-from study.models import MODELS
 from study.spec import SpecError, StudySpec, check_value, load_spec
 from study.spec import _params as spec_params
+from study.training.losses import AMPLIFICATIONS, METRICS
+from study.training.models import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACES = ROOT / "search_spaces"
@@ -479,7 +479,7 @@ def test_search_algorithm_builds_what_tune_needs() -> None:
     """grid/random: the expanded trials as one grid_search; tpe: a seeded TPE searcher, limited to max_concurrent."""
     from ray.tune.search import ConcurrencyLimiter
 
-    from study.spec import search_algorithm
+    from study.runner import search_algorithm
 
     grid = load_spec(SPACES / "quickstart.yaml")
     alg, space, samples = search_algorithm(grid, "objective")

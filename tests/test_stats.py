@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from reports.stats import amplification_effects
-from reports.verdicts import verdict_sentence
+from reports.render.verdicts import verdict_sentence
+from reports.stats.effects import amplification_effects
 
 
 def _study(
@@ -101,7 +101,7 @@ def test_no_finished_trials_give_no_comparison_not_an_error() -> None:
 
 def test_simpson_steepness_confound_across_metrics_is_undone_by_stratifying() -> None:
     """Within each metric steeper is worse; ssim is both steeper and better: pooled rho says the opposite."""
-    from reports.stats import stratified_spearman
+    from reports.stats.effects import stratified_spearman
 
     rng = np.random.default_rng(5)
     rows = []

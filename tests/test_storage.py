@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from study.errors import LampError
-from study.storage import check_storage
+from study.core.errors import LampError
+from study.runner import check_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 

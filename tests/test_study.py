@@ -97,7 +97,7 @@ def test_twins_match_their_amplified_trial(tiny_study: Study) -> None:
 def test_register_best_model_alias_resolves_and_scores_every_sample(
     tiny_study: Study, tmp_path: Path
 ) -> None:
-    from study.registry import register_best
+    from study.serving.registry import register_best
 
     info = register_best(tiny_study.name, tracking_uri=tiny_study.tracking_uri)
     client = MlflowClient(tiny_study.tracking_uri, registry_uri=tiny_study.tracking_uri)
@@ -136,7 +136,7 @@ def test_score_matches_the_trial_scores(tiny_study: Study) -> None:
     import mlflow
     import numpy as np
 
-    from study.registry import register_best
+    from study.serving.registry import register_best
 
     info = register_best(tiny_study.name, tracking_uri=tiny_study.tracking_uri, model_name="lamp-tiny-check")
     mlflow.set_tracking_uri(tiny_study.tracking_uri)
@@ -144,7 +144,7 @@ def test_score_matches_the_trial_scores(tiny_study: Study) -> None:
     client = MlflowClient(tiny_study.tracking_uri)
     with np.load(client.download_artifacts(info["run_id"], "scores.npz")) as f:
         logged = f["scores"]
-    from study.config import DataConfig
+    from study.core.config import DataConfig
     from study.data import load_dataset
 
     test = load_dataset(DataConfig(name="digits", normal_classes=(0,))).test
@@ -227,7 +227,7 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        from study.tracking_store import TrackingError, check_tracking_uri
+        from study.tracking.store import TrackingError, check_tracking_uri
 
         def up() -> bool:
             try:
@@ -243,7 +243,7 @@ def test_tracking_to_a_real_mlflow_server(tmp_path: Path) -> None:
         assert len(runs) == 2 and all(r.data.tags["lamp.status"] == "finished" for r in runs)
         assert {a.path for a in client.list_artifacts(runs[0].info.run_id)} >= {"scores.npz", "model"}
         # register builds the LoggedModel through the server's artifact proxy; both ways score alike
-        from study.registry import register_best, score_model
+        from study.serving.registry import register_best, score_model
 
         info = register_best(study.name, tracking_uri=uri)
         assert client.get_logged_model(info["model_id"]).source_run_id == info["run_id"]
@@ -324,7 +324,7 @@ def test_failed_trials_retry_in_new_runs_and_a_study_extends_without_rerunning(t
     client = MlflowClient(study.tracking_uri)
     _, before = _children(client, study.name)
     kept = {r.data.params["data.normal_classes"]: (r.info.run_id, r.info.end_time) for r in before}
-    where = {"tracking_uri": study.tracking_uri, "storage_path": str(study.storage)}
+    where = {"tracking_uri": study.tracking_uri, "storage_path": str(study.runner._storage)}
 
     retried = resume_study(study.name, retry_failed=True, **where)
     _, runs = _children(client, study.name)
@@ -369,7 +369,7 @@ def test_a_study_whose_trials_all_fail_exits_non_zero(tmp_path: Path) -> None:
 
 def test_register_by_a_label_free_score_picks_its_best_trial(tiny_study: Study) -> None:
     """Without labels, `register --metric alignment_loss_tuned` ranks lower as better."""
-    from study.registry import register_best
+    from study.serving.registry import register_best
 
     info = register_best(
         tiny_study.name,

@@ -17,9 +17,8 @@ import pytest
 import torch
 from torch import nn
 
-from study.config import DataConfig, LabelFreeConfig, TrialConfig
+from study.core.config import DataConfig, LabelFreeConfig, TrialConfig
 from study.data import load_dataset
-from study.evaluate import anomaly_scores
 from study.labelfree import (
     FAMILIES,
     calibrate_severity,
@@ -32,9 +31,10 @@ from study.labelfree import (
     reference_auroc,
     separation_auroc,
 )
-from study.losses import get_metric
-from study.models import build_model
-from study.train import train
+from study.training.evaluate import anomaly_scores
+from study.training.losses import get_metric
+from study.training.models import build_model
+from study.training.train import train
 
 MSE = get_metric("mse")
 TARGET = 0.65

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from study.tracking import finite_metrics
-from study.tracking_store import TrackingError, artifact_root, check_tracking_uri, redact
+from study.tracking.store import TrackingError, artifact_root, check_tracking_uri, redact
 
 
 def test_redact_removes_credentials_and_keeps_the_rest() -> None:
@@ -71,7 +71,8 @@ def test_mlflow_callback_never_logs_an_epoch_or_an_end_twice(tmp_path: Path) -> 
     """A restored trial re-sends epochs after its checkpoint and Tune may signal its end twice."""
     from mlflow import MlflowClient
 
-    from study.runner import _ACTIVE, STATUS_KEY, MlflowCallback
+    from study.runner import STATUS_KEY, MlflowCallback
+    from study.runner._callbacks import _ACTIVE
     from study.spec import load_spec
     from study.tracking import StudyTracker
     from tests.conftest import SPECS
@@ -117,7 +118,7 @@ def test_a_finished_trial_logs_its_weights_and_meta_not_a_pyfunc(tmp_path: Path)
     import torch
     from mlflow import MlflowClient
 
-    from study.scorer import load_scorer
+    from study.serving.scorer import load_scorer
     from tests._logged_trials import log_trials
 
     logged = log_trials(tmp_path, "weights_only")

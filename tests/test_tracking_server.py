@@ -1,6 +1,6 @@
 """The MLflow tracking server goes away mid-study: a real `mlflow server` process, stopped and started again.
 
-The gate (study/gate.py) holds the factor-10 trial of tests/specs/gated.yaml
+The gate (study/runner/_gate.py) holds the factor-10 trial of tests/specs/gated.yaml
 while the server is stopped; once released, the driver's next write meets no
 server. It retries with backoff and goes on when the server is back; past
 $LAMP_TRACKING_RETRY_S it stops as `interrupted`, and `resume` logs the rest.
@@ -21,7 +21,7 @@ import pytest
 from mlflow import MlflowClient
 
 from study.spec import load_spec
-from study.tracking_store import TrackingError, check_tracking_uri
+from study.tracking.store import TrackingError, check_tracking_uri
 from tests._faults import (
     CLI,
     arm_gate,

@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from study.config import TrialConfig
-from study.models import build_model
-from study.train import TrainState, train
+from study.core.config import TrialConfig
+from study.training.models import build_model
+from study.training.train import TrainState, train
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.trial import TrialResult, run_trial
 
 TINY = {
@@ -80,7 +80,7 @@ def test_validation_and_test_parts_are_disjoint_stratified_and_seeded() -> None:
 
 
 def test_a_trained_model_is_not_collapsed(finished: TrialResult) -> None:
-    from study.collapse import VAR_RATIO_MIN
+    from study.trial.collapse import VAR_RATIO_MIN
 
     assert finished.metrics["collapsed"] == 0.0
     assert finished.metrics["collapse_var_ratio"] >= VAR_RATIO_MIN
@@ -104,10 +104,10 @@ def test_saved_result_files_are_what_the_driver_logs_and_scores_with(
 ) -> None:
     """`save` writes the files the MLflow callback reads; the scorer rebuilt from the weights folder
     the driver logs scores images as the trial's own model does."""
-    from study.evaluate import anomaly_scores
-    from study.losses import get_metric
-    from study.scorer import load_scorer, write_weights
-    from study.trial import RESULT_FILE, SCORES_FILE
+    from study.core.vocab import RESULT_FILE, SCORES_FILE
+    from study.serving.scorer import load_scorer, write_weights
+    from study.training.evaluate import anomaly_scores
+    from study.training.losses import get_metric
 
     finished.save(tmp_path)
     summary = json.loads((tmp_path / RESULT_FILE).read_text())
@@ -224,8 +224,8 @@ def test_fashion_mnist_conv_ae_reaches_the_reference_auroc() -> None:
 def test_amplified_slices_from_base_slices_equal_direct_measurement() -> None:
     """The trial derives g(L) slices from the base slices; measuring g(L) directly must agree."""
     from study.landscape import measure_steepness
-    from study.losses import get_amplification, get_metric
-    from study.models import build_model
+    from study.training.losses import get_amplification, get_metric
+    from study.training.models import build_model
 
     torch.manual_seed(0)
     model = build_model("conv_ae", 1, 8, latent_dim=4, width=4).eval()

@@ -17,13 +17,13 @@ import pytest
 from mlflow import MlflowClient
 from scipy.stats import spearmanr
 
-from reports.effects import draw_effects, extract_effects
-from reports.extract import ArtifactLoader, load_study
-from reports.labelfree import extract_label_free
-from reports.lr_control import draw_lr_control, extract_lr_control
-from reports.sensitivity import extract_sensitivity
-from reports.steepness import draw_steepness, extract_steepness
-from reports.summary import extract_summary
+from reports.sections.effects import draw_effects, extract_effects
+from reports.sections.labelfree import extract_label_free
+from reports.sections.lr_control import draw_lr_control, extract_lr_control
+from reports.sections.sensitivity import extract_sensitivity
+from reports.sections.steepness import draw_steepness, extract_steepness
+from reports.sections.summary import extract_summary
+from reports.source.extract import ArtifactLoader, load_study
 from tests._synthetic_study import Planted, SyntheticGrid, write_synthetic_study
 
 ONE_ARCH = SyntheticGrid(archs=("conv_ae",), seeds=(0, 1, 2))

@@ -8,14 +8,16 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from study.labelfree import FAMILIES, family_metric
-from study.labelfree.unlabelled import (
+from study.labelfree.unlabelled import unlabelled_auroc
+from study.selection import (
     anomaly_share_bound,
     detectable_departure,
     null_sd,
+    pick,
     pool_informative,
-    unlabelled_auroc,
+    selector_scores,
+    unlabelled_informative,
 )
-from study.selection import pick, selector_scores, unlabelled_informative
 
 
 def _auroc_normal_vs(anomalies: np.ndarray, normals: np.ndarray) -> float:
@@ -122,11 +124,11 @@ def test_unlabelled_or_borda_follows_the_pool_when_it_holds_anomalies_and_borda_
 def test_a_trial_judges_held_out_normals_against_its_validation_part_only() -> None:
     """A real trial: the pool is the validation part (never the reported test part), and the
     logged AUROC splits over the pool's hidden labels as pi * AUROC(N vs A) + (1 - pi) * AUROC(N vs N')."""
-    from study.config import TrialConfig
+    from study.core.config import TrialConfig
     from study.data import load_dataset
-    from study.evaluate import anomaly_scores
-    from study.losses import get_metric
-    from study.models import build_model
+    from study.training.evaluate import anomaly_scores
+    from study.training.losses import get_metric
+    from study.training.models import build_model
     from study.trial import run_trial
 
     off = {"power_iters": 0, "hutchinson_probes": 0, "grid_1d": 0, "grid_2d": 0}

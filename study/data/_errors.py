@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from study.errors import LampError
+from study.core.errors import LampError
 
 
 class DatasetError(LampError):

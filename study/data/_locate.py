@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._errors import DatasetError
 
 ENV_VAR = "LAMP_DATA_DIR"

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._arrays import to_tensor
 from study.data._errors import DatasetError
 

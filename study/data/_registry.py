@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._arrays import as_nchw, open_npz, to_channels, to_tensor
 from study.data._errors import DatasetError
 from study.data._images import IMAGE_SUFFIXES, any_colour, image_files, read_images

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._protocol import LabelledImages
 
 

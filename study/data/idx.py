@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._errors import DatasetError
 from study.data._locate import DEFAULT_DIRS, ENV_VAR, find_dir
 from study.data._protocol import LabelledImages, Loader

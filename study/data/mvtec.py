@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._errors import DatasetError
 from study.data._images import IMAGE_SUFFIXES, image_files, read_folders
 from study.data._locate import ENV_VAR, find_dir

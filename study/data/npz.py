@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._arrays import as_nchw, open_npz
 from study.data._errors import DatasetError
 from study.data._protocol import LabelledImages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from study.config import DataConfig
+from study.core.config import DataConfig
 from study.data._protocol import OneClassData
 
 

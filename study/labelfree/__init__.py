@@ -5,13 +5,19 @@ Modules: `stssad` (ST-SSAD's CutDiff patch, alignment loss and self-tuning),
 to an affine map), `perlin` (seeded Perlin noise), `families` (the synthetic-anomaly registry),
 `calibration` (one severity per family and study, from the data alone) and
 `trial_scores` (a trial's label-free metrics within a cost budget). Ranking
-trials by these metrics is study/selection.py's job.
+trials by these metrics is study/selection/rules.py's job.
 
 Contract: nothing here receives test labels; the test pool enters as images only.
 """
 
 from __future__ import annotations
 
+from study.core.vocab import (  # the metrics' names
+    FAMILY_PREFIX,
+    MEAN_METRIC,
+    UNLABELLED_METRIC,
+    family_metric,
+)
 from study.labelfree.calibration import Calibration, calibrate_severity, reference_auroc, reference_scores
 from study.labelfree.families import FAMILIES, Family, corrupt, get_family
 from study.labelfree.perlin import fractal_noise, perlin_noise
@@ -30,22 +36,8 @@ from study.labelfree.stssad import (
     soft_patch_mask,
     tune_augmentation,
 )
-from study.labelfree.trial_scores import (
-    FAMILY_PREFIX,
-    MEAN_METRIC,
-    UNLABELLED_METRIC,
-    Plan,
-    family_metric,
-    label_free_metrics,
-    plan_budget,
-)
-from study.labelfree.unlabelled import (
-    anomaly_share_bound,
-    detectable_departure,
-    null_sd,
-    pool_informative,
-    unlabelled_auroc,
-)
+from study.labelfree.trial_scores import Plan, label_free_metrics, plan_budget
+from study.labelfree.unlabelled import unlabelled_auroc
 
 __all__ = [
     "FAMILIES",
@@ -58,8 +50,6 @@ __all__ = [
     "PatchDraw",
     "Plan",
     "alignment_loss",
-    "anomaly_share_bound",
-    "detectable_departure",
     "calibrate_severity",
     "corrupt",
     "cutdiff",
@@ -71,11 +61,9 @@ __all__ = [
     "label_free_metrics",
     "label_free_scores",
     "normalise_embeddings",
-    "null_sd",
     "patch_shape",
     "perlin_noise",
     "plan_budget",
-    "pool_informative",
     "reference_auroc",
     "reference_scores",
     "score_and_embed",

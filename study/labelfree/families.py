@@ -5,7 +5,7 @@ corrupted copies) is a label-free estimate of how well its anomaly score finds
 anomalies *of that kind*. One family alone saturates or misleads on some data
 (issue 12: CutDiff patches gave AUROC ~0.99 on every trial of a defect set), so
 several kinds are scored and their ranks combined across trials
-(study/selection.py). Each family maps severity 0 to a barely visible change and
+(study/selection/rules.py). Each family maps severity 0 to a barely visible change and
 1 to a gross one; study/labelfree/calibration.py picks the severity per study.
 
 Contract of a family function: `fn(x, severity, generator) -> x_aug` with x

@@ -3,7 +3,7 @@
 A deployment's unlabelled images (last week's production, mostly normal) are
 what a user without labels can judge trials on. Every trial scores the same
 pool with its own model (inference only), so the unlabelled AUROCs of two
-trials are paired (study/labelfree/paired.py). Nothing here reads a label:
+trials are paired (study/selection/paired.py). Nothing here reads a label:
 a folder is read as images only (any subfolder names are ignored), an .npz
 file by one array.
 
@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.config import DataConfig, LabelFreeConfig, TrialConfig
+from study.core.config import DataConfig, LabelFreeConfig, TrialConfig
 from study.data import DatasetError, OneClassData, load_images
 from study.data._arrays import as_nchw, open_npz, to_channels, to_tensor
-from study.evaluate import anomaly_scores
-from study.losses import get_metric
+from study.training.evaluate import anomaly_scores
+from study.training.losses import get_metric
 
 # Scoring one image costs about this many training samples (forward only, large batches, vs forward +
 # backward + update): measured 0.44-0.46 at 28 px on one CPU thread (bench/RESULTS.md, label-free cost).

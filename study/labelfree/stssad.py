@@ -21,7 +21,7 @@ unlabelled pool as a tensor of images only, so labels cannot leak by
 construction (a test checks that no public function has a label parameter).
 Images are NCHW in [0, 1]; the model maps them to reconstructions of the same
 shape; `score(x_hat, x)` returns one anomaly score per sample (a
-`study.losses.Metric.score`). All computation follows the device of the
+`study.training.losses.Metric.score`). All computation follows the device of the
 model's parameters; results are deterministic for a given seed.
 """
 
@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from study.evaluate import eval_batch_size
+from study.training.evaluate import eval_batch_size
 
 Tensor = torch.Tensor
 Score = Callable[[Tensor, Tensor], Tensor]
@@ -201,7 +201,7 @@ def score_and_embed(
     """Anomaly scores [N] and embeddings [N, 1 + grid^2] of x (or of cutdiff(x, a, draw)), in batches.
 
     Runs the model as it is (callers put it in eval mode); results live on the model's device.
-    `batch_size` None: `study.evaluate.eval_batch_size`.
+    `batch_size` None: `study.training.evaluate.eval_batch_size`.
     """
     device, dtype = _device_dtype(model)
     batch_size = batch_size or (eval_batch_size(x[0], device) if len(x) else 1)

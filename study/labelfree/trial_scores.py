@@ -1,13 +1,13 @@
 """A trial's label-free metrics: calibrated synthetic-anomaly AUROCs per family, plus ST-SSAD's scores.
 
-Called once at the end of a trial (study/trial.py). Per family f it logs
+Called once at the end of a trial (study/trial/run.py). Per family f it logs
 `synthetic_auroc_<f>` (normal held-out images against their corrupted copies,
 `draws` copies each, at the study's calibrated severity `severity_<f>`, where
 the model-free reference scores `reference_auroc_<f>`) and their mean
 `synthetic_auroc_mean`, and `unlabelled_auroc`: held-out normal images against
 the unlabelled pool, an affine image of the test AUROC (study/labelfree/unlabelled.py).
 The cross-trial selector
-(study/selection.py) combines the per-family ranks. ST-SSAD's
+(study/selection/rules.py) combines the per-family ranks. ST-SSAD's
 `synthetic_auroc`, `alignment_loss` and their self-tuned versions are kept for
 comparison (the regret benchmark demoted the alignment loss: bench/RESULTS.md).
 
@@ -31,14 +31,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from study.config import LabelFreeConfig, TrialConfig
+from study.core.config import LabelFreeConfig, TrialConfig
+from study.core.vocab import MEAN_METRIC, UNLABELLED_METRIC, family_metric
 from study.data import OneClassData
-from study.evaluate import anomaly_scores
 from study.labelfree.calibration import calibrate_severity
 from study.labelfree.families import FAMILIES, corrupt
 from study.labelfree.stssad import label_free_scores, separation_auroc
 from study.labelfree.unlabelled import unlabelled_auroc
-from study.losses import get_metric
+from study.training.evaluate import anomaly_scores
+from study.training.losses import get_metric
 
 TRAIN_FORWARDS_PER_SAMPLE = (
     3.0  # a training step (forward, backward, update) costs about three forward passes
@@ -46,17 +47,7 @@ TRAIN_FORWARDS_PER_SAMPLE = (
 FAMILY_SHARE = 0.7  # share of the budget the synthetic families may take before ST-SSAD gets the rest
 MIN_POOL = 32  # a smaller test pool gives the alignment loss nothing to align to
 TUNE_BATCH = 64  # normal images per self-tuning step (study.labelfree.stssad.label_free_scores default)
-FAMILY_PREFIX = "synthetic_auroc_"
-MEAN_METRIC = "synthetic_auroc_mean"
-UNLABELLED_METRIC = (
-    "unlabelled_auroc"  # held-out normals against the unlabelled pool (labelfree/unlabelled.py)
-)
 CALIBRATION_IMAGES = 256  # normal images the severity calibration corrupts (model-free, once per process)
-
-
-def family_metric(name: str) -> str:
-    """MLflow metric name of a family's synthetic AUROC."""
-    return FAMILY_PREFIX + name
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Members may use different base metrics and amplification forms: each
 registered function runs once on the members that use it (a metric on their
 [K_m * B] samples at once, a form on their [K_f] losses with per-member
 factors), and the results are put back in member order. The registries of
-study.losses are used as they are: a form's `apply(loss, factor, upper)` is
+study.training.losses are used as they are: a form's `apply(loss, factor, upper)` is
 elementwise, so a factor tensor works where a solo trial passes a float.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from study.losses import get_amplification, get_metric
+from study.training.losses import get_amplification, get_metric
 
 Tensor = torch.Tensor
 

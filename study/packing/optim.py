@@ -12,7 +12,7 @@ are the ones a solo optimiser would use. A zero hyperparameter gives the same
 update as torch.optim's skipped branch (g + 0*p == g; 0*buf + g == g).
 
 Adding an optimiser: one class with `step(params)` and `keep(index)`, and one
-`STACKED_OPTIMIZERS` entry under the name study.train.OPTIMIZERS uses.
+`STACKED_OPTIMIZERS` entry under the name study.training.train.OPTIMIZERS uses.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Protocol
 
 import torch
 
-from study.train import OPTIMIZERS
+from study.training.train import OPTIMIZERS
 
 Tensor = torch.Tensor
 
-# torch.optim.Adam/AdamW defaults, which study.train.OPTIMIZERS keeps.
+# torch.optim.Adam/AdamW defaults, which study.training.train.OPTIMIZERS keeps.
 BETAS = (0.9, 0.999)
 EPS = 1e-8
 
@@ -147,7 +147,7 @@ STACKED_OPTIMIZERS: dict[str, Callable[[_Hyper], StackedOptimizer]] = {
 def build_stacked_optimizer(
     name: str, device: torch.device, *, lr: Tensor, momentum: Tensor, weight_decay: Tensor
 ) -> StackedOptimizer:
-    """The stacked counterpart of study.train.build_optimizer; the error says what exists."""
+    """The stacked counterpart of study.training.train.build_optimizer; the error says what exists."""
     if name not in STACKED_OPTIMIZERS:
         solo_only = sorted(set(OPTIMIZERS) - set(STACKED_OPTIMIZERS))
         hint = f" ({', '.join(solo_only)} can only run solo: set packing off)" if solo_only else ""

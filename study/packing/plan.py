@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 
 # Fields a pack holds per member: tensors (factor, lr, momentum, weight_decay), per-member
 # choices inside the step (amplification, metric), seeds (initial weights and batch order) and

@@ -3,7 +3,7 @@
 Seeded equivalence with `study.trial.run_trial`: member k's weights come from
 `torch.manual_seed(seed_k)` then `build_model` (what run_trial does; data
 loading draws no torch randomness), and its batches from its own generator
-seeded with seed_k and `study.train.batches`, so it starts from the weights
+seeded with seed_k and `study.training.train.batches`, so it starts from the weights
 and sees the batches of the solo trial with its config. Its loss is its own
 term of the pack's summed objective (d sum / d theta_k = d g_k / d theta_k),
 and the stacked optimisers (study.packing.optim) replay torch.optim per
@@ -24,15 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.data import OneClassData, load_dataset
-from study.evaluate import detection_metrics
-from study.models import build_model
 from study.packing.objective import PackObjective
 from study.packing.optim import build_stacked_optimizer
 from study.packing.plan import check_packable
 from study.packing.stack import StackedModel
-from study.train import batches, resolve_device
+from study.training.evaluate import detection_metrics
+from study.training.models import build_model
+from study.training.train import batches, resolve_device
 from study.trial import TrialResult, diverged_metrics, evaluation_split, measure_trained, model_meta
 
 Tensor = torch.Tensor
@@ -109,7 +109,7 @@ def train_pack(
     """Train the stacked members of `cfgs` (one pack) on `data`; diverged members leave the stack.
 
     A member whose epoch-mean base or amplified loss is not finite is recorded
-    `diverged` at that epoch (as study.train.train records a solo trial) and
+    `diverged` at that epoch (as study.training.train.train records a solo trial) and
     dropped from the stack; the others go on untouched.
     """
     lead = cfgs[0]
@@ -228,5 +228,5 @@ class _Validation:
 
 
 def _scores(stack: StackedModel, objective: PackObjective, x: Tensor) -> np.ndarray:
-    """Anomaly scores [K, N] (float64) of every member on the same x, as study.evaluate.anomaly_scores."""
+    """Anomaly scores [K, N] (float64) of every member on the same x, as study.training.evaluate.anomaly_scores."""
     return stack.score_shared(x, lambda x_hat, xb: objective.scores(x_hat.float(), xb)).double().cpu().numpy()

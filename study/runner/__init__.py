@@ -1,4 +1,4 @@
-"""Ray Tune execution of a study (every Ray call of the project lives here).
+"""Ray Tune execution of a study (every Ray import of the project lives here: tests/test_layers.py).
 
 A study is a list of `TrialConfig`s (grid, random) or a define-by-run Optuna
 space (tpe). Each Tune trial runs `study.trial.run_trial` in a reused actor,
@@ -9,11 +9,16 @@ Tune finished are not re-run, and the tracker never logs a trial twice.
 
 The driver/trial boundary: trials receive plain dicts and return metrics and
 files through Tune; they need neither MLflow nor the spec file.
+
+Also here: how Tune proposes trials (`_search`), the storage check before a
+study starts (`_storage`), the fault tests' pause point (`_gate`) and the
+per-pack timing of `validate --calibrate` (`_calibrate`).
 """
 
 from __future__ import annotations
 
-from study.runner._callbacks import _ACTIVE, MlflowCallback, Progress
+from study.runner._calibrate import calibrate
+from study.runner._callbacks import MlflowCallback, Progress
 from study.runner._cluster import ClusterError, check_resources
 from study.runner._driver import resume_study, run_study, study_dir
 from study.runner._keys import (
@@ -26,6 +31,8 @@ from study.runner._keys import (
     STATE_FILE,
     STATUS_KEY,
 )
+from study.runner._search import search_algorithm
+from study.runner._storage import check_storage
 from study.runner._trainable import report_interval_s, trainable, trial_config
 from study.runner._tuner import max_epochs
 
@@ -41,12 +48,14 @@ __all__ = [
     "ClusterError",
     "MlflowCallback",
     "Progress",
-    "_ACTIVE",
+    "calibrate",
     "check_resources",
+    "check_storage",
     "max_epochs",
     "report_interval_s",
     "resume_study",
     "run_study",
+    "search_algorithm",
     "study_dir",
     "trainable",
     "trial_config",

@@ -12,7 +12,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.runner._keys import (
     ATTEMPTS_TAG,
     CHECKPOINTED_KEY,
@@ -271,7 +271,7 @@ def close_trial(
     driver's reconciliation after `fit()` for any the callback missed. A
     pack's members each end with their own status and files (`member_<k>`).
     """
-    from study.trial import RESULT_FILE
+    from study.core.vocab import RESULT_FILE
 
     d = _local_dir(checkpoint) if checkpoint is not None and status in WITH_RESULTS else None
     # MLflow then holds the files: the checkpoint leaves Tune's storage once the last run is written

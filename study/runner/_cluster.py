@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from study.errors import LampError
+from study.core.errors import LampError
 from study.spec import StudySpec
 
 

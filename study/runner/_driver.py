@@ -9,22 +9,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from study.config import TrialConfig
-from study.errors import LampError
+from study.core.config import TrialConfig
+from study.core.errors import LampError
+from study.core.vocab import RETRYABLE, STATUS_TAG, TERMINAL, TrialStatus
 from study.runner._callbacks import _ACTIVE, reconcile, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
 from study.runner._keys import (
     DEFAULT_STORAGE,
-    RETRYABLE,
     SEGMENTS_DIR,
     SPEC_FILE,
     STATE_FILE,
 )
+from study.runner._storage import check_storage
 from study.runner._tuner import _tuner
 from study.spec import StudySpec, load_spec
-from study.storage import check_storage
-from study.tracking import TERMINAL, StudyTracker, git_commit, set_quiet_mlflow_env
-from study.tracking_store import TrackingLost, check_tracking_uri, redact
+from study.tracking import StudyTracker, git_commit, set_quiet_mlflow_env
+from study.tracking.store import TrackingLost, check_tracking_uri, redact
 
 
 def _storage(storage_path: str | None) -> Path:
@@ -127,11 +127,11 @@ def _extend(spec: StudySpec, storage: Path, address: str | None, tracking_uri: s
 def _retry_select(spec: StudySpec) -> Any:
     def select(tracker: StudyTracker) -> list[TrialConfig]:
         runs = tracker.children()
-        ok = {_params_key(r.data.params) for r in runs if r.data.tags.get("lamp.status") not in RETRYABLE}
+        ok = {_params_key(r.data.params) for r in runs if r.data.tags.get(STATUS_TAG) not in RETRYABLE}
         again = {
             _params_key(r.data.params): r
             for r in runs
-            if r.data.tags.get("lamp.status") in RETRYABLE and _params_key(r.data.params) not in ok
+            if r.data.tags.get(STATUS_TAG) in RETRYABLE and _params_key(r.data.params) not in ok
         }
         for run in again.values():
             tracker.mark_retried(run.info.run_id)
@@ -346,15 +346,15 @@ def _summary(
 def _counts(tracker: StudyTracker) -> dict[str, int]:
     counts: dict[str, int] = {}
     for run in tracker.children():
-        status = run.data.tags.get("lamp.status", "running")
+        status = run.data.tags.get(STATUS_TAG, TrialStatus.RUNNING)
         counts[status] = counts.get(status, 0) + 1
     return counts
 
 
 def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
-    """Model-free baseline AUROCs (study/baselines.py) on the parent run; a tpe study has no
+    """Model-free baseline AUROCs (study/trial/baselines.py) on the parent run; a tpe study has no
     trial list, so its fixed configuration stands for it."""
-    from study.baselines import study_baselines
+    from study.trial.baselines import study_baselines
 
     configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
     for key, value in study_baselines(configs).items():

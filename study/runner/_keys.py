@@ -16,4 +16,3 @@ NODE_TAG = "lamp.node_id"
 ATTEMPTS_TAG = "lamp.attempts"
 MAX_FAILURES = 2  # Tune restarts a trial whose worker or node died, from its last checkpoint
 SEGMENTS_DIR = "segments"  # Tune experiments that extend a study or retry its failed trials
-RETRYABLE = ("failed", "interrupted")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from study.config import TrialConfig
+from study.core.config import TrialConfig
 from study.packing.plan import BATCHABLE, pack_key_fields
 from study.runner._keys import EPOCHS_KEY, ERROR_KEY, NODE_KEY, OBJECTIVE_KEY, STATUS_KEY
 from study.runner._trainable import _worst, selection_value

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from study.config import TrialConfig
-from study.gate import Gate
+from study.core.config import TrialConfig
+from study.runner._gate import Gate
 from study.runner._keys import (
     CHECKPOINTED_KEY,
     EPOCHS_KEY,
@@ -66,7 +66,7 @@ def _restored_state() -> Any:
     import torch
     from ray import tune
 
-    from study.train import TrainState
+    from study.training.train import TrainState
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -84,7 +84,7 @@ class _Reporter:
     else at most every `report_interval` seconds, carrying a checkpoint of the
     training state that a restored trial starts from (the driver snapshots the
     experiment as often, see `_init_ray`). Every report names the Ray node the
-    trial runs on (`NODE_KEY`). A `gate` (fault tests only, study/gate.py)
+    trial runs on (`NODE_KEY`). A `gate` (fault tests only, study/runner/_gate.py)
     pauses one trial after a checkpointed report.
     """
 

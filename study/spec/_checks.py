@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from study.metrics_meta import LABEL_BASED, OBJECTIVES
+from study.core.metrics import LABEL_BASED, OBJECTIVES
+from study.core.vocab import Direction
 from study.spec import _dimensions as dims
 from study.spec._errors import Problems, did_you_mean
 from study.spec._params import RESERVED, SECTIONS, check_value, describe, param_types
@@ -160,12 +161,12 @@ def check_study(spec: StudySpec, problems: Problems) -> None:
     objective = spec.objective.metric
     natural = OBJECTIVES[objective]
     if spec.objective.mode is None:
-        spec.objective.mode = natural
+        spec.objective.mode = natural.value  # a plain string: the spec is saved as YAML
     elif spec.objective.mode != natural:
         problems.add(
             "objective.mode",
             f"{spec.objective.mode!r} contradicts {objective}, which is better "
-            f"when {'higher' if natural == 'max' else 'lower'}; allowed: {natural}",
+            f"when {'higher' if natural == Direction.MAX else 'lower'}; allowed: {natural}",
         )
     if objective not in LABEL_BASED and dims.possible(spec, "label_free.enabled") == [False]:
         problems.add(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from study.config import CONDITIONAL
+from study.core.config import CONDITIONAL
 from study.spec._params import defaults
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from study.errors import LampError
+from study.core.errors import LampError
 
 MAX_SHOWN = 12  # problems listed in one SpecError
 

@@ -7,7 +7,8 @@ import itertools
 import json
 from typing import TYPE_CHECKING, Any
 
-from study.config import CONDITIONAL, DataConfig, TrialConfig, nest
+from study.core.config import CONDITIONAL, DataConfig, TrialConfig, nest
+from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 from study.spec import _dimensions as dims
 from study.spec._errors import SpecError
 from study.spec._params import coerce, defaults
@@ -101,7 +102,6 @@ def _random_points(spec: StudySpec) -> list[dict[str, Any]]:
 
 def needs_twin(trial: TrialConfig) -> bool:
     """Amplified SGD trials get a twin; under Adam(W) the lambda = 1 baseline already is the lr-matched control."""
-    from study.train import SCALE_SENSITIVE_OPTIMIZERS  # torch: imported when a study expands, not on import
 
     return trial.factor != 1 and trial.optimizer in SCALE_SENSITIVE_OPTIMIZERS
 
@@ -110,7 +110,7 @@ def lr_twin(trial: TrialConfig) -> TrialConfig:
     """The effective-learning-rate control of an amplified trial: lambda = 1, lr x factor.
 
     Every amplification form g(L; factor) has slope `factor` at L = 0
-    (study/losses.py), so near a good fit the amplified gradient is `factor`
+    (study/training/losses.py), so near a good fit the amplified gradient is `factor`
     times the base gradient, and an SGD step with lr eta on it is the step of
     the plain loss with lr eta * factor (exactly so for `linear` under SGD
     without weight decay). The twin is that plain-loss trial; if the amplified

@@ -1,6 +1,6 @@
 """The trial-parameter vocabulary of a spec: types, ranges and registry names of every dotted parameter.
 
-Names come from `study.config.TrialConfig` (dotted for nested sections, e.g.
+Names come from `study.core.config.TrialConfig` (dotted for nested sections, e.g.
 `landscape.power_iters`), so adding a trial parameter there makes it usable in
 specs; only ranges and registry-backed names are declared here. Registries are
 imported on first use, so importing the spec package stays free of torch.
@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from study.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConfig, trial_fields
+from study.core.config import DataConfig, LabelFreeConfig, LandscapeConfig, TrialConfig, trial_fields
 from study.spec._errors import Problems, did_you_mean
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "landscape": LandscapeConfig, "label_free": LabelFreeConfig}
@@ -65,10 +65,10 @@ RANGES: dict[str, dict[str, float]] = {
 }
 # Parameters whose value must be a key of a registry: param -> (what it is, module, registry name).
 REGISTRIES: dict[str, tuple[str, str, str]] = {
-    "arch": ("architecture", "study.models", "MODELS"),
-    "metric": ("loss metric", "study.losses", "METRICS"),
-    "amplification": ("amplification", "study.losses", "AMPLIFICATIONS"),
-    "optimizer": ("optimizer", "study.train", "OPTIMIZERS"),
+    "arch": ("architecture", "study.training.models", "MODELS"),
+    "metric": ("loss metric", "study.training.losses", "METRICS"),
+    "amplification": ("amplification", "study.training.losses", "AMPLIFICATIONS"),
+    "optimizer": ("optimizer", "study.training.train", "OPTIMIZERS"),
     "data.name": ("dataset", "study.data", "LOADERS"),
 }
 _PATTERNS: dict[str, tuple[str, str]] = {"device": (r"auto|cpu|cuda(:\d+)?", "auto, cpu, cuda or cuda:N")}

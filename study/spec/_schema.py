@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, computed_field, field_validator, model_validator
 
-from study.metrics_meta import EARLY_STOPPING_METRICS, OBJECTIVES, TRAINING_LOSSES
+from study.core.metrics import EARLY_STOPPING_METRICS, OBJECTIVES, TRAINING_LOSSES
 from study.spec import _checks, _expand, _search
 from study.spec._dimensions import Dimension, Section
 from study.spec._errors import Problems, SpecError, did_you_mean
@@ -23,7 +23,7 @@ from study.spec._params import check_section, registry
 if TYPE_CHECKING:
     import optuna
 
-    from study.config import DataConfig, TrialConfig
+    from study.core.config import DataConfig, TrialConfig
 
 
 class SearchSpec(Section):
@@ -74,7 +74,7 @@ class EarlyStoppingSpec(Section):
     @property
     def mode(self) -> Literal["min", "max"]:
         """Direction of `metric` (for the scheduler)."""
-        return EARLY_STOPPING_METRICS[self.metric]
+        return EARLY_STOPPING_METRICS[self.metric].value
 
 
 class ResourcesSpec(Section):

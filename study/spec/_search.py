@@ -1,4 +1,4 @@
-"""How Tune proposes a spec's trials: a fixed list (grid, random) or Optuna's TPE define-by-run space."""
+"""Optuna's TPE define-by-run space of a spec (the runner hands it to Tune, study/runner/_search.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from study.spec import _dimensions as dims
-from study.spec._expand import expand
 from study.spec._params import coerce
 
 if TYPE_CHECKING:
@@ -41,28 +40,3 @@ def suggest(spec: StudySpec, trial: optuna.Trial) -> dict[str, Any]:
             value = trial.suggest_float(name, low, high, log=dim.kind == "loguniform")
         values[name] = coerce(name, value)
     return values
-
-
-def search_algorithm(spec: StudySpec, metric: str) -> tuple[Any, dict[str, Any], int]:
-    """`(search_alg, param_space, num_samples)` for `tune.TuneConfig` / `tune.Tuner`.
-
-    grid and random: no searcher, the expanded trials as one `grid_search`
-    under the key `trial`, one sample. tpe: Optuna's TPE (seeded by
-    `search.seed`) on the define-by-run space, reporting `metric` in the
-    objective's direction, limited to `max_concurrent` proposals at a time.
-    """
-    from ray import tune
-
-    if spec.search.algorithm != "tpe":
-        return None, {"trial": tune.grid_search([c.to_dict() for c in expand(spec)])}, 1
-    import optuna
-    from ray.tune.search import ConcurrencyLimiter
-    from ray.tune.search.optuna import OptunaSearch
-
-    searcher = OptunaSearch(
-        space=spec.suggest,
-        metric=metric,
-        mode=spec.objective.mode,
-        sampler=optuna.samplers.TPESampler(seed=spec.search.seed),
-    )
-    return ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent), {}, spec.search.samples
