@@ -24,7 +24,6 @@ from torch import nn
 
 from study.core.config import DataConfig, LabelFreeConfig, TrialConfig
 from study.data import DatasetError, OneClassData, load_images
-from study.data._arrays import as_nchw, open_npz, to_channels, to_tensor
 from study.training.evaluate import anomaly_scores
 from study.training.losses import get_metric
 
@@ -52,16 +51,9 @@ def _load(source: str, key: str | None, image_size: int, channels: int, seed: in
         raise DatasetError(
             f"dataset.unlabelled: {path} does not exist; point it at a folder of images or an .npz file"
         )
-    if key is not None:
-        if not (path.is_file() and path.suffix == ".npz"):
-            raise DatasetError(f"dataset.unlabelled_key is set but {path} is not an .npz file")
-        arrays = open_npz(path)
-        if key not in arrays:
-            found = ", ".join(sorted(arrays)) or "none"
-            raise DatasetError(f"{path} has no array {key!r} (dataset.unlabelled_key); found: {found}")
-        x = to_channels(to_tensor(as_nchw(arrays[key], f"{path}:{key}"), image_size), channels)
-    else:
-        x, _ = load_images(path, image_size=image_size, channels=channels)
+    if key is not None and not (path.is_file() and path.suffix == ".npz"):
+        raise DatasetError(f"dataset.unlabelled_key is set but {path} is not an .npz file")
+    x, _ = load_images(path, image_size=image_size, channels=channels, key=key)
     order = torch.from_numpy(np.random.default_rng((seed, 3)).permutation(len(x)))
     return x[order]
 
