@@ -122,6 +122,12 @@ def _more_sentence(v: PoolVerdict) -> str:
     if not math.isfinite(v.gap) or v.pool_factor == 1.0 or v.normal_factor == 1.0:
         return ""
 
+    if not (math.isfinite(v.pool_factor) or math.isfinite(v.normal_factor)):
+        return (
+            f"Neither more pool images alone nor more held-out normals alone would resolve the leader from the "
+            f"runner-up (gap {v.gap:.4f}): each half of the noise already exceeds it; both would have to grow."
+        )
+
     def how(factor: float, n: int, what: str) -> str:
         return (
             f"no number of {what} alone" if not math.isfinite(factor) else f"~{math.ceil(factor * n)} {what}"
