@@ -9,6 +9,8 @@ from mlflow import MlflowClient
 
 from reports.render.html import render_html
 from reports.render.section import Section
+from reports.sections.answers import NO_TRIALS, AnswersData, answers_section, extract_answers
+from reports.sections.drilldown import draw_drilldown, extract_drilldown
 from reports.sections.effects import draw_effects, extract_effects
 from reports.sections.labelfree import draw_label_free, extract_label_free
 from reports.sections.lr_control import draw_lr_control, extract_lr_control
@@ -21,16 +23,20 @@ from reports.source.extract import ArtifactLoader, Study, load_study
 DEFAULT_DIR = Path("reports_out")
 
 
-def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None = None) -> Path:
+def build_report(
+    study_name: str, *, tracking_uri: str, out: str | Path | None = None, trials: tuple[str, ...] = ()
+) -> Path:
     """Write the HTML report of one study and return its path.
 
     Args:
         study_name: the study (= MLflow experiment) name.
         tracking_uri: where the study was tracked, e.g. `sqlite:///mlflow.db` or an MLflow server.
         out: output file; default `reports_out/<study_name>.html`.
+        trials: trial (or run) ids whose learning curves and scores the drill-down adds.
 
     Raises:
         reports.source.extract.StudyNotFoundError: no such study; the message lists the existing ones.
+        reports.sections.drilldown.UnknownTrialError: a listed trial is not in the study.
 
     Example:
         >>> build_report("quickstart", tracking_uri="sqlite:///mlflow.db")  # doctest: +SKIP
@@ -39,7 +45,7 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
     client = MlflowClient(tracking_uri=tracking_uri)
     study = load_study(study_name, tracking_uri=tracking_uri, client=client)
     with tempfile.TemporaryDirectory(prefix="lamp-report-") as tmp:
-        summary, sections = build_sections(study, ArtifactLoader(client, tmp))
+        summary, sections = build_sections(study, ArtifactLoader(client, tmp), trials)
     parent = f", study run {study.parent.run_id}" if study.parent else ""
     page = render_html(
         f"lamp-study report: {study_name}",
@@ -53,20 +59,35 @@ def build_report(study_name: str, *, tracking_uri: str, out: str | Path | None =
     return path
 
 
-def build_sections(study: Study, artifacts: ArtifactLoader) -> tuple[SummaryData, list[Section]]:
-    """Every section of the report, in reading order (only the summary for a study without trials)."""
+def build_sections(
+    study: Study, artifacts: ArtifactLoader, trials: tuple[str, ...] = ()
+) -> tuple[SummaryData, list[Section]]:
+    """Every section of the report, in reading order (answers and summary only for a study without trials).
+
+    The answers section states the verdicts of the data the other sections draw, so each is extracted once.
+    """
     summary = extract_summary(study, artifacts)
-    sections = [Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))]
+    summary_section = Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))
     if study.trials.empty:
-        return summary, sections
-    sections += [
+        return summary, [answers_section(AnswersData([NO_TRIALS])), summary_section]
+    effects, lr = extract_effects(study), extract_lr_control(study)
+    steepness, label_free = (
+        extract_steepness(study, artifacts),
+        extract_label_free(study, artifacts=artifacts),
+    )
+    answers = extract_answers(study, summary, effects, lr, steepness, label_free)
+    sections = [
+        answers_section(answers),
+        summary_section,
         Section("sensitivity", "Sensitivity to amplification", draw_sensitivity(extract_sensitivity(study))),
-        Section("effects", "Effects with intervals (one linear model)", draw_effects(extract_effects(study))),
-        Section("lr-control", "Effective-learning-rate control", draw_lr_control(extract_lr_control(study))),
-        Section("steepness", "Landscape steepness", draw_steepness(extract_steepness(study, artifacts))),
+        Section("effects", "Effects with intervals (one linear model)", draw_effects(effects)),
+        Section("lr-control", "Effective-learning-rate control", draw_lr_control(lr)),
+        Section("steepness", "Landscape steepness", draw_steepness(steepness)),
         Section("scores", "Score distributions", draw_scores(extract_scores(study, artifacts))),
+        Section(
+            "trials", "Per-trial drill-down", draw_drilldown(extract_drilldown(study, artifacts, trials))
+        ),
     ]
-    label_free = extract_label_free(study, artifacts=artifacts)
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
     return summary, sections

@@ -36,7 +36,7 @@ from reports.source.extract import ArtifactLoader, StudyNotFoundError, load_stud
 from reports.stats.aggregate import estimate, factor_levels
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
-SECTIONS = ("summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "label-free")
+SECTIONS = ("answers", "summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "trials", "label-free")
 
 
 # ---------------------------------------------------------------- fixtures
@@ -502,7 +502,7 @@ def test_empty_study_gives_a_clear_message(store, tmp_path) -> None:
     write_synthetic_study(uri, "empty", root / "art-empty", grid=SyntheticGrid(seeds=()), n_failed=0)
     page = build_report("empty", tracking_uri=uri, out=tmp_path / "e.html").read_text()
     assert "has no trials recorded yet" in page
-    assert parse(page).sections == ["sec-summary"]
+    assert parse(page).sections == ["sec-answers", "sec-summary"]
 
 
 def test_one_valued_dimensions_and_missing_artifacts_degrade_gracefully(store, tmp_path) -> None:

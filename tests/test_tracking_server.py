@@ -43,24 +43,27 @@ SPEC = SPECS / "gated.yaml"
 class Server:
     """`mlflow server` on 127.0.0.1 with a sqlite store that outlives the process."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, artifacts: str | None = None, env: dict[str, str] | None = None) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.root = root
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+        self.artifacts = artifacts or str(root / "artifacts")  # an s3:// destination: proxied to the bucket
+        self.env = env
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port)),
                 *("--backend-store-uri", f"sqlite:///{self.root / 'server.db'}"),
-                *("--artifacts-destination", str(self.root / "artifacts"), "--workers", "1"),
+                *("--artifacts-destination", self.artifacts, "--workers", "1"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env=self.env,
         )
 
         def up() -> bool:

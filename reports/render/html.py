@@ -31,6 +31,8 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-al
 th { background: #f3f5f9; }
 pre { background: #f7f7f7; padding: 10px; overflow-x: auto; }
 .meta { color: #666; font-size: 0.9em; }
+ul.answers { background: #f3f7fc; border-left: 4px solid #4c72b0; padding: 10px 14px 10px 32px; max-width: 1000px; }
+ul.answers li { margin: 6px 0; }
 """
 
 LOADER = """

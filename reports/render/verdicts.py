@@ -115,8 +115,9 @@ def steepness_sentence(measure: str, value: str, st: StratifiedRho, alpha: float
             f"{measure} vs {value}: no stratum (metric × optimizer × architecture) has 4 or more trials with "
             "varying values, so there is no stratified estimate."
         )
-    if combined_p < alpha:
-        verdict = "steeper minima detect better" if combined_rho > 0 else "steeper minima detect worse"
+    direction = steepness_direction(st, alpha)
+    if direction is not None:
+        verdict = f"steeper minima detect {direction}"
     else:
         verdict = (
             f"not significant ({fmt_p(combined_p)} ≥ {alpha}): this study does not show that steeper minima "
@@ -128,6 +129,13 @@ def steepness_sentence(measure: str, value: str, st: StratifiedRho, alpha: float
         f"with n ≥ 4, {fmt_p(combined_p)}): {verdict}. The pooled ρ ignoring strata is {pooled}; it mixes "
         "the strata (the metric shifts both steepness and detection) and is not evidence"
     )
+
+
+def steepness_direction(st: StratifiedRho, alpha: float = 0.05) -> str | None:
+    """`better` / `worse` when the combined stratified test is significant, else None (shared with the answers)."""
+    if not math.isfinite(st.combined_rho) or not st.combined_p < alpha:
+        return None
+    return "better" if st.combined_rho > 0 else "worse"
 
 
 def baseline_sentence(best_auroc: float, baseline: str, top: float, beats: bool) -> str:

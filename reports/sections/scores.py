@@ -48,9 +48,13 @@ class ScoresData:
 
 def extract_scores(study: Study, artifacts: ArtifactLoader) -> ScoresData:
     """Load `scores.npz` of the baseline and the best trial and bin both classes."""
-    baseline, best = pick_baseline_and_best(study)
+    return histograms_of([t for t in pick_baseline_and_best(study) if t is not None], artifacts)
+
+
+def histograms_of(trials: list[Shown], artifacts: ArtifactLoader) -> ScoresData:
+    """Per-class histograms of these trials' test scores on shared bins (the drill-down names its own)."""
     shown: list[Shown] = []
-    for t in (baseline, best):
+    for t in trials:
         if t is not None and t.run_id not in {s.run_id for s in shown}:
             shown.append(t)
     loaded, missing = [], []

@@ -37,12 +37,12 @@ def pick_baseline_and_best(study: Study) -> tuple[Shown | None, Shown | None]:
     if ranked.empty:
         return None, None
     best_row = ranked.iloc[0]
-    best = _shown("best", best_row, study.objective)
+    best = as_shown("best", best_row, study.objective)
     baselines = ranked[is_baseline(ranked)]
     if baselines.empty:
         return None, best
     if bool(is_baseline(ranked.iloc[[0]]).iloc[0]):
-        return _shown("baseline (also the best)", best_row, study.objective), best
+        return as_shown("baseline (also the best)", best_row, study.objective), best
     keys = setting_key(ranked, study.param_columns)
     same = baselines[keys[baselines.index] == keys[best_row.name]]
     if "lr" in same:
@@ -50,7 +50,7 @@ def pick_baseline_and_best(study: Study) -> tuple[Shown | None, Shown | None]:
     if "seed" in same and (same["seed"] == best_row["seed"]).any():
         same = same[same["seed"] == best_row["seed"]]
     chosen = same.iloc[0] if not same.empty else baselines.iloc[0]
-    return _shown("baseline", chosen, study.objective), best
+    return as_shown("baseline", chosen, study.objective), best
 
 
 def pick_best_per_factor(study: Study) -> list[Shown]:
@@ -65,12 +65,13 @@ def pick_best_per_factor(study: Study) -> list[Shown]:
     firsts = ranked.assign(_level=levels).groupby("_level", sort=True).head(1)
     firsts = firsts.sort_values("_level", kind="mergesort")
     return [
-        _shown(f"best λ={fmt_factor(float(row['factor']))}", row, study.objective)
+        as_shown(f"best λ={fmt_factor(float(row['factor']))}", row, study.objective)
         for _, row in firsts.iterrows()
     ]
 
 
-def _shown(role: str, row: pd.Series, objective: str) -> Shown:
+def as_shown(role: str, row: pd.Series, objective: str) -> Shown:
+    """A trial row as a `Shown` (its objective NaN when it has none, e.g. a diverged trial)."""
     return Shown(
         role=role,
         run_id=str(row["run_id"]),

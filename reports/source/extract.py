@@ -130,6 +130,11 @@ class ArtifactLoader:
         self.downloads = 0  # artifact downloads attempted (tests bound it)
         self._arrays: dict[tuple[str, str], dict[str, np.ndarray] | None] = {}
 
+    @property
+    def client(self) -> MlflowClient:
+        """The client artifacts are fetched with (the drill-down reads per-epoch metrics with it too)."""
+        return self._client
+
     def path(self, run_id: str, name: str) -> Path | None:
         """Local copy of one artifact, or None when the run does not have it."""
         self.downloads += 1

@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli.report import add_report_commands
 from study.cli.trial_args import add_trial_args, trial_config_from_args
 from study.core.errors import LampError
 from study.core.vocab import TrialStatus
@@ -110,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         storage_path=args.storage_path,
         name=args.name,
         extend=args.extend,
+        optuna_storage=args.optuna_storage,
     )
     print(json.dumps(summary, indent=1))
     return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
@@ -172,13 +174,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK  # not reached
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from reports.build import build_report
-
-    print(build_report(args.name, tracking_uri=args.tracking_uri, out=args.out))
-    return EXIT_OK
-
-
 def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
@@ -188,7 +183,8 @@ def _add_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--storage-path",
         default=None,
-        help="where Tune keeps trial state (default ./lamp_storage; a shared filesystem path on a cluster)",
+        help="where the study and Tune keep their state (default ./lamp_storage): a folder, shared on a cluster, "
+        "or an object-store URI (s3://bucket/prefix, gs://, abfs://; credentials from the environment)",
     )
 
 
@@ -261,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         "--extend",
         action="store_true",
         help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
+    )
+    p.add_argument(
+        "--optuna-storage",
+        default=None,
+        help="tpe: Optuna RDB storage URL of the study (default sqlite optuna.db beside a sqlite MLflow store, "
+        "else in the working directory); `optuna-dashboard URL` shows it",
     )
     _add_cluster(p)
     _add_tracking(p)
@@ -351,16 +353,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p.add_argument("--port", type=int, default=5001, help="port to listen on (default 5001)")
     _add_tracking(p)
 
-    p = _command(
-        sub,
-        "report",
-        "write the HTML report of a study, from MLflow alone",
-        "lamp-study report quickstart --out reports_out/quickstart.html",
-        cmd_report,
-    )
-    p.add_argument("name", help="the study's name")
-    p.add_argument("--out", default=None, help="HTML file to write (default reports_out/<name>.html)")
-    _add_tracking(p)
+    add_report_commands(sub, _command, _add_tracking, _tracking_default())
 
     p = _command(
         sub,

@@ -30,6 +30,8 @@ EARLY_STOPPING_METRICS: dict[str, Mode] = {"val_auroc": MAX, "val_ap": MAX}
 LABEL_BASED = frozenset({"auroc", "ap", "val_auroc", "val_ap"})
 # Per-epoch training losses: logged, never used to compare trials (an amplified loss is not comparable).
 TRAINING_LOSSES = ("train_amp_loss", "train_base_loss")
+# Per-defect-type test AUROC of MVTec-style folders: `auroc_defect_<type>` (study.evaluate.defect_aurocs).
+DEFECT_PREFIX = "auroc_defect_"
 
 
 def mode_of(metric: str) -> Mode:

@@ -37,6 +37,7 @@ class OneClassData:
     test_labels: Tensor  # [M] int64, 0 normal, 1 anomalous
     in_channels: int
     image_size: int
+    test_groups: tuple[str, ...] | None = None  # [M] folder of each test sample (MVTec defect type), if known
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class LabelledImages:
     test_x: np.ndarray
     test_y: np.ndarray
     class_names: tuple[str, ...] = ()  # name of integer class i, so normal_classes may use names
+    test_groups: tuple[str, ...] | None = None  # per test image: its defect type (`good` when normal)
 
 
 Loader = Callable[[DataConfig], LabelledImages]
@@ -119,6 +121,7 @@ def one_class(images: LabelledImages, cfg: DataConfig) -> OneClassData:
     train_idx, val_idx = split_normal(len(pool), cfg.val_fraction, cfg.train_limit, cfg.split_seed)
     test_idx = stratified_subset(test_labels, cfg.test_limit, cfg.split_seed)
     test_labels = test_labels[test_idx]
+    groups = None if images.test_groups is None else tuple(images.test_groups[i] for i in test_idx)
     n_anom = int(test_labels.sum())
     if n_anom == 0 or n_anom == len(test_labels):
         kind = "anomalous" if n_anom == 0 else "normal"
@@ -136,6 +139,7 @@ def one_class(images: LabelledImages, cfg: DataConfig) -> OneClassData:
         test_labels=torch.from_numpy(test_labels),
         in_channels=train.shape[1],
         image_size=train.shape[2],
+        test_groups=groups,
     )
 
 

@@ -23,7 +23,8 @@ def load_mvtec(cfg: DataConfig) -> LabelledImages:
     nested defect folders count) are anomalous. Any format Pillow reads
     (`IMAGE_SUFFIXES`); the dataset is RGB if any image is colour, else one
     channel, and every image is converted to that and resized to
-    data.image_size (default 128) square. `normal_classes` is ignored.
+    data.image_size (default 128) square. `normal_classes` is ignored. Each test image keeps
+    its folder name (`test_groups`), so trials report an AUROC per defect type.
     """
     folder = _category_folder(cfg)
     train_files = image_files(folder / "train" / "good", recursive=True)
@@ -32,17 +33,21 @@ def load_mvtec(cfg: DataConfig) -> LabelledImages:
     )
     test_files: list[Path] = []
     test_y: list[int] = []
+    groups: list[str] = []
     for d in test_dirs:
         files = image_files(d, recursive=True)
         test_files += files
         test_y += [int(d.name != "good")] * len(files)
+        groups += [d.name] * len(files)
     if not train_files or not test_files:
         raise DatasetError(
             f"{folder} needs images ({', '.join(IMAGE_SUFFIXES)}) in train/good and in test/<good|defect>; "
             f"found {len(train_files)} and {len(test_files)}"
         )
     train_x, test_x = read_folders([train_files, test_files], cfg.image_size or MVTEC_DEFAULT_SIZE)
-    return LabelledImages(train_x, None, test_x, np.asarray(test_y, dtype=np.int64))
+    return LabelledImages(
+        train_x, None, test_x, np.asarray(test_y, dtype=np.int64), test_groups=tuple(groups)
+    )
 
 
 def _categories(root: Path) -> list[str]:

@@ -32,7 +32,7 @@ from study.runner._keys import (
     STATUS_KEY,
 )
 from study.runner._search import search_algorithm
-from study.runner._storage import check_storage
+from study.runner._storage import Storage, check_storage
 from study.runner._trainable import report_interval_s, trainable, trial_config
 from study.runner._tuner import max_epochs
 
@@ -48,6 +48,7 @@ __all__ = [
     "ClusterError",
     "MlflowCallback",
     "Progress",
+    "Storage",
     "calibrate",
     "check_resources",
     "check_storage",

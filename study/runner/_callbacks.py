@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -275,7 +276,7 @@ def close_trial(
 
     d = _local_dir(checkpoint) if checkpoint is not None and status in WITH_RESULTS else None
     # MLflow then holds the files: the checkpoint leaves Tune's storage once the last run is written
-    done = (lambda: shutil.rmtree(d, ignore_errors=True)) if d is not None else None
+    done = _dropper(checkpoint, d) if d is not None else None
     if is_pack(config):
         tags = {**tags, PACK_TAG: config[PACK_KEY]["pack_id"]}
         outcomes = member_outcomes(result, _size(config), status)
@@ -296,13 +297,29 @@ def close_trial(
 
 
 def _local_dir(checkpoint: Any) -> Path:
-    """The checkpoint's folder on this machine: the study's storage is a local or shared filesystem
-    (object stores are refused), so this is the folder itself, which outlives the queued writes."""
-    import pyarrow.fs
-
-    if isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+    """The checkpoint's folder on this machine, which outlives the queued writes: the folder itself on a
+    local or shared filesystem, else a download from the object store (a temporary folder)."""
+    if _is_local(checkpoint):
         return Path(checkpoint.path)
     return Path(checkpoint.to_directory())
+
+
+def _is_local(checkpoint: Any) -> bool:
+    import pyarrow.fs
+
+    return isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem)
+
+
+def _dropper(checkpoint: Any, d: Path) -> Any:
+    """What removes a logged checkpoint: its folder, and in an object store its objects as well."""
+
+    def drop() -> None:
+        shutil.rmtree(d, ignore_errors=True)
+        if not _is_local(checkpoint):
+            with contextlib.suppress(OSError):  # Tune's own retention removes it later otherwise
+                checkpoint.filesystem.delete_dir(checkpoint.path)
+
+    return drop
 
 
 def _run_tags(trial: Any) -> dict[str, str]:

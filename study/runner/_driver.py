@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from study.core.config import TrialConfig
@@ -20,31 +21,25 @@ from study.runner._keys import (
     SPEC_FILE,
     STATE_FILE,
 )
-from study.runner._storage import check_storage
-from study.runner._tuner import _tuner
+from study.runner._storage import Storage
+from study.runner._tuner import _tuner, optuna_storage_url
 from study.spec import StudySpec, load_spec
 from study.tracking import StudyTracker, git_commit, set_quiet_mlflow_env
 from study.tracking.store import TrackingLost, check_tracking_uri, redact
 
 
-def _storage(storage_path: str | None) -> Path:
-    if storage_path and "://" in storage_path:
-        raise LampError(
-            f"--storage-path {storage_path}: object-store URIs are not supported (the study keeps its state as "
-            f"files there); use a shared filesystem path, e.g. an NFS mount present on every node"
-        )
-    return Path(storage_path or DEFAULT_STORAGE).expanduser().resolve()
+def _storage(storage_path: str | None) -> Storage:
+    return Storage.open(storage_path, DEFAULT_STORAGE)
 
 
-def study_dir(storage: Path, name: str) -> Path:
-    """The study's directory in `storage`; a name that would lead outside it is refused."""
-    path = (storage / name).resolve()
-    if not name or name != Path(name).name or name in (".", "..") or path.parent != storage:
+def study_dir(storage: Storage, name: str) -> str:
+    """The study's folder in `storage` (relative to its root); a name that would lead outside it is refused."""
+    if not name or name != PurePosixPath(name).name or name in (".", "..") or "\\" in name:
         raise LampError(
-            f"study name {name!r} is not a plain directory name inside the storage path {storage}; "
+            f"study name {name!r} is not a plain directory name inside the storage path {storage.uri}; "
             f"use letters, digits, '_', '.' and '-' (e.g. --name my-study)"
         )
-    return path
+    return name
 
 
 def run_study(
@@ -55,23 +50,27 @@ def run_study(
     storage_path: str | None = None,
     name: str | None = None,
     extend: bool = False,
+    optuna_storage: str | None = None,
 ) -> dict[str, Any]:
     """Run a study end to end and return its summary (also logged on the parent run).
 
     With `extend`, the study must exist: only the spec's trials it has no run
     for (new seeds, a new factor...) run, in a Tune experiment of their own.
+    A tpe study keeps its Optuna study in `optuna_storage` (an RDB URL; default
+    `optuna_storage_url`).
     """
     if name:
         spec = spec.model_copy(update={"name": name})
     storage = _storage(storage_path)
     if extend:
         return _extend(spec, storage, address, tracking_uri)
-    if (study_dir(storage, spec.name) / STATE_FILE).exists():
+    if storage.exists(study_dir(storage, spec.name), STATE_FILE):
         raise LampError(
-            f"study {spec.name!r} already exists in {storage}; continue it with `lamp-study resume {spec.name}`, "
+            f"study {spec.name!r} already exists in {storage.uri}; continue it with `lamp-study resume {spec.name}`, "
             f"add trials to it with `lamp-study run SPEC --extend`, or pick another --name"
         )
-    return _execute(spec, storage, address, tracking_uri, restore=False)
+    optuna = optuna_storage_url(spec, tracking_uri, optuna_storage)
+    return _execute(spec, storage, address, tracking_uri, restore=False, optuna=optuna)
 
 
 def resume_study(
@@ -88,15 +87,14 @@ def resume_study(
     again from scratch, each in a new run; the old run is tagged `retried`.
     """
     storage = _storage(storage_path)
-    state_file = study_dir(storage, name) / STATE_FILE
-    if not state_file.exists():
-        known = sorted(p.parent.name for p in storage.glob(f"*/{STATE_FILE}"))
+    if not storage.exists(study_dir(storage, name), STATE_FILE):
+        known = [d for d in storage.subdirs() if storage.exists(d, STATE_FILE)]
         raise LampError(
-            f"no study {name!r} in {storage}; known studies: {', '.join(known) or 'none'} "
+            f"no study {name!r} in {storage.uri}; known studies: {', '.join(known) or 'none'} "
             f"(pass --storage-path if it lives elsewhere)"
         )
-    state = json.loads(state_file.read_text())
-    spec = load_spec(storage / name / SPEC_FILE).model_copy(update={"name": name})
+    state = json.loads(storage.read_text(name, STATE_FILE))
+    spec = _stored_spec(storage, name).model_copy(update={"name": name})
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or state["tracking_uri"]
     if "***@" in uri:
         raise LampError(
@@ -105,15 +103,23 @@ def resume_study(
         )
     if retry_failed:
         return _execute(spec, storage, address, uri, select=_retry_select(spec))
-    return _execute(
-        spec, storage, address, uri, restore=True, tune_path=storage / state.get("tune_dir", name)
-    )
+    return _execute(spec, storage, address, uri, restore=True, tune_path=state.get("tune_dir", name))
 
 
-def _extend(spec: StudySpec, storage: Path, address: str | None, tracking_uri: str) -> dict[str, Any]:
-    if not (study_dir(storage, spec.name) / STATE_FILE).exists():
+def _stored_spec(storage: Storage, name: str) -> StudySpec:
+    """The spec the study was run with, as kept in its storage."""
+    if storage.is_local:
+        return load_spec(storage.path(name, SPEC_FILE))
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / SPEC_FILE
+        path.write_text(storage.read_text(name, SPEC_FILE))
+        return load_spec(path)
+
+
+def _extend(spec: StudySpec, storage: Storage, address: str | None, tracking_uri: str) -> dict[str, Any]:
+    if not storage.exists(study_dir(storage, spec.name), STATE_FILE):
         raise LampError(
-            f"--extend adds trials to an existing study, and there is no study {spec.name!r} in {storage}; "
+            f"--extend adds trials to an existing study, and there is no study {spec.name!r} in {storage.uri}; "
             f"run it first without --extend"
         )
 
@@ -156,13 +162,14 @@ def _params_key(params: dict[str, str]) -> tuple[tuple[str, str], ...]:
 
 def _execute(
     spec: StudySpec,
-    storage: Path,
+    storage: Storage,
     address: str | None,
     tracking_uri: str,
     *,
     restore: bool = False,
-    tune_path: Path | None = None,
+    tune_path: str | None = None,
     select: Any = None,
+    optuna: str | None = None,
 ) -> dict:
     """Run (or restore) one Tune experiment of the study, logging to its parent run.
 
@@ -172,14 +179,14 @@ def _execute(
     set_quiet_mlflow_env()
     check_tracking_uri(tracking_uri)
     _preflight_data(spec)
-    check_storage(storage)  # last check before the first write: MLflow's experiment and parent run
+    storage.check()  # last check before the first write: MLflow's experiment and parent run
     tracker = StudyTracker(tracking_uri, spec.name)
     _init_ray(address)
     check_resources(spec)
     parent = _start_parent(spec, tracker, log_baselines=not restore and select is None)
     configs = select(tracker) if select is not None else None
     tune_path, planned = _plan(
-        spec, storage, tracking_uri, parent, configs, restore=restore, tune_path=tune_path
+        spec, storage, tracking_uri, parent, configs, restore=restore, tune_path=tune_path, optuna=optuna
     )
     t0 = time.time()
     status = "interrupted"
@@ -188,8 +195,10 @@ def _execute(
         if configs == []:
             print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
             status = "finished"
-            return _summary(spec, "finished", parent, tracking_uri, tune_path, t0, _counts(tracker))
-        status = _fit(spec, tracker, tune_path, configs, planned, restore=restore)
+            return _summary(
+                spec, "finished", parent, tracking_uri, storage.show(tune_path), t0, _counts(tracker)
+            )
+        status = _fit(spec, tracker, storage, tune_path, configs, planned, restore=restore, optuna=optuna)
     except Exception as err:
         store_lost = _tracking_lost(err)
         if store_lost is None:
@@ -197,7 +206,7 @@ def _execute(
         print(f"[{spec.name}] {store_lost}", file=sys.stderr)
     finally:
         counts = _end(spec, tracker, status, store_lost, t0)
-    return _summary(spec, status, parent, tracking_uri, tune_path, t0, counts)
+    return _summary(spec, status, parent, tracking_uri, storage.show(tune_path), t0, counts)
 
 
 def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool) -> str:
@@ -226,36 +235,38 @@ def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool
 
 def _plan(
     spec: StudySpec,
-    storage: Path,
+    storage: Storage,
     tracking_uri: str,
     parent: str,
     configs: list[TrialConfig] | None,
     *,
     restore: bool,
-    tune_path: Path | None,
-) -> tuple[Path, int | None]:
-    """(Tune experiment path, trials planned), written to the study's state file that `resume` reads."""
+    tune_path: str | None,
+    optuna: str | None,
+) -> tuple[str, int | None]:
+    """(Tune experiment folder relative to the storage root, trials planned), written to the study's state
+    file that `resume` reads."""
     exp_dir = study_dir(storage, spec.name)
     planned = len(configs) if configs is not None else spec.n_trials
-    if restore:  # a restored segment plans its own trials, not the spec's
-        planned = json.loads((exp_dir / STATE_FILE).read_text()).get("planned", planned)
+    before = json.loads(storage.read_text(exp_dir, STATE_FILE)) if restore else {}
+    planned = before.get("planned", planned)  # a restored segment plans its own trials, not the spec's
     if tune_path is None:
         tune_path = exp_dir
         if configs is not None:  # a segment: its own Tune experiment next to the study's
-            done = len(list((exp_dir / SEGMENTS_DIR).glob("*"))) if (exp_dir / SEGMENTS_DIR).exists() else 0
-            tune_path = exp_dir / SEGMENTS_DIR / str(done + 1)
-    exp_dir.mkdir(parents=True, exist_ok=True)
-    (exp_dir / SPEC_FILE).write_text(spec.source_text)
+            done = len(storage.subdirs(exp_dir, SEGMENTS_DIR))
+            tune_path = f"{exp_dir}/{SEGMENTS_DIR}/{done + 1}"
+    storage.write_text(spec.source_text, exp_dir, SPEC_FILE)
     state = {
         "tracking_uri": redact(tracking_uri),
         "parent_run_id": parent,
-        "tune_dir": str(tune_path.relative_to(storage)),
+        "tune_dir": tune_path,
         "planned": planned,
+        "optuna_storage": redact(optuna) if optuna else before.get("optuna_storage"),
     }
-    (exp_dir / STATE_FILE).write_text(json.dumps(state))
+    storage.write_text(json.dumps(state), exp_dir, STATE_FILE)
     print(
         f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
-        f"{redact(tracking_uri)}, Tune storage {tune_path}",
+        f"{redact(tracking_uri)}, Tune storage {storage.show(tune_path)}",
         file=sys.stderr,
         flush=True,
     )
@@ -265,14 +276,16 @@ def _plan(
 def _fit(
     spec: StudySpec,
     tracker: StudyTracker,
-    tune_path: Path,
+    storage: Storage,
+    tune_path: str,
     configs: list[TrialConfig] | None,
     planned: int | None,
     *,
     restore: bool,
+    optuna: str | None,
 ) -> str:
     """Run the Tune experiment; the study's status: finished, interrupted, or failed (every trial failed)."""
-    tuner = _tuner(spec, tune_path, tracker, restore=restore, configs=configs)
+    tuner = _tuner(spec, storage, tune_path, tracker, restore=restore, configs=configs, optuna_storage=optuna)
     try:
         results = tuner.fit()
     finally:
@@ -330,14 +343,14 @@ def _tracking_lost(err: BaseException | None) -> TrackingLost | None:
 
 
 def _summary(
-    spec: StudySpec, status: str, parent: str, uri: str, tune_path: Path, t0: float, counts: dict[str, int]
+    spec: StudySpec, status: str, parent: str, uri: str, tune_path: str, t0: float, counts: dict[str, int]
 ) -> dict[str, Any]:
     return {
         "status": status,
         "study": spec.name,
         "parent_run_id": parent,
         "tracking_uri": redact(uri),
-        "storage": str(tune_path),
+        "storage": tune_path,
         "wall_time_s": round(time.time() - t0, 1),
         "trials": counts,
     }

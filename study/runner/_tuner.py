@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from study.runner._gate import Gate
 from study.runner._keys import MAX_FAILURES, OBJECTIVE_KEY
 from study.runner._packed import PACK_KEY, pack_config, pack_trainable
 from study.runner._search import search_algorithm
+from study.runner._storage import Storage
 from study.runner._trainable import report_interval_s, trainable
 from study.spec import StudySpec
 from study.tracking import StudyTracker
@@ -19,13 +21,16 @@ from study.tracking import StudyTracker
 
 def _tuner(
     spec: StudySpec,
-    tune_path: Path,
+    storage: Storage,
+    tune_path: str,
     tracker: StudyTracker,
     *,
     restore: bool,
     configs: list[TrialConfig] | None = None,
+    optuna_storage: str | None = None,
 ) -> Any:
-    """A new Tune experiment at `tune_path` (of `configs` when given, else the spec's), or the one there restored."""
+    """A new Tune experiment at `tune_path` in `storage` (of `configs` when given, else the spec's), or the
+    one there restored. Tune writes through the storage's own filesystem (None: a local path)."""
     from ray import tune
 
     packed, _ = spec.packing_decision()
@@ -33,9 +38,16 @@ def _tuner(
     fn = tune.with_resources(_work(spec, packed), {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     _ACTIVE[spec.name] = (tracker, spec)
     callbacks = [MlflowCallback(spec.name), Progress(spec.name)]
+    filesystem = None if storage.is_local else storage.fs
     if restore:
-        return tune.Tuner.restore(str(tune_path), trainable=fn, resume_unfinished=True, resume_errored=False)
-    search_alg, param_space, num_samples = _trials(spec, configs, packed)
+        return tune.Tuner.restore(
+            storage.path(tune_path),
+            trainable=fn,
+            resume_unfinished=True,
+            resume_errored=False,
+            storage_filesystem=filesystem,
+        )
+    search_alg, param_space, num_samples = _trials(spec, configs, packed, optuna_storage)
     return tune.Tuner(
         fn,
         param_space=param_space,
@@ -49,14 +61,31 @@ def _tuner(
             trial_dirname_creator=lambda t: f"trial_{t.trial_id}",
         ),
         run_config=tune.RunConfig(
-            name=tune_path.name,
-            storage_path=str(tune_path.parent),
+            name=posixpath.basename(tune_path),
+            storage_path=storage.path(posixpath.dirname(tune_path)),
+            storage_filesystem=filesystem,
             callbacks=callbacks,
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
+
+
+def optuna_storage_url(spec: StudySpec, tracking_uri: str, given: str | None) -> str | None:
+    """Where a tpe study keeps its Optuna study: `given`, else `optuna.db` beside a sqlite MLflow store, else
+    in the working directory (an object store cannot hold a database: on a cluster, pass an RDB server's URL).
+    grid and random studies have no Optuna study."""
+    if spec.search.algorithm != "tpe":
+        return None
+    if given:
+        return given
+    folder = (
+        Path(tracking_uri.removeprefix("sqlite:///")).parent
+        if tracking_uri.startswith("sqlite:///")
+        else Path()
+    )
+    return f"sqlite:///{(folder / 'optuna.db').resolve()}"
 
 
 _USER_SNAPSHOT_S = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")  # a user's own setting always wins
@@ -95,7 +124,7 @@ def _work(spec: StudySpec, packed: bool) -> Any:
 
 
 def _trials(
-    spec: StudySpec, configs: list[TrialConfig] | None, packed: bool
+    spec: StudySpec, configs: list[TrialConfig] | None, packed: bool, optuna_storage: str | None
 ) -> tuple[Any, dict[str, Any], int]:
     """(search_alg, param_space, num_samples): the spec's trials (or a segment's `configs`), packed or not."""
     from ray import tune
@@ -106,7 +135,7 @@ def _trials(
         packs = pack_plan(configs if configs is not None else spec.expand(), spec.packing.max_members)
         return None, {PACK_KEY: tune.grid_search([pack_config(p) for p in packs])}, 1
     if configs is None:
-        return search_algorithm(spec, OBJECTIVE_KEY)
+        return search_algorithm(spec, OBJECTIVE_KEY, optuna_storage)
     return None, {"trial": tune.grid_search([c.to_dict() for c in configs])}, 1  # a segment: exactly these
 
 

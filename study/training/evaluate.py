@@ -7,11 +7,15 @@ batch mean and carries no per-sample information of its own).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 from torch import nn
 
+from study.core.metrics import DEFECT_PREFIX
 from study.training.losses import Metric
 
 Tensor = torch.Tensor
@@ -68,6 +72,28 @@ def detection_metrics(scores: np.ndarray, labels: np.ndarray) -> dict[str, float
         "score_normal_mean": float(scores[labels == 0].mean()),
         "score_anomalous_mean": float(scores[labels == 1].mean()),
     }
+
+
+def defect_metric_name(group: str) -> str:
+    """`auroc_defect_<name>`: the folder name lower-cased, every character but [a-z0-9_] as `_`."""
+    return DEFECT_PREFIX + re.sub(r"[^a-z0-9_]", "_", group.lower())
+
+
+def defect_aurocs(scores: np.ndarray, labels: np.ndarray, groups: Sequence[str]) -> dict[str, float]:
+    """AUROC of each anomalous group (MVTec defect type) against all normal samples of the same part.
+
+    Anomaly detection papers report MVTec per defect type; one pooled AUROC hides a defect the
+    model never sees. Groups of normal samples (label 0) are the reference, never a row.
+    """
+    labels = np.asarray(labels).astype(int)
+    names = np.asarray(groups, dtype=object)
+    normal = labels == 0
+    out: dict[str, float] = {}
+    for group in sorted(set(names[labels == 1])):
+        keep = normal | (names == group)
+        if normal.any():
+            out[defect_metric_name(str(group))] = detection_metrics(scores[keep], labels[keep])["auroc"]
+    return out
 
 
 def stratified_subset(labels: np.ndarray | Tensor, limit: int, seed: int) -> Tensor:

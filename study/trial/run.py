@@ -38,7 +38,7 @@ from study.data import OneClassData, load_dataset
 from study.labelfree import label_free_metrics
 from study.labelfree.pool import score_pool as unlabelled_pool
 from study.landscape.steepness import trial_steepness
-from study.training.evaluate import anomaly_scores, detection_metrics, stratified_subset
+from study.training.evaluate import anomaly_scores, defect_aurocs, detection_metrics, stratified_subset
 from study.training.losses import get_metric
 from study.training.models import build_model
 from study.training.train import TrainState, resolve_device, train
@@ -182,6 +182,9 @@ def measure_trained(
     val = detection_metrics(all_scores[eval_idx], all_labels[eval_idx])  # = the last epoch's
     metrics = metrics | {"val_auroc": val["auroc"], "val_ap": val["ap"]}
     metrics |= detection_metrics(all_scores[test_idx], all_labels[test_idx])
+    if data.test_groups is not None:  # MVTec-style folders: one AUROC per defect type, test part only
+        groups = [data.test_groups[i] for i in test_idx]
+        metrics |= defect_aurocs(all_scores[test_idx], all_labels[test_idx], groups)
     test_part = np.zeros(len(all_labels), dtype=bool)
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
