@@ -193,26 +193,9 @@ def measure_trained(
     metrics |= steep
     scores = {"scores": all_scores, "labels": all_labels, "test_part": test_part}
     if cfg.label_free.enabled:
-        pool, pool_scores, pool_metrics = unlabelled_pool(model, data, cfg, epochs_run * len(data.train))
-        if pool is None:  # no data.unlabelled: the part of the test split a labelled selection would use
-            part = torch.from_numpy(selection_split(all_labels, cfg.data.split_seed)[0])
-            pool, pool_scores = data.test[part], all_scores[part.numpy()]
-        normal_scores = anomaly_scores(model, data.val, metric)
-        metrics |= pool_metrics | label_free_metrics(
-            model,
-            data,
-            cfg,
-            device,
-            train_samples=epochs_run * len(data.train),
-            pool=pool,
-            pool_scores=pool_scores,
-            normal_scores=normal_scores,
-        )
-        # per-image scores for the paired comparison between trials (study/selection/paired.py)
-        scores |= {
-            "unlabelled_normals": normal_scores.astype(np.float32),
-            "unlabelled_pool": np.asarray(pool_scores, np.float32),
-        }
+        lf_metrics, lf_scores = _label_free(model, data, cfg, device, epochs_run, all_scores)
+        metrics |= lf_metrics
+        scores |= lf_scores
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
@@ -224,6 +207,38 @@ def measure_trained(
         model_state=state_dict,
         model_meta=model_meta(cfg, data),
     )
+
+
+def _label_free(
+    model: nn.Module,
+    data: OneClassData,
+    cfg: TrialConfig,
+    device: torch.device,
+    epochs_run: int,
+    all_scores: np.ndarray,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Label-free metrics, and the per-image scores the paired comparison between trials needs
+    (held-out normals, pool: study/selection/paired.py). The pool is `data.unlabelled`, else the
+    part of the test split a labelled selection would use (its labels unread)."""
+    pool, pool_scores, pool_metrics = unlabelled_pool(model, data, cfg, epochs_run * len(data.train))
+    if pool is None:
+        part = torch.from_numpy(selection_split(data.test_labels.numpy(), cfg.data.split_seed)[0])
+        pool, pool_scores = data.test[part], all_scores[part.numpy()]
+    normal_scores = anomaly_scores(model, data.val, get_metric(cfg.metric))
+    metrics = pool_metrics | label_free_metrics(
+        model,
+        data,
+        cfg,
+        device,
+        train_samples=epochs_run * len(data.train),
+        pool=pool,
+        pool_scores=pool_scores,
+        normal_scores=normal_scores,
+    )
+    return metrics, {
+        "unlabelled_normals": normal_scores.astype(np.float32),
+        "unlabelled_pool": np.asarray(pool_scores, np.float32),
+    }
 
 
 def evaluation_split(data: OneClassData, cfg: TrialConfig) -> tuple[np.ndarray, np.ndarray]:
