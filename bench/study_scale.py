@@ -35,7 +35,7 @@ import yaml
 from study.spec import load_spec
 
 SPEC = Path(__file__).parent / "specs" / "scale.yaml"
-ENDED = {"finished", "collapsed", "diverged"}
+ENDED = {"finished", "collapsed", "degenerate", "diverged"}
 
 
 def _spec_file(tmp: Path, seeds: int, smoke: bool) -> Path:

@@ -8,31 +8,43 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from reports.render.html import render_html
-from reports.render.section import Section
+from reports.render.section import Panel, Section
 from reports.sections.answers import NO_TRIALS, AnswersData, answers_section, extract_answers
 from reports.sections.drilldown import draw_drilldown, extract_drilldown
 from reports.sections.effects import draw_effects, extract_effects
 from reports.sections.labelfree import draw_label_free, extract_label_free
 from reports.sections.lr_control import draw_lr_control, extract_lr_control
+from reports.sections.phases import draw_phases, extract_phases
 from reports.sections.scores import draw_scores, extract_scores
 from reports.sections.sensitivity import draw_sensitivity, extract_sensitivity
 from reports.sections.steepness import draw_steepness, extract_steepness
 from reports.sections.summary import SummaryData, banner_html, draw_summary, extract_summary, spec_html
 from reports.source.extract import ArtifactLoader, Study, load_study
+from study.core.outcome import study_outcome
 
 DEFAULT_DIR = Path("reports_out")
+REPORT_ARTIFACT = Path("report/report.html")  # the page's artifact path on the study's parent run
 
 
 def build_report(
-    study_name: str, *, tracking_uri: str, out: str | Path | None = None, trials: tuple[str, ...] = ()
+    study_name: str,
+    *,
+    tracking_uri: str,
+    out: str | Path | None = None,
+    trials: tuple[str, ...] = (),
+    log_to_study: bool = True,
 ) -> Path:
     """Write the HTML report of one study and return its path.
+
+    With `log_to_study`, the page is also the study's parent-run artifact `report/report.html`
+    (replaced on every rebuild), so the report travels with the study in MLflow.
 
     Args:
         study_name: the study (= MLflow experiment) name.
         tracking_uri: where the study was tracked, e.g. `sqlite:///mlflow.db` or an MLflow server.
         out: output file; default `reports_out/<study_name>.html`.
         trials: trial (or run) ids whose learning curves and scores the drill-down adds.
+        log_to_study: also log the page on the study's parent run.
 
     Raises:
         reports.source.extract.StudyNotFoundError: no such study; the message lists the existing ones.
@@ -56,6 +68,11 @@ def build_report(
     path = Path(out) if out is not None else DEFAULT_DIR / f"{study_name}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
+    if log_to_study and study.parent is not None:
+        with tempfile.TemporaryDirectory(prefix="lamp-report-") as tmp:
+            logged = Path(tmp) / REPORT_ARTIFACT.name
+            logged.write_text(page, encoding="utf-8")
+            client.log_artifact(study.parent.run_id, str(logged), str(REPORT_ARTIFACT.parent))
     return path
 
 
@@ -70,6 +87,15 @@ def build_sections(
     summary_section = Section("summary", "Summary", draw_summary(summary), preamble_html=spec_html(summary))
     if study.trials.empty:
         return summary, [answers_section(AnswersData([NO_TRIALS])), summary_section]
+    if study.finished().empty:  # nothing trained: every comparison would be empty, for this reason
+        outcome = study_outcome(summary.counts)
+        why = (
+            outcome.message()
+            if outcome
+            else "no trial finished (see the table of trials that did not finish)"
+        )
+        nothing = Section("outcome", "No comparisons", [Panel("none", f"Nothing to compare: {why}.")])
+        return summary, [nothing, summary_section, _cost(study)]
     effects, lr = extract_effects(study), extract_lr_control(study)
     steepness, label_free = (
         extract_steepness(study, artifacts),
@@ -90,4 +116,8 @@ def build_sections(
     ]
     if label_free is not None:
         sections.append(Section("label-free", "Label-free selection", draw_label_free(label_free)))
-    return summary, sections
+    return summary, [*sections, _cost(study)]
+
+
+def _cost(study: Study) -> Section:
+    return Section("cost", "Where the time went", draw_phases(extract_phases(study)))

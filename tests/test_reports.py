@@ -36,7 +36,18 @@ from reports.source.extract import ArtifactLoader, StudyNotFoundError, load_stud
 from reports.stats.aggregate import estimate, factor_levels
 from tests._synthetic_study import SyntheticGrid, SyntheticStudy, SyntheticTrial, write_synthetic_study
 
-SECTIONS = ("answers", "summary", "sensitivity", "effects", "lr-control", "steepness", "scores", "trials", "label-free")
+SECTIONS = (
+    "answers",
+    "summary",
+    "sensitivity",
+    "effects",
+    "lr-control",
+    "steepness",
+    "scores",
+    "trials",
+    "label-free",
+    "cost",
+)
 
 
 # ---------------------------------------------------------------- fixtures

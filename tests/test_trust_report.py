@@ -129,7 +129,7 @@ def test_an_optimizer_interaction_is_shown_per_optimizer_never_averaged(planted)
     assert verdicts[(*GAIN, "gain")] == "gain" and verdicts[(*INTERACTION, "gain")] == "harm"
     assert set(data.effects["optimizer"]) == {"adam", "sgd"}  # no pooled "all" row
     panels = {p.name: p for p in draw_effects(data)}
-    assert set(panels) == {"adam", "sgd"}
+    assert set(panels) == {"baselines", "adam", "sgd"}  # the model-free comparison, then one per optimizer
     assert (
         "mse · adam · conv_ae · exp λ=10: gain over the un-amplified baseline -0.0" in panels["adam"].caption
     )

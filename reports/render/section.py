@@ -35,10 +35,21 @@ class Section:
     preamble_html: str = ""  # already escaped HTML shown before the panels
 
 
+@dataclass(frozen=True)
+class Link:
+    """A table cell that links to `href` (a trial's MLflow run page), or plain text without one."""
+
+    text: str
+    href: str | None = None
+
+
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], *, css_class: str = "") -> str:
-    """A small escaped HTML table; floats are shown with 4 significant digits."""
+    """A small escaped HTML table; floats are shown with 4 significant digits, `Link`s as links."""
 
     def cell(value: object) -> str:
+        if isinstance(value, Link):
+            text = html.escape(value.text)
+            return f'<a href="{html.escape(value.href)}">{text}</a>' if value.href else text
         if isinstance(value, float):
             return "–" if value != value else f"{value:.4g}"
         return html.escape("" if value is None else str(value))

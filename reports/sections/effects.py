@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from reports.render.section import Panel, html_table
 from reports.render.verdicts import cell_label, effects_caption
 from reports.source.extract import Study
+from reports.stats.baseline_settings import BaselineCount, count_settings
 from reports.stats.effects import STRATUM, amplification_effects
 
 VERDICT_COLOURS = {"gain": "#2ca02c", "harm": "#d62728", "not detectable": "#7f7f7f"}
@@ -29,8 +30,9 @@ class EffectsData:
 
     value: str  # the detection metric compared (test part)
     effects: pd.DataFrame  # amplification_effects(...) rows
-    n_trials: int  # finished trials in the model (collapsed, diverged, failed excluded)
+    n_trials: int  # finished trials in the model (collapsed, degenerate, diverged, failed excluded)
     alpha: float
+    baseline: BaselineCount  # how many settings beat the best model-free baseline (validation part)
 
 
 def model_frame(study: Study) -> tuple[pd.DataFrame, tuple[str, ...]]:
@@ -57,23 +59,26 @@ def model_frame(study: Study) -> tuple[pd.DataFrame, tuple[str, ...]]:
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     """Effects on the test-part detection metric of the study's finished trials."""
     frame, extra = model_frame(study)
+    baseline = count_settings(study.trials)
     if frame.empty:
-        return EffectsData(study.detection, pd.DataFrame(), 0, alpha)
+        return EffectsData(study.detection, pd.DataFrame(), 0, alpha, baseline)
     effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra)
-    return EffectsData(study.detection, effects, len(frame), alpha)
+    return EffectsData(study.detection, effects, len(frame), alpha, baseline)
 
 
 def draw_effects(data: EffectsData) -> list[Panel]:
-    """One panel per optimizer: intervals as a forest plot, each comparison's sentence, the table."""
+    """The settings against the model-free baselines, then one panel per optimizer: intervals as a
+    forest plot, each comparison's sentence, the table."""
+    head = [Panel("baselines", data.baseline.sentence())]
     if data.effects.empty:
-        return [
+        return head + [
             Panel(
                 "none",
                 "No comparison could be estimated: the study needs an un-amplified baseline (linear, λ = 1) "
                 "and more trials than settings + seeds (at least 2 seeds per setting).",
             )
         ]
-    return [
+    return head + [
         Panel(
             str(optimizer),
             effects_caption(optimizer, rows, data.value, data.n_trials, data.alpha),

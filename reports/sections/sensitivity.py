@@ -104,7 +104,10 @@ def draw_sensitivity(data: SensitivityData) -> list[Panel]:
 
 def _diverged(trials: pd.DataFrame) -> dict[float, tuple[int, int]]:
     """Per factor level: (diverged, ended) among non-twin trials that ended."""
-    ended = trials[trials["status"].isin(["finished", "collapsed", "diverged", "failed"]) & ~is_twin(trials)]
+    ended = trials[
+        trials["status"].isin(["finished", "collapsed", "degenerate", "diverged", "failed"])
+        & ~is_twin(trials)
+    ]
     if "factor" not in ended:
         return {}
     levels, _ = factor_levels(ended["factor"].astype(float))

@@ -77,6 +77,6 @@ def as_shown(role: str, row: pd.Series, objective: str) -> Shown:
         run_id=str(row["run_id"]),
         trial_id=str(row["trial_id"]),
         factor=float(row["factor"]) if "factor" in row else 1.0,
-        setting=describe(row),
+        setting=f"{describe(row)}, run {row['run_id']}",  # figures name the MLflow run they draw
         objective=float(row[objective]),
     )

@@ -10,15 +10,19 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from reports.render.labels import CORE_PARAMS, describe
-from reports.render.section import Panel, html_table
+from reports.render.section import Link, Panel, html_table
 from reports.render.verdicts import baseline_sentence
 from reports.source.extract import STATUSES, ArtifactLoader, Study
+from study.core.outcome import study_outcome
 from study.core.vocab import VAR_RATIO_MIN
+from study.selection.degeneracy import DegeneracyCheck
+from study.tracking.meta import run_url
 
 MAX_PROBLEM_ROWS = 100  # diverged/failed trials listed individually; the rest are counted
 STATUS_COLOURS = {
     "finished": "#2ca02c",
     "collapsed": "#9467bd",
+    "degenerate": "#bcbd22",
     "diverged": "#ff7f0e",
     "failed": "#d62728",
     "pruned": "#7f7f7f",
@@ -49,6 +53,7 @@ class ProblemTrial:
     diverged_epoch: float | None
     epochs_run: float | None
     setting: str
+    run: Link  # the trial's MLflow run (a link on a tracking server)
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,9 @@ class SummaryData:
     objective: str
     mode: str
     best_trial_id: str | None
+    best_setting_note: str | None  # the best setting's seed-mean, interval, and whether it is distinguishable
     best_setting: str | None
+    best_run: Link | None  # the best trial's MLflow run
     best_params: dict[str, str]
     best_metrics: dict[str, float]
     wall_time_s: float | None
@@ -83,9 +90,10 @@ class SummaryData:
 def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
     """Counts, best trial and spec of a study (the spec is the parent's `spec.yaml`)."""
     trials, parent, best = study.trials, study.parent, study.best()
+    choice = study.best_setting()
     planned = parent.tags.get("lamp.n_trials_planned") if parent else None
     best_params, best_metrics = _best_tables(study, best)
-    problems_frame = trials[trials["status"].isin(["collapsed", "diverged", "failed"])]
+    problems_frame = trials[trials["status"].isin(["collapsed", "degenerate", "diverged", "failed"])]
     wall, wall_note = _wall_time(study)
     baselines = {
         k: float(v)
@@ -103,13 +111,15 @@ def extract_summary(study: Study, artifacts: ArtifactLoader) -> SummaryData:
         objective=study.objective,
         mode=study.mode,
         best_trial_id=None if best is None else str(best["trial_id"]),
+        best_setting_note=None if choice is None else choice.sentence(study.selection_metric, _labels(study)),
         best_setting=None if best is None else describe(best),
+        best_run=None if best is None else run_link(study, str(best["run_id"])),
         best_params=best_params,
         best_metrics=best_metrics,
         wall_time_s=wall,
         wall_time_note=wall_note,
         spec_text=artifacts.text(parent.run_id, "spec.yaml") if parent else None,
-        problems=_problems(problems_frame.head(MAX_PROBLEM_ROWS)),
+        problems=_problems(study, problems_frame.head(MAX_PROBLEM_ROWS)),
         n_problems=len(problems_frame),
         notes=list(study.notes),
         baselines=baselines,
@@ -142,7 +152,12 @@ def _best_tables(study: Study, best: pd.Series | None) -> tuple[dict[str, str], 
     return {p: str(best[p]) for p in shown}, metrics
 
 
-def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
+def run_link(study: Study, run_id: str) -> Link:
+    """A trial's run id, linked to its page when the study lives on a tracking server."""
+    return Link(run_id, run_url(study.tracking_uri, study.experiment_id, run_id))
+
+
+def _problems(study: Study, frame: pd.DataFrame) -> list[ProblemTrial]:
     """Collapsed, diverged and failed trials with what went wrong."""
     return [
         ProblemTrial(
@@ -153,6 +168,7 @@ def _problems(frame: pd.DataFrame) -> list[ProblemTrial]:
             diverged_epoch=_opt(row, "diverged_epoch"),
             epochs_run=_opt(row, "epochs_run"),
             setting=describe(row),
+            run=run_link(study, str(row["run_id"])),
         )
         for _, row in frame.iterrows()
     ]
@@ -163,11 +179,13 @@ def draw_summary(data: SummaryData) -> list[Panel]:
     panels = [Panel("counts", _counts_caption(data), _counts_figure(data) if data.n_trials else None)]
     if data.best_trial_id is not None:
         rows = [(k, v) for k, v in data.best_params.items()] + [(k, v) for k, v in data.best_metrics.items()]
+        rows.append(("MLflow run", data.best_run))
         panels.append(
             Panel(
                 "best",
                 f"Best finished trial by the study objective ({data.objective}, {data.mode}): "
-                f"{data.best_trial_id} — {data.best_setting}. Its parameters, then its final metrics:",
+                f"{data.best_trial_id} — {data.best_setting}: the best seed of the {data.best_setting_note}. "
+                "Its parameters, then its final metrics:",
                 table_html=html_table(["parameter / metric", "value"], rows, css_class="kv"),
             )
         )
@@ -189,7 +207,8 @@ def draw_summary(data: SummaryData) -> list[Panel]:
         )
     if data.n_problems:
         rows = [
-            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error) for p in data.problems
+            (p.trial_id, p.status, p.setting, p.diverged_epoch, p.epochs_run, p.error, p.run)
+            for p in data.problems
         ]
         shown = (
             ""
@@ -203,10 +222,13 @@ def draw_summary(data: SummaryData) -> list[Panel]:
                 "became non-finite; failed trials raised the error shown; collapsed trials output nearly "
                 "the same image for every input (their reconstructions keep under "
                 f"{VAR_RATIO_MIN:.0%} of the inputs' variance), so their AUROC is that of a fixed image, "
-                "not of a model. They are excluded from every figure below and from the best trial, "
+                "not of a model; degenerate trials do not beat the model-free baselines on the validation "
+                "part and score like the identity (chance), the mean image (mean_like) or reconstruct held-out "
+                "normals worse than the mean image (worse_than_mean). They are excluded from every figure below and from the best trial, "
                 "but counted here.",
                 table_html=html_table(
-                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error"], rows
+                    ["trial", "status", "setting", "diverged at epoch", "epochs run", "error", "MLflow run"],
+                    rows,
                 ),
             )
         )
@@ -238,6 +260,8 @@ def banner_html(data: SummaryData) -> str:
             f"The study {data.study_name!r} has no trials recorded yet, so there is nothing to plot. "
             "Run it (lamp-study run) or check that its trials were logged to this tracking URI."
         )
+    if outcome := study_outcome(data.counts):
+        lines.append(f"Warning: {outcome.message()}.")
     lines += [f"Note: {n}." for n in data.notes]
     return "".join(f"<p class='banner'>{html.escape(line)}</p>" for line in lines)
 
@@ -257,9 +281,14 @@ def _counts_caption(data: SummaryData) -> str:
     )
     if data.best_trial_id is not None:
         metrics = ", ".join(f"{k} {v:.4g}" for k, v in list(data.best_metrics.items())[:3])
-        text += f" The best finished trial is {data.best_setting} with {metrics}."
+        text += f" The best finished trial is {data.best_setting} with {metrics}; {data.best_setting_note}."
+    elif outcome := study_outcome(data.counts):
+        text += f" There is no best configuration: {outcome.sentence}. To fix it: {outcome.hint}."
     else:
-        text += f" No finished trial has a value of {data.objective} yet, so there is no best configuration."
+        still = " yet" if data.status == "running" else ""
+        text += (
+            f" No finished trial has a value of {data.objective}{still}, so there is no best configuration."
+        )
     return text
 
 
@@ -317,7 +346,9 @@ def _baselines_caption(data: SummaryData) -> str:
 
 
 def _collapse_note(row: pd.Series) -> str | None:
-    """The collapse measures of a collapsed trial, as the table's error text."""
+    """The collapse measures of a collapsed trial, or the signs of a degenerate one, as the table's error text."""
+    if row["status"] == "degenerate":
+        return _degenerate_note(row)
     if row["status"] != "collapsed":
         return None
     var, loss = _opt(row, "collapse_var_ratio"), _opt(row, "collapse_loss_ratio")
@@ -327,6 +358,40 @@ def _collapse_note(row: pd.Series) -> str | None:
     if loss is not None:
         parts.append(f"loss / mean-image loss {loss:.2f}")
     return "collapsed: " + ", ".join(parts) if parts else "collapsed"
+
+
+def _labels(study: Study) -> dict[str, str]:
+    """A readable label per setting (`group`): its trial's description without the seed."""
+    done = study.finished()
+    return {
+        str(g): describe(row.drop("seed", errors="ignore"))
+        for g, row in done.groupby("group").first().iterrows()
+    }
+
+
+def _degenerate_note(row: pd.Series) -> str:
+    """Which trivial model a degenerate trial scores like (study/selection/degeneracy.py), from its logged measures."""
+    needed = (
+        "val_auroc",
+        "beats_baseline_p",
+        "below_baseline_p",
+        "chance_p",
+        "mean_rank_corr",
+        "collapse_loss_ratio",
+    )
+    if any(_opt(row, k) is None for k in needed):
+        return "degenerate"
+    free = _opt(row, "model_free_auroc")
+    check = DegeneracyCheck(
+        float(row["val_auroc"]),
+        float("nan") if free is None else free,
+        *(float(row[k]) for k in needed[1:]),
+    )
+    return (
+        f"degenerate ({', '.join(check.reasons)}): validation AUROC {check.val_auroc:.3f} vs model-free "
+        f"{check.baseline_auroc:.3f}, rank corr. with the mean-image distance {check.mean_rank_corr:.2f}, "
+        f"loss / mean-image loss {check.loss_ratio:.2f}"
+    )
 
 
 def _opt(row: pd.Series, key: str) -> float | None:

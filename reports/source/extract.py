@@ -10,12 +10,14 @@ shows (`reports.source.runs` reads the runs); nothing else talks to MLflow.
 `run_id, trial_id, status, error, group, start_time` (ms since epoch), then one
 column per trial param parsed to its `TrialConfig` type (float, int, bool, str;
 "None" becomes None), then one float column per final metric (NaN when absent).
-Statuses are `lamp.status` (running, finished, collapsed, diverged, failed,
-pruned); runs without the tag take theirs from the MLflow run status. Only
+Statuses are `lamp.status` (running, finished, collapsed, degenerate, diverged,
+failed, pruned); runs without the tag take theirs from the MLflow run status. Only
 `finished` trials enter "best", gains, correlations and landscape figures: a
-collapsed trial's output does not depend on its input (study/trial/collapse.py).
-"Best" ranks a detection objective by its validation value (`val_auroc`), so
-the test-part `auroc` the report states did not also choose the trial.
+collapsed trial's output does not depend on its input (study/trial/collapse.py), a
+degenerate one scores like a trivial model (study/selection/degeneracy.py).
+"Best" is a setting, chosen by its seed-mean validation value (`val_auroc` for
+a detection objective, study/selection/best_setting.py), then its best seed; the
+test-part `auroc` the report states did not also choose the trial.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from study.core.config import trial_fields
 from study.core.errors import LampError
 from study.core.metrics import mode_of
 from study.core.vocab import ERROR_TAG, GROUP_TAG, REPORTED, ROLE_TAG, STATUS_TAG, TRIAL_ID_TAG
+from study.selection.best_setting import SettingChoice, choose_setting
 
 DETECTION_METRICS = ("auroc", "ap")  # label-based detection metrics, higher is better
 FIXED_COLUMNS = ("run_id", "trial_id", "status", "error", "group", "start_time")
@@ -115,10 +118,27 @@ class Study:
             return val
         return self.objective
 
+    def best_setting(self) -> SettingChoice | None:
+        """The best setting of the finished trials by its seed-mean objective (study/selection/best_setting.py), or None.
+
+        `register` applies the same rule to the same trials, so both name the same trial.
+        """
+        key = self.selection_metric
+        frame = self.finished()
+        if key not in frame or frame.empty:
+            return None
+        params = [p for p in self.param_columns if p != "seed"]
+        keys = ["|".join(map(str, row)) for row in frame[params].itertuples(index=False)]
+        fallback = pd.Series(keys, index=frame.index) if params else frame["run_id"]
+        frame = frame.assign(group=frame["group"].where(frame["group"].notna(), fallback))
+        return choose_setting(frame[["run_id", "trial_id", "group", key]], key, self.mode)
+
     def best(self) -> pd.Series | None:
-        """The best finished trial by the study objective, or None."""
-        ranked = self.ranked()
-        return None if ranked.empty else ranked.iloc[0]
+        """The trial to show as best: the best setting's best seed (`best_setting`), or None."""
+        choice = self.best_setting()
+        if choice is None:
+            return None
+        return self.trials[self.trials["run_id"] == choice.run_id].iloc[0]
 
 
 class ArtifactLoader:

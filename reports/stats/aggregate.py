@@ -143,7 +143,10 @@ def scatter_points(
     trials = frame[frame[columns].notna().all(axis=1)]
     n = len(trials)
     if n <= max_points:
-        points = trials[[*columns, *keep]].assign(label=trials["trial_id"].astype(str).to_numpy(), n=1)
+        label = trials["trial_id"].astype(str)
+        if "run_id" in trials:  # the hover names the trial's MLflow run
+            label = label + " · run " + trials["run_id"].astype(str)
+        points = trials[[*columns, *keep]].assign(label=label.to_numpy(), n=1)
         return Points(points.reset_index(drop=True), False, n, n)
     setting = trials["group"].fillna(trials["trial_id"]) if "group" in trials else trials["trial_id"]
     grouped = trials.assign(_setting=setting.astype(str).to_numpy()).groupby("_setting", sort=True)

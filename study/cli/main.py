@@ -1,4 +1,4 @@
-"""`lamp-study` command line: init, validate, run, resume, register, score, serve, report, trial.
+"""`lamp-study` command line: init, validate, run, resume, register, score, serve, report, export, trial.
 
 Heavy imports (torch, ray, mlflow) happen inside the commands so `--help`
 answers at once. Expected failures (bad spec or data, unreachable tracking
@@ -14,7 +14,17 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli.progress import progress_output
 from study.cli.report import add_report_commands
+from study.cli.results import (
+    add_export,
+    add_no_report,
+    add_register_options,
+    add_threshold_option,
+    cmd_register,
+    cmd_score,
+    report_after_run,
+)
 from study.cli.trial_args import add_trial_args, trial_config_from_args
 from study.core.errors import LampError
 from study.core.vocab import TrialStatus
@@ -56,7 +66,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
         result.save(args.out)
     print(json.dumps({"status": result.status, "metrics": result.metrics, "config": cfg.to_dict()}, indent=1))
     m = result.metrics
-    if result.status in (TrialStatus.FINISHED, TrialStatus.COLLAPSED):
+    if result.status in (TrialStatus.FINISHED, TrialStatus.COLLAPSED, TrialStatus.DEGENERATE):
         summary = (
             f"{result.status}: {cfg.arch} {cfg.metric} {cfg.amplification}(λ={cfg.factor:g}) {cfg.optimizer} lr={cfg.lr:g}: "
             f"AUROC {m['auroc']:.4f}, AP {m['ap']:.4f}, sharpness {m.get('sharpness', float('nan')):.4g}, "
@@ -104,60 +114,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     from study.spec import load_spec
 
     spec = load_spec(args.spec)
-    summary = run_study(
-        spec,
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path,
-        name=args.name,
-        extend=args.extend,
-        optuna_storage=args.optuna_storage,
-    )
+    with progress_output():
+        summary = run_study(
+            spec,
+            address=args.address,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            name=args.name,
+            extend=args.extend,
+            optuna_storage=args.optuna_storage,
+        )
     print(json.dumps(summary, indent=1))
+    report_after_run(args, summary)
     return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from study.runner import resume_study
 
-    summary = resume_study(
-        args.name,
-        address=args.address,
-        tracking_uri=args.tracking_uri,
-        storage_path=args.storage_path,
-        retry_failed=args.retry_failed,
-    )
-    print(json.dumps(summary, indent=1))
-    return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
-
-
-def cmd_register(args: argparse.Namespace) -> int:
-    from study.serving.registry import register_best
-
-    info = register_best(
-        args.name,
-        tracking_uri=args.tracking_uri,
-        metric=args.metric,
-        mode=args.mode,
-        model_name=args.model_name,
-        alias=args.alias,
-        allow_collapsed=args.allow_collapsed,
-    )
-    if not info["new_version"]:
-        print(
-            f"run {info['run_id']} is already version {info['version']} of {info['model_name']}: "
-            f"no new version, alias {info['alias']!r} now points at it",
-            file=sys.stderr,
+    with progress_output():
+        summary = resume_study(
+            args.name,
+            address=args.address,
+            tracking_uri=args.tracking_uri,
+            storage_path=args.storage_path,
+            retry_failed=args.retry_failed,
         )
-    print(json.dumps(info, indent=1))
-    return EXIT_OK
-
-
-def cmd_score(args: argparse.Namespace) -> int:
-    from study.serving.registry import score_model
-
-    print(score_model(args.model_uri, args.data, out=args.out, tracking_uri=args.tracking_uri))
-    return EXIT_OK
+    print(json.dumps(summary, indent=1))
+    report_after_run(args, summary)
+    return EXIT_OK if summary.get("status") == TrialStatus.FINISHED else EXIT_NOT_FINISHED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -258,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="add the spec's new trials (more seeds, a new factor) to an existing study; existing trials are kept",
     )
+    add_no_report(p)
     p.add_argument(
         "--optuna-storage",
         default=None,
@@ -280,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="run failed and interrupted trials again from scratch, each in a new MLflow run",
     )
+    add_no_report(p)
     _add_cluster(p)
     p.add_argument(
         "--tracking-uri",
@@ -320,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         action="store_true",
         help="also consider trials flagged collapsed (reconstructions that ignore their input)",
     )
+    add_register_options(p)
     _add_tracking(p)
 
     p = _command(
@@ -337,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     )
     p.add_argument("--data", required=True, help="dataset name, .npz, IDX .gz or image folder")
     p.add_argument("--out", required=True, help="CSV file to write")
+    add_threshold_option(p)
     _add_tracking(p)
 
     p = _command(
@@ -354,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     _add_tracking(p)
 
     add_report_commands(sub, _command, _add_tracking, _tracking_default())
+
+    add_export(sub, _command, _add_tracking)
 
     p = _command(
         sub,

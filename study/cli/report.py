@@ -66,7 +66,7 @@ def add_report_commands(
     p = command(
         sub,
         "report",
-        "write the HTML report of a study, from MLflow alone",
+        "write the HTML report of a study, from MLflow alone, and log it on the study's run",
         "lamp-study report quickstart --out reports_out/quickstart.html",
         cmd_report,
     )

@@ -1,13 +1,16 @@
 """`lamp-study init`: a study file for a folder of normal images and a folder of defects.
 
 The file is a small, complete LAMP study (the `images` dataset, two metrics,
-three amplification factors, Adam and SGD with learning-rate twins, two
-seeds), written as YAML the user can read and edit before `lamp-study run`.
+the linear form and a non-linear one (exp) at three factors, Adam and SGD with
+learning-rate twins, two seeds), written as YAML the user can read and edit
+before `lamp-study run`. It is written only once it loads and its data opens:
+a failed `init` leaves nothing behind to block the retry.
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 TEMPLATE = """\
@@ -29,7 +32,9 @@ fixed:
 
 dimensions:
   metric: {{grid: [mse, ssim]}}
-  factor: {{grid: [1, 10, 100]}}   # lambda; 1 is the plain loss
+  # linear (lambda*L) alone is a learning-rate change in disguise; exp (exp(lambda*L) - 1) is not
+  amplification: {{grid: [linear, exp]}}
+  factor: {{grid: [1, 10, 100]}}   # lambda; linear at 1 is the plain loss
   optimizer: {{grid: [adam, sgd]}}
 
 seeds: [0, 1]                  # two seeds give the report a noise estimate
@@ -49,7 +54,11 @@ def write_starter(
     epochs: int,
     unlabelled: str | None = None,
 ) -> Path:
-    """Write the study file (default `<name>.yaml`), refusing to overwrite an existing one."""
+    """Write the study file (default `<name>.yaml`) once it loads and its data opens; never overwrite.
+
+    Raises:
+        LampError: the file exists, or the study would not load (bad folders, no images): nothing is written.
+    """
     from study.core.errors import LampError
 
     path = Path(out or f"{name}.yaml")
@@ -70,5 +79,19 @@ def write_starter(
             else "  # unlabelled: path/to/unlabelled   # e.g. last week's production, for label-free selection\n"
         ),
     )
+    _check(text, path.name)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def _check(text: str, filename: str) -> None:
+    """Load the study from a scratch copy and open each of its datasets (errors name the problem)."""
+    from study.data import load_dataset
+    from study.spec import load_spec
+
+    with tempfile.TemporaryDirectory() as d:
+        scratch = Path(d) / filename
+        scratch.write_text(text, encoding="utf-8")
+        spec = load_spec(scratch)
+    for cfg in spec.data_configs():
+        load_dataset(cfg)

@@ -18,6 +18,7 @@ class TrialStatus(StrEnum):
     RUNNING = "running"
     FINISHED = "finished"  # trained, evaluated, not collapsed
     COLLAPSED = "collapsed"  # output independent of input (study/trial/collapse.py)
+    DEGENERATE = "degenerate"  # scores like a trivial model, no better than the baselines (study/selection/degeneracy.py)
     DIVERGED = "diverged"  # the training loss became non-finite
     FAILED = "failed"  # an exception (`lamp.error` says which)
     PRUNED = "pruned"  # stopped early by the scheduler
@@ -29,6 +30,7 @@ class TrialStatus(StrEnum):
 TERMINAL: tuple[TrialStatus, ...] = (
     TrialStatus.FINISHED,
     TrialStatus.COLLAPSED,
+    TrialStatus.DEGENERATE,
     TrialStatus.DIVERGED,
     TrialStatus.FAILED,
     TrialStatus.PRUNED,

@@ -3,8 +3,9 @@
 A study is a list of `TrialConfig`s (grid, random) or a define-by-run Optuna
 space (tpe). Each Tune trial runs `study.trial.run_trial` in a reused actor,
 reports every epoch, and hands its result files to the driver in a final
-checkpoint. The driver logs to MLflow through `MlflowCallback` and prints
-progress. `resume_study` restores the Tune experiment from its storage; trials
+checkpoint. The driver logs to MLflow through `MlflowCallback` and emits
+progress records (`Progress`, logger `PROGRESS_LOGGER`) that the caller
+renders. `resume_study` restores the Tune experiment from its storage; trials
 Tune finished are not re-run, and the tracker never logs a trial twice.
 
 The driver/trial boundary: trials receive plain dicts and return metrics and
@@ -18,7 +19,7 @@ per-pack timing of `validate --calibrate` (`_calibrate`).
 from __future__ import annotations
 
 from study.runner._calibrate import calibrate
-from study.runner._callbacks import MlflowCallback, Progress
+from study.runner._callbacks import MlflowCallback
 from study.runner._cluster import ClusterError, check_resources
 from study.runner._driver import resume_study, run_study, study_dir
 from study.runner._keys import (
@@ -31,6 +32,7 @@ from study.runner._keys import (
     STATE_FILE,
     STATUS_KEY,
 )
+from study.runner._progress import PROGRESS_LOGGER, Progress, ProgressState
 from study.runner._search import search_algorithm
 from study.runner._storage import Storage, check_storage
 from study.runner._trainable import report_interval_s, trainable, trial_config
@@ -43,11 +45,13 @@ __all__ = [
     "NODE_KEY",
     "NODE_TAG",
     "OBJECTIVE_KEY",
+    "PROGRESS_LOGGER",
     "STATE_FILE",
     "STATUS_KEY",
     "ClusterError",
     "MlflowCallback",
     "Progress",
+    "ProgressState",
     "Storage",
     "calibrate",
     "check_resources",

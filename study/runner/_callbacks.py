@@ -1,13 +1,10 @@
-"""Driver-side Tune callbacks: MLflow logging of every trial, and the live progress line."""
+"""Driver-side Tune callbacks: MLflow logging of every trial (the live progress is study/runner/_progress.py)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import shutil
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -90,72 +87,12 @@ class MlflowCallback(Callback):
         )
 
 
-class Progress(Callback):
-    """One line whenever a trial starts or ends: done/total, running, outcomes, best so far, ETA.
-
-    Counts come from Tune's trial list, not from state of its own, so they stay
-    right after a resume; the ETA uses only trials ended since this driver
-    started (a resumed study's earlier trials say nothing about its pace).
-    """
-
-    def __init__(self, study: str) -> None:
-        self.study = study
-        self.t0 = time.time()
-        self.ended_here: dict[str, int] = {}  # Tune trial id -> trials it held (a pack holds several)
-
-    def setup(self, **info: Any) -> None:
-        self.t0 = time.time()
-        self.ended_here = {}
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._print(trials, trial, "RUNNING")
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here[trial.trial_id] = _size(trial.config)
-        self._print(trials, trial, "TERMINATED")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.ended_here[trial.trial_id] = _size(trial.config)
-        self._print(trials, trial, "ERROR")
-
-    def _print(self, trials: list, changed: Any, changed_to: str) -> None:
-        """Tune calls these hooks before it updates the trial's status, hence `changed_to`."""
-        spec = _ACTIVE[self.study][1]
-        can_prune = spec.early_stopping is not None
-        counts: dict[str, int] = {}
-        running = 0
-        best: float | None = None
-        for t in trials:
-            tune_status = changed_to if t is changed else t.status
-            running += _size(t.config) * (tune_status == "RUNNING")
-            if tune_status not in ("TERMINATED", "ERROR"):
-                continue
-            for status, value in trial_outcomes(
-                t.last_result or {}, t.config, can_prune, tune_status == "ERROR"
-            ):
-                counts[status] = counts.get(status, 0) + 1
-                if status == "finished" and value is not None and math.isfinite(value):
-                    better = best is None or (value > best if spec.objective.mode == "max" else value < best)
-                    best = value if better else best
-        done, total = sum(counts.values()), spec.n_trials
-        elapsed = time.time() - self.t0
-        eta = "?"  # open-ended (tpe without a count) or nothing ended yet to measure the pace
-        if total is not None and done >= total:
-            eta = "0s"
-        elif total is not None and self.ended_here:
-            eta = f"{elapsed * (total - done) / sum(self.ended_here.values()):.0f}s"
-        shown = f"{best:.4f}" if best is not None else "-"
-        kinds = ("collapsed", "diverged", "failed", "pruned")
-        outcomes = ", ".join(f"{counts.get(k, 0)} {k}" for k in kinds)
-        print(
-            f"[{spec.name}] {done}/{total or '?'} trials done, {running} running, {outcomes}; "
-            f"best {spec.objective.metric} (validation) {shown}; {elapsed:.0f}s elapsed, ETA {eta}",
-            file=sys.stderr,
-            flush=True,
-        )
-
-
-WITH_RESULTS = ("finished", "collapsed", "diverged")  # statuses whose final checkpoint holds result files
+WITH_RESULTS = (
+    "finished",
+    "collapsed",
+    "degenerate",
+    "diverged",
+)  # statuses whose final checkpoint holds result files
 
 
 def _status(result: dict[str, Any], can_prune: bool) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from typing import Any
 
 from study.core.config import TrialConfig
 from study.core.errors import LampError
+from study.core.outcome import study_outcome
 from study.core.vocab import RETRYABLE, STATUS_TAG, TERMINAL, TrialStatus
 from study.runner._callbacks import _ACTIVE, reconcile, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
@@ -26,6 +28,8 @@ from study.runner._tuner import _tuner, optuna_storage_url
 from study.spec import StudySpec, load_spec
 from study.tracking import StudyTracker, git_commit, set_quiet_mlflow_env
 from study.tracking.store import TrackingLost, check_tracking_uri, redact
+
+logger = logging.getLogger(__name__)
 
 
 def _storage(storage_path: str | None) -> Storage:
@@ -180,7 +184,7 @@ def _execute(
     check_tracking_uri(tracking_uri)
     _preflight_data(spec)
     storage.check()  # last check before the first write: MLflow's experiment and parent run
-    tracker = StudyTracker(tracking_uri, spec.name)
+    tracker = StudyTracker(tracking_uri, spec.name, varied=tuple(spec.dimensions))
     _init_ray(address)
     check_resources(spec)
     parent = _start_parent(spec, tracker, log_baselines=not restore and select is None)
@@ -230,6 +234,7 @@ def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
     if log_baselines:
         _log_baselines(tracker, spec, parent)
+        _log_dataset(tracker, spec, parent)
     return parent
 
 
@@ -301,7 +306,7 @@ def _fit(
     # a study with fewer ended trials than planned is interrupted.
     if ended < (planned or len(results)):
         return "interrupted"
-    if not set(_counts(tracker)) & {"finished", "collapsed", "diverged", "pruned"}:
+    if not set(_counts(tracker)) & {"finished", "collapsed", "degenerate", "diverged", "pruned"}:
         print(
             f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
             file=sys.stderr,
@@ -345,7 +350,8 @@ def _tracking_lost(err: BaseException | None) -> TrackingLost | None:
 def _summary(
     spec: StudySpec, status: str, parent: str, uri: str, tune_path: str, t0: float, counts: dict[str, int]
 ) -> dict[str, Any]:
-    return {
+    """What `run`/`resume` return (and print); `warning` when most trials did not train (study/outcome.py)."""
+    summary = {
         "status": status,
         "study": spec.name,
         "parent_run_id": parent,
@@ -354,6 +360,10 @@ def _summary(
         "wall_time_s": round(time.time() - t0, 1),
         "trials": counts,
     }
+    if outcome := study_outcome(counts):
+        summary["warning"] = outcome.message()
+        logger.warning("[%s] WARNING: %s", spec.name, outcome.message())
+    return summary
 
 
 def _counts(tracker: StudyTracker) -> dict[str, int]:
@@ -372,6 +382,15 @@ def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
     configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
     for key, value in study_baselines(configs).items():
         tracker.client.log_metric(parent, key, value)
+
+
+def _log_dataset(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
+    """The fixed configuration's dataset as the parent run's MLflow dataset input (loaded once per process)."""
+    from study.data import load_dataset
+    from study.tracking.meta import log_dataset
+
+    cfg = TrialConfig.from_dict(spec.base_config()).data
+    log_dataset(tracker.client, parent, cfg, load_dataset(cfg))
 
 
 def _preflight_data(spec: StudySpec) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from study.core.config import TrialConfig
-from study.runner._callbacks import _ACTIVE, MlflowCallback, Progress
+from study.runner._callbacks import _ACTIVE, MlflowCallback
 from study.runner._gate import Gate
 from study.runner._keys import MAX_FAILURES, OBJECTIVE_KEY
 from study.runner._packed import PACK_KEY, pack_config, pack_trainable
+from study.runner._progress import Progress
 from study.runner._search import search_algorithm
 from study.runner._storage import Storage
 from study.runner._trainable import report_interval_s, trainable

@@ -4,8 +4,12 @@
 never by the amplified training loss (not comparable across factors). A
 detection metric ranks by its validation value (`val_auroc` for `auroc`): the
 test-part value is what the report states, so it must not also pick the model.
-A collapsed trial (output independent of input, study/trial/collapse.py) is never
-picked unless asked (`allow_collapsed`). Stages are deprecated in MLflow 3, so
+A per-trial metric picks a setting by its seed-mean, then that setting's best
+seed (study/selection/best_setting.py, the report's rule too), among every trial of the
+study (`search_runs` page after page). A collapsed trial (output independent
+of input, study/trial/collapse.py) or a degenerate one (scores like a trivial model,
+study/selection/degeneracy.py) is never picked unless asked (`allow_collapsed`,
+`allow_degenerate`). Stages are deprecated in MLflow 3, so
 the version gets an alias (`champion`).
 
 Trials log weights only (study/serving/scorer.py); `register` builds the pyfunc scorer
@@ -17,116 +21,32 @@ run, whose weights it rebuilds in memory.
 from __future__ import annotations
 
 import csv
-import math
+import logging
 import re
 import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
-from study.core.errors import LampError
-from study.core.metrics import mode_of
 from study.core.vocab import (
     MODEL_ARTIFACT,
     PARENT_TAG,
-    ROLE_TAG,
     SPEC_HASH_TAG,
     STATUS_TAG,
     TRIAL_ID_TAG,
     TrialStatus,
 )
+from study.serving.registry_runs import LABEL_FREE as LABEL_FREE  # re-exported: how register picks
+from study.serving.registry_runs import Pick as Pick
+from study.serving.registry_runs import RegistryError as RegistryError
+from study.serving.registry_runs import best_pick as best_pick
+from study.serving.registry_runs import best_trial as best_trial
+from study.serving.registry_runs import setting_info
+from study.serving.registry_threshold import run_threshold, stored_threshold
+from study.serving.threshold import DEFAULT_FALSE_ALARM, Threshold, ThresholdError, alarms
 from study.tracking.store import check_tracking_uri
 
-SELECTED_ON_VALIDATION = ("auroc", "ap")  # ranked by val_<metric>
-LABEL_FREE = "label-free"  # `register --by label-free`: the default label-free selector
-
-
-class RegistryError(LampError):
-    """Nothing to register, or nothing to score with."""
-
-
-def best_trial(
-    client: Any, study: str, metric: str | None, mode: str | None, *, allow_collapsed: bool = False
-) -> tuple[Any, Any, str, str]:
-    """(parent run, best child run, ranking metric, mode) of a study's finished trials."""
-    exp = client.get_experiment_by_name(study)
-    if exp is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise RegistryError(
-            f"no study {study!r} in this tracking store; studies: {', '.join(names) or 'none'}"
-        )
-    parents = client.search_runs(
-        [exp.experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'study'", max_results=1
-    )
-    if not parents:
-        raise RegistryError(
-            f"experiment {study!r} has no lamp-study parent run; was it made by `lamp-study run`?"
-        )
-    parent = parents[0]
-    objective = parent.data.tags.get("lamp.objective_metric", "auroc")
-    from study.selection import DEFAULT_SELECTOR, SELECTORS, TRIAL_METRICS
-
-    if metric == LABEL_FREE or (metric is None and objective in TRIAL_METRICS):
-        metric = DEFAULT_SELECTOR  # label-free: the benchmark's best selector (bench/RESULTS.md)
-    metric = metric or objective
-    if metric in SELECTORS and metric not in TRIAL_METRICS:
-        return (
-            parent,
-            _pick_by_selector(client, exp.experiment_id, parent.info.run_id, study, metric),
-            metric,
-            "max",
-        )
-    if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
-        natural = mode_of(metric)
-        mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
-    if metric in SELECTED_ON_VALIDATION:
-        metric = f"val_{metric}"
-    statuses = (TrialStatus.FINISHED, TrialStatus.COLLAPSED) if allow_collapsed else (TrialStatus.FINISHED,)
-    children = client.search_runs(
-        [exp.experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-        order_by=[f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"],
-        max_results=1000,
-    )
-    runs = [
-        r
-        for r in children
-        if r.data.tags.get(STATUS_TAG) in statuses and math.isfinite(r.data.metrics.get(metric, math.nan))
-    ]
-    if not runs:
-        collapsed = [r for r in children if r.data.tags.get(STATUS_TAG) == TrialStatus.COLLAPSED]
-        hint = (
-            f"; {len(collapsed)} collapsed trial(s) (output independent of input) were left out, "
-            "pass --allow-collapsed to consider them"
-            if collapsed and not allow_collapsed
-            else ""
-        )
-        raise RegistryError(f"study {study!r} has no finished trial with metric {metric!r} to register{hint}")
-    return parent, runs[0], metric, mode
-
-
-def _pick_by_selector(client: Any, experiment_id: str, parent_id: str, study: str, selector: str) -> Any:
-    """The finished trial a cross-trial label-free selector (study/selection/rules.py) picks."""
-    import pandas as pd
-
-    from study.selection import get_selector, pick
-
-    sel = get_selector(selector)
-    if sel.needs_pool:
-        raise RegistryError(
-            f"selector {selector!r} needs every trial's test-pool scores; register --by borda or rra"
-        )
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{STATUS_TAG}` = 'finished'",
-        max_results=5000,
-    )
-    frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
-    load = _score_loader(client) if sel.needs_scores else None
-    chosen = pick(frame.set_index("run_id"), selector, load) if not frame.empty else None
-    if chosen is None:
-        raise RegistryError(f"study {study!r} has no finished trial that selector {selector!r} can rank")
-    return next(r for r in runs if r.info.run_id == chosen)
+logger = logging.getLogger(__name__)
 
 
 def _score_loader(client: Any) -> Any:
@@ -184,11 +104,15 @@ def register_best(
     model_name: str | None = None,
     alias: str = "champion",
     allow_collapsed: bool = False,
+    allow_degenerate: bool = False,
+    allow_running: bool = False,
+    false_alarm: float = DEFAULT_FALSE_ALARM,
 ) -> dict[str, Any]:
     """Register the best finished trial's scorer and point `alias` at its version.
 
     The pyfunc scorer is built here, from the trial's weights, as an MLflow LoggedModel of the trial's
     run. A run that already has a version of `model_name` gets no second one: the alias moves to it.
+    Its tags hold an alarm threshold for `false_alarm`; a running study is refused unless `allow_running`.
     """
     import mlflow
     from mlflow import MlflowClient
@@ -197,8 +121,11 @@ def register_best(
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
-    parent, best, metric, mode = best_trial(client, study, metric, mode, allow_collapsed=allow_collapsed)
+    pick = best_pick(client, study, metric, mode, allow=_allowed(allow_collapsed, allow_degenerate))
+    parent, best, metric = pick.parent, pick.run, pick.metric
+    _check_ended(parent, study, allow_running)
     run_id = best.info.run_id
+    threshold = _threshold_or_none(client, run_id, false_alarm)
     name = model_name or f"lamp-{study}"
     value = best.data.metrics.get(metric)  # None for a cross-trial selector: it has no per-trial value
     tags = {
@@ -207,6 +134,7 @@ def register_best(
         "lamp.metric": metric,
         "lamp.metric_value": "n/a (a cross-trial selector)" if value is None else f"{value:.6g}",
         TRIAL_ID_TAG: best.data.tags.get(TRIAL_ID_TAG, ""),
+        **(threshold.tags() if threshold else {}),
     }
     note = pool_note(client, study, parent.info.run_id, metric)
     if note:
@@ -227,7 +155,44 @@ def register_best(
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },
+        "threshold": threshold
+        and {"value": threshold.value, "false_alarm": threshold.bound, "claim": threshold.sentence()},
+        "setting": None if pick.setting is None else setting_info(pick),
     }
+
+
+def _allowed(collapsed: bool, degenerate: bool) -> tuple[str, ...]:
+    """The statuses beside `finished` a user let `register` consider."""
+    return ("collapsed",) * collapsed + ("degenerate",) * degenerate
+
+
+def _threshold_or_none(client: Any, run_id: str, false_alarm: float) -> Threshold | None:
+    """The run's alarm threshold; None (and a warning) for a run logged without held-out scores."""
+    if not 0 < false_alarm < 1:  # a bad rate is the caller's error, not the run's
+        raise ThresholdError(
+            f"--false-alarm {false_alarm}: a rate strictly between 0 and 1 is needed, e.g. 0.01"
+        )
+    try:
+        return run_threshold(client, run_id, false_alarm)
+    except ThresholdError as err:
+        logger.warning("no alarm threshold stored with the model: %s", err)
+        return None
+
+
+def _check_ended(parent: Any, study: str, allow_running: bool) -> None:
+    """Refuse (or, when allowed, warn about) a study whose parent run is still running."""
+    if parent.data.tags.get(STATUS_TAG) != TrialStatus.RUNNING:
+        return
+    ended = {k: v for k, v in parent.data.metrics.items() if k.startswith("n_")}
+    what = (
+        f"study {study!r} is still running (or its driver was stopped without ending it): its best trial so "
+        f"far may not be its best{' (' + str(ended) + ')' if ended else ''}"
+    )
+    if not allow_running:
+        raise RegistryError(
+            f"{what}; wait for it to end (or `lamp-study resume {study}`), or pass --allow-running"
+        )
+    logger.warning("%s; registering it anyway (--allow-running)", what)
 
 
 def _version_for(client: Any, name: str, run: Any, tags: dict[str, str]) -> tuple[Any, bool]:
@@ -348,8 +313,23 @@ def _scoring_function(model_uri: str, client: Any) -> tuple[Any, int | None, int
     return model.predict, meta.get("lamp_in_channels"), meta.get("lamp_image_size")
 
 
-def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str) -> Path:
-    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run."""
+def model_threshold(model_uri: str, *, tracking_uri: str) -> Threshold:
+    """The alarm threshold stored with a registered version, or set on a trial run's held-out normals."""
+    from mlflow import MlflowClient
+
+    check_tracking_uri(tracking_uri)
+    run = _RUN_URI.fullmatch(model_uri)
+    client = MlflowClient(tracking_uri, registry_uri=tracking_uri)
+    return stored_threshold(client, model_uri, run.group(1) if run else None)
+
+
+def score_model(
+    model_uri: str, data: str, *, out: str | Path, tracking_uri: str, threshold: float | None = None
+) -> Path:
+    """Write `sample,score` rows, one per sample of `data`, scored by a registered model or a trial's run.
+
+    With `threshold` (e.g. `model_threshold(...).value`) each row also gets `alarm`: 1 above it, else 0.
+    """
     import mlflow
     import numpy as np
     from mlflow import MlflowClient
@@ -361,11 +341,14 @@ def score_model(model_uri: str, data: str, *, out: str | Path, tracking_uri: str
     mlflow.set_registry_uri(tracking_uri)
     predict, channels, size = _scoring_function(model_uri, MlflowClient(tracking_uri))
     images, ids = load_images(data, image_size=size, channels=channels)
-    scores = predict(images.numpy().astype(np.float32))
+    scores = np.asarray(predict(images.numpy().astype(np.float32)))
+    rows: list[tuple[Any, ...]] = [(i, f"{s:.8g}") for i, s in zip(ids, scores, strict=True)]
+    if threshold is not None:
+        rows = [(*row, a) for row, a in zip(rows, alarms(scores, threshold), strict=True)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["sample", "score"])
-        writer.writerows(zip(ids, (f"{s:.8g}" for s in np.asarray(scores)), strict=True))
+        writer.writerow(["sample", "score", *(["alarm"] if threshold is not None else [])])
+        writer.writerows(rows)
     return out

@@ -33,12 +33,14 @@ from study.core.vocab import (
     TRIAL_ID_TAG,
     TrialStatus,
 )
+from study.tracking.meta import run_name
 from study.tracking.writer import Writer
 
 # MLflow run status per lamp status: a diverged or pruned trial is a valid outcome of a study.
 _RUN_STATUS = {
     TrialStatus.FINISHED: "FINISHED",
     TrialStatus.COLLAPSED: "FINISHED",
+    TrialStatus.DEGENERATE: "FINISHED",
     TrialStatus.DIVERGED: "FINISHED",
     TrialStatus.PRUNED: "KILLED",
     TrialStatus.FAILED: "FAILED",
@@ -71,6 +73,8 @@ class TrialRuns:
         self._params_due: dict[str, list[Any]] = {}  # trial id -> params its queued end will write
         self._lock = threading.Lock()  # guards _epochs and _params_due between the caller and the writer
         self._writer = Writer()
+        self.varied: tuple[str, ...] = ()  # the study's varied dimensions: every run name shows them
+        self.standard_tags: dict[str, str] = {}  # mlflow.user, mlflow.source.* (study/tracking_meta.py)
 
     def flush(self) -> None:
         """Wait for every queued trial write; raises the first one's error (e.g. `TrackingLost`)."""
@@ -88,6 +92,7 @@ class TrialRuns:
             return
         self._started.add(trial_id)
         run_tags = {
+            **self.standard_tags,
             PARENT_TAG: self.parent_run_id,
             ROLE_TAG: "trial",
             TRIAL_ID_TAG: trial_id,
@@ -96,7 +101,8 @@ class TrialRuns:
             SPEC_HASH_TAG: spec_hash,
             **(tags or {}),
         }
-        self._writer.submit(lambda: self._create(trial_id, _run_name(cfg), run_tags, cfg.to_params()))
+        name = run_name(cfg, self.varied)
+        self._writer.submit(lambda: self._create(trial_id, name, run_tags, cfg.to_params()))
 
     def _create(self, trial_id: str, name: str, tags: dict[str, str], params: dict[str, str]) -> None:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
@@ -189,11 +195,6 @@ class TrialRuns:
                 then()
 
         self._writer.submit(write)
-
-
-def _run_name(cfg: TrialConfig) -> str:
-    name = f"{cfg.arch}-{cfg.metric}-{cfg.amplification}{cfg.factor:g}-{cfg.optimizer}-s{cfg.seed}"
-    return name + (f"-twin{cfg.twin_of:g}" if cfg.twin_of else "")
 
 
 def _keep_one_run(client: Any, experiment_id: str, trial_id: str, run: Any) -> Any:

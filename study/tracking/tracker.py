@@ -50,8 +50,10 @@ def git_commit() -> str | None:
 class StudyTracker(TrialRuns):
     """Parent and child runs of one study in one MLflow experiment."""
 
-    def __init__(self, tracking_uri: str, study_name: str) -> None:
+    def __init__(self, tracking_uri: str, study_name: str, varied: tuple[str, ...] = ()) -> None:
         from mlflow import MlflowClient
+
+        from study.tracking.meta import standard_tags
 
         self.tracking_uri = tracking_uri
         self.study_name = study_name
@@ -66,6 +68,8 @@ class StudyTracker(TrialRuns):
         )
         self.parent_run_id: str | None = None
         super().__init__()
+        self.varied = varied
+        self.standard_tags = standard_tags(git_commit())
 
     # ------------------------------------------------------------ study
     def start_study(
@@ -83,7 +87,13 @@ class StudyTracker(TrialRuns):
         run = self.client.create_run(
             self.experiment_id,
             run_name=self.study_name,
-            tags={ROLE_TAG: "study", SPEC_HASH_TAG: spec_hash, STATUS_TAG: "running", **tags},
+            tags={
+                **self.standard_tags,
+                ROLE_TAG: "study",
+                SPEC_HASH_TAG: spec_hash,
+                STATUS_TAG: "running",
+                **tags,
+            },
         )
         self.parent_run_id = run.info.run_id
         self.client.log_batch(self.parent_run_id, params=_params(params))

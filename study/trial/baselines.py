@@ -28,6 +28,7 @@ from study.data import OneClassData, load_dataset
 from study.training.evaluate import detection_metrics
 from study.training.losses import get_metric
 from study.trial import selection_split
+from study.trial.degenerate import model_free_scores
 
 
 def baseline_aurocs(data: OneClassData, metrics: list[str], split_seed: int) -> dict[str, float]:
@@ -35,13 +36,11 @@ def baseline_aurocs(data: OneClassData, metrics: list[str], split_seed: int) -> 
     _, test_idx = selection_split(data.test_labels.numpy(), split_seed)
     x = data.test[torch.from_numpy(test_idx)]
     labels = data.test_labels.numpy()[test_idx]
-    mean_image = data.train.mean(0, keepdim=True).expand_as(x)
     out = {}
     for name in sorted(set(metrics)):
-        scores = get_metric(name).score(mean_image, x).double().numpy()
-        out[f"baseline_{name}_auroc"] = detection_metrics(scores, labels)["auroc"]
-    intensity = (x.flatten(1).mean(1) - data.train.mean()).abs().double().numpy()
-    out["baseline_intensity_auroc"] = detection_metrics(intensity, labels)["auroc"]
+        free = model_free_scores(x, data.train, get_metric(name))
+        out[f"baseline_{name}_auroc"] = detection_metrics(free["mean_image"], labels)["auroc"]
+    out["baseline_intensity_auroc"] = detection_metrics(free["intensity"], labels)["auroc"]
     return out
 
 

@@ -4,11 +4,13 @@
 nothing of Ray or MLflow: Ray Tune is one executor of it (study/runner/), a
 plain loop is another (bench/), and the `lamp-study trial` command a third.
 
-Contract of a result: `status` is `finished`, `collapsed` or `diverged`; a
-finished or collapsed trial has detection metrics (auroc, ap, ... on the test
+Contract of a result: `status` is `finished`, `collapsed`, `degenerate` or
+`diverged`; a finished, collapsed or degenerate trial has detection metrics (auroc, ap, ... on the test
 part; val_auroc, val_ap on the validation part), collapse measures, steepness
 metrics and, when enabled, label-free metrics in `metrics`; a collapsed one is a
-finished one whose output barely depends on its input (study/trial/collapse.py). A
+finished one whose output barely depends on its input (study/trial/collapse.py), a
+degenerate one a finished one that scores like a trivial model and no better than
+the model-free baselines on the validation part (study/selection/degeneracy.py). A
 diverged one has `diverged_epoch`, `diverged_value` and the history up to the
 divergence. Exceptions other than divergence propagate: the executor records
 them as a failed trial.
@@ -38,11 +40,13 @@ from study.data import OneClassData, load_dataset
 from study.labelfree import label_free_metrics
 from study.labelfree.pool import score_pool as unlabelled_pool
 from study.landscape.steepness import trial_steepness
+from study.selection.degeneracy import check_degeneracy
 from study.training.evaluate import anomaly_scores, defect_aurocs, detection_metrics, stratified_subset
 from study.training.losses import get_metric
 from study.training.models import build_model
 from study.training.train import TrainState, resolve_device, train
 from study.trial.collapse import measure_collapse
+from study.trial.degenerate import model_free_scores
 
 # Per-epoch hook of an executor: (epoch, metrics, snapshot) -> None.
 Reporter = Callable[[int, dict[str, float], Callable[[], TrainState]], None]
@@ -55,7 +59,7 @@ class TrialResult:
     """What one trial produced; `save`/`load` move it between a trial and the driver."""
 
     config: TrialConfig
-    status: str  # finished | collapsed | diverged
+    status: str  # finished | collapsed | degenerate | diverged
     metrics: dict[str, float]
     history: list[dict[str, float]]
     # scores, labels of the whole test split; test_part marks the reported (non-validation) part
@@ -189,6 +193,9 @@ def measure_trained(
     test_part[test_idx] = True
     check = measure_collapse(model, data.val, data.train.mean(0), metric)
     metrics |= check.metrics
+    free = model_free_scores(data.test[torch.from_numpy(eval_idx)], data.train, metric)
+    degeneracy = check_degeneracy(all_scores[eval_idx], all_labels[eval_idx], free, check.loss_ratio)
+    metrics |= degeneracy.metrics
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
     scores = {"scores": all_scores, "labels": all_labels, "test_part": test_part}
@@ -199,7 +206,7 @@ def measure_trained(
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
-        TrialStatus.COLLAPSED if check.collapsed else TrialStatus.FINISHED,
+        _status(check.collapsed, degeneracy.degenerate),
         metrics,
         history,
         scores=scores,
@@ -239,6 +246,13 @@ def _label_free(
         "unlabelled_normals": normal_scores.astype(np.float32),
         "unlabelled_pool": np.asarray(pool_scores, np.float32),
     }
+
+
+def _status(collapsed: bool, degenerate: bool) -> TrialStatus:
+    """A trained trial's status: collapse first (its output ignores the input), then degeneracy."""
+    if collapsed:
+        return TrialStatus.COLLAPSED
+    return TrialStatus.DEGENERATE if degenerate else TrialStatus.FINISHED
 
 
 def evaluation_split(data: OneClassData, cfg: TrialConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,48 @@
+"""MLflow conventions that need no store: run names over a real spec, links to a server's run pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from study.spec import load_spec
+from study.tracking.meta import run_name, run_url
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_trial_of_the_full_grid_has_its_own_run_name() -> None:
+    spec = load_spec(ROOT / "search_spaces" / "lamp_grid.yaml")  # 10 normal classes x the LAMP grid
+    configs = spec.expand()
+    names = [run_name(c, spec.dimensions) for c in configs]
+    assert len(set(names)) == len(configs)
+    assert all(
+        n.endswith(f"-normal_classes={c.data.normal_classes[0]}") for n, c in zip(names, configs, strict=True)
+    )
+    assert len({run_name(c) for c in configs}) < len(configs)  # without the varied dimensions, names repeat
+
+
+def test_a_server_gets_run_links_without_credentials_and_a_local_store_none() -> None:
+    assert run_url("sqlite:///mlflow.db", "1", "abc") is None
+    assert run_url("https://u:secret@host:5000/", "7", "abc") == "https://host:5000/#/experiments/7/runs/abc"
+
+
+def test_a_folder_dataset_is_logged_as_a_local_source_with_its_digest(tmp_path: Path) -> None:
+    import json
+
+    from mlflow import MlflowClient
+
+    from study.core.config import DataConfig
+    from study.data import load_dataset
+    from study.tracking.meta import dataset_digest, log_dataset
+    from tests.test_cli import _own_data
+
+    good, bad = _own_data(tmp_path)
+    cfg = DataConfig(name="images", path=str(good), anomalous_path=str(bad), image_size=16)
+    data = load_dataset(cfg)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("d", artifact_location=str(tmp_path / "a")))
+    log_dataset(client, run.info.run_id, cfg, data)
+    (logged,) = client.get_run(run.info.run_id).inputs.dataset_inputs
+    assert logged.dataset.source_type == "local" and json.loads(logged.dataset.source)["uri"] == str(good)
+    assert logged.dataset.digest == dataset_digest(data)
+    assert {t.key: t.value for t in logged.tags}["lamp.normal_classes"] == "normal folder"
