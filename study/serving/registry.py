@@ -41,36 +41,12 @@ from study.serving.registry_runs import Pick as Pick
 from study.serving.registry_runs import RegistryError as RegistryError
 from study.serving.registry_runs import best_pick as best_pick
 from study.serving.registry_runs import best_trial as best_trial
-from study.serving.registry_runs import setting_info
+from study.serving.registry_runs import score_loader, setting_info
 from study.serving.registry_threshold import run_threshold, stored_threshold
 from study.serving.threshold import DEFAULT_FALSE_ALARM, Threshold, ThresholdError, alarms
 from study.tracking.store import check_tracking_uri
 
 logger = logging.getLogger(__name__)
-
-
-def _score_loader(client: Any) -> Any:
-    """Per run: its held-out normal and unlabelled-pool scores from `scores.npz` (None when it has none).
-
-    The paired comparison (study/selection/paired.py) loads only its few candidates.
-    """
-    import numpy as np
-    from mlflow.exceptions import MlflowException
-
-    from study.core.vocab import SCORES_FILE
-
-    def load(run_id: str) -> tuple[Any, Any] | None:
-        with tempfile.TemporaryDirectory() as d:
-            try:
-                path = client.download_artifacts(run_id, SCORES_FILE, d)
-                with np.load(path, allow_pickle=False) as f:
-                    if "unlabelled_pool" not in f:
-                        return None
-                    return f["unlabelled_normals"].astype(float), f["unlabelled_pool"].astype(float)
-            except (OSError, ValueError, MlflowException):
-                return None
-
-    return load
 
 
 def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | None:
@@ -92,7 +68,7 @@ def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | N
     if frame.empty:
         return None
     frame["status"] = "finished"
-    return verdict_line(*pool_decision(frame.set_index("run_id"), _score_loader(client)))
+    return verdict_line(*pool_decision(frame.set_index("run_id"), score_loader(client)))
 
 
 def register_best(
