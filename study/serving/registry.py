@@ -71,7 +71,7 @@ def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | N
     return verdict_line(*pool_decision(frame.set_index("run_id"), score_loader(client)))
 
 
-def register_best(
+def register_best(  # flat: one registration tag or output key per line, no branch to split out
     study: str,
     *,
     tracking_uri: str,
