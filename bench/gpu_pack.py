@@ -15,6 +15,7 @@ packed/solo ratio last.
 
     .venv/bin/python bench/gpu_pack.py                          # GPU: 64 trials, 5 epochs
     nice -n 10 .venv/bin/python bench/gpu_pack.py --trials 8 --epochs 2 --train-limit 1000
+    .venv/bin/python bench/gpu_pack.py --smoke-test
 """
 
 from __future__ import annotations
@@ -45,6 +46,13 @@ FACTORS = (1.0, 3.0, 10.0, 30.0)
 METRICS = ("mse", "mae", "ssim")
 
 
+# the smoke test times training only: the measurement's code path is the solo trial's, smoke-tested elsewhere
+SMOKE_MEASUREMENT = {
+    "label_free": {"enabled": False},
+    "landscape": {"power_iters": 0, "hutchinson_probes": 0, "grid_1d": 0, "grid_2d": 0},
+}
+
+
 def bench_configs(args: argparse.Namespace) -> list[TrialConfig]:
     """`args.trials` configs of one pack key, cycling through forms, factors, metrics and seeds."""
     combos = itertools.cycle(itertools.product(FORMS, FACTORS, METRICS))
@@ -69,6 +77,7 @@ def bench_configs(args: argparse.Namespace) -> list[TrialConfig]:
                     "lr": 1e-3 if args.optimizer != "sgd" else 5e-3,
                     "seed": i,
                     "device": args.device,
+                    **(SMOKE_MEASUREMENT if args.smoke_test else {}),
                 }
             )
         )
@@ -189,7 +198,15 @@ def main() -> None:
         default=4,
         help="CUDA only: solo processes sharing the GPU (fractional GPU)",
     )
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="4 trials of 1 epoch on 200 images, packs of 2, CPU, no measurement",
+    )
     args = parser.parse_args()
+    if args.smoke_test:
+        args.trials, args.epochs, args.max_members, args.device = 4, 1, 2, "cpu"
+        args.train_limit, args.test_limit = 200, 200
 
     cfgs = bench_configs(args)
     load_dataset(cfgs[0].data)  # warm the dataset cache: neither way pays the first load

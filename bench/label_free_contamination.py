@@ -15,10 +15,12 @@ images, too few to thin, and are left out.
 Needs bench/label_free_regret.py's cache (it runs missing trials first).
 
     .venv/bin/python bench/label_free_contamination.py
+    LAMP_BENCH_CACHE=$(mktemp -d) .venv/bin/python bench/label_free_contamination.py --smoke-test
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -39,11 +41,13 @@ DRAWS = 5
 SHOWN = (DEFAULT_SELECTOR, "unlabelled_auroc", "borda", "borda_unlabelled")
 
 
-def task_data(task: dict) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], np.ndarray]:
+def task_data(
+    task: dict, grid: list = GRID, seeds: tuple[int, ...] = SEEDS
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], np.ndarray]:
     """(frame of trial metrics, per finished trial its test and held-out normal scores, the test labels)."""
     rows, kept, labels = [], {}, None
-    for c, (_, overrides) in enumerate(GRID):
-        for seed in SEEDS:
+    for c, (_, overrides) in enumerate(grid):
+        for seed in seeds:
             out = run_cached(trial_config(task, overrides, seed))
             tid = f"c{c:02d}s{seed}"
             rows.append({"trial_id": tid, "status": out["status"], **out["metrics"]})
@@ -53,6 +57,8 @@ def task_data(task: dict) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]
                     "val": np.asarray(out["val_scores"], float),
                 }
                 labels = np.asarray(out["labels"])
+    if labels is None:
+        sys.exit(f"no trial of {task['data']} finished with held-out scores: nothing to re-judge")
     frame = pd.DataFrame(rows).set_index("trial_id")
     return frame[frame["status"] == "finished"], kept, labels
 
@@ -82,19 +88,31 @@ def judge(frame: pd.DataFrame, kept: dict, pool: np.ndarray) -> dict[str, float]
     return out
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="one Fashion-MNIST task on 1,000 test images, 3 settings, 1 seed, 2 draws",
+    )
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
     tasks = {k: v for k, v in TASKS.items() if k.startswith("fmnist")}
+    grid, seeds, draws = GRID, SEEDS, DRAWS
+    if args.smoke_test:
+        small = {**TASKS["fmnist0"], "data": {**TASKS["fmnist0"]["data"], "test_limit": 1000}}
+        tasks, grid, seeds, draws = {"fmnist0-small": small}, GRID[:3], (0,), 2
     results: dict[float, list[dict[str, float]]] = {s: [] for s in SHARES}
     for name, task in tasks.items():
-        frame, kept, labels = task_data(task)
+        frame, kept, labels = task_data(task, grid, seeds)
         for share in SHARES:
-            per_draw = [judge(frame, kept, thinned_pool(labels, share, d)) for d in range(DRAWS)]
+            per_draw = [judge(frame, kept, thinned_pool(labels, share, d)) for d in range(draws)]
             mean = {k: float(np.mean([r[k] for r in per_draw])) for k in per_draw[0]}
             results[share].append(mean)
             cells = " ".join(f"{k} {v:.4f}" for k, v in mean.items())
             print(f"{name} share {share:.2f}: {cells}", file=sys.stderr, flush=True)
-    print(f"\n{len(tasks)} Fashion-MNIST tasks x {DRAWS} pool draws; regret = mean over draws")
+    print(f"\n{len(tasks)} Fashion-MNIST tasks x {draws} pool draws; regret = mean over draws")
+    print("cells: median over tasks / worst task of the regret")
     print(
         f"{'anomaly share':>13s} {'pool says anomalies':>19s} "
         + " ".join(f"{n:>26s}" for n in ("random", *SHOWN))
@@ -106,7 +124,6 @@ def main() -> int:
             for n in ("random", *SHOWN)
         )
         print(f"{share:>13.2f} {said:>19.0%} {cells}")
-    print("cells: median over tasks / worst task of the regret")
     return 0
 
 

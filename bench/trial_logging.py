@@ -85,7 +85,8 @@ def main() -> None:
         tracker.start_study("name: logging", "hash", {}, {})
         for i in range(repeats + 1):  # round 0 warms both ways up (imports, first writes), untimed
             for way, log in ways.items():
-                run_id = tracker.start_trial(f"{way}-{i}", cfg, "hash")
+                tracker.start_trial(f"{way}-{i}", cfg, "hash")  # queued on the driver's writer thread
+                run_id = tracker.run_id(f"{way}-{i}")  # waits for the run to exist, untimed
                 t0 = time.perf_counter()
                 log(tracker.client, run_id, result_dir)
                 elapsed = time.perf_counter() - t0

@@ -80,7 +80,12 @@ def main() -> None:
 
     trial_cfg = TrialConfig.from_dict(
         {
-            "data": {"name": "fashion_mnist", "normal_classes": [0], "train_limit": data_cfg.train_limit},
+            "data": {
+                "name": "fashion_mnist",
+                "normal_classes": [0],
+                "train_limit": data_cfg.train_limit,
+                "test_limit": 1000 if args.smoke_test else None,
+            },
             "epochs": 1 if args.smoke_test else 5,
             "label_free": {"enabled": False},
         }

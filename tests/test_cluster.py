@@ -1,4 +1,4 @@
-"""A real Ray cluster, launched as README's "Running on a cluster" shows, with token auth left on.
+"""A real Ray cluster, launched as docs/clusters.md shows, with token auth left on.
 
 `ray start --head` (zero CPUs, so trials must run on the worker), `ray start`
 of one worker, an `mlflow server` on loopback, and `ray job submit
@@ -70,7 +70,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, str]]:
     # runtime-env agent delete the job's unpacked working dir under the head's feet)
     head_dir, worker_dir = f"{ray_dir}/h", f"{ray_dir}/w"
     try:
-        # `ray start` turns token auth on when a token exists (README: generate one first)
+        # `ray start` turns token auth on when a token exists (docs/clusters.md: generate one first)
         token = subprocess.run(
             [str(BIN / "ray"), "get-auth-token", "--generate"],
             env=env,
@@ -121,7 +121,7 @@ def test_ray_job_submit_runs_a_study_on_a_token_auth_cluster(tmp_path: Path, clu
     try:
         client_home = tmp_path / "client"
         client_home.mkdir()
-        # the client has no token file: RAY_AUTH_TOKEN is all it holds, as README says
+        # the client has no token file: RAY_AUTH_TOKEN is all it holds, as docs/clusters.md says
         env = {
             **os.environ,
             "HOME": str(client_home),

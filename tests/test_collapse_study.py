@@ -34,7 +34,7 @@ def test_collapsed_and_diverged_trials_carry_their_status_and_measures(collapse_
     assert collapsed.data.metrics["collapsed"] == 1.0
     assert "collapse_loss_ratio" in collapsed.data.metrics
     assert diverged.data.tags["lamp.status"] == "diverged"
-    # README: train_time_s and diverged_value are in MLflow
+    # docs/mlflow_schema.md: train_time_s and diverged_value are in MLflow
     for run in (collapsed, diverged):
         assert run.data.metrics["train_time_s"] > 0
     assert math.isfinite(diverged.data.metrics["diverged_value"])

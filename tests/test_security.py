@@ -25,8 +25,14 @@ SECRET = "s3cret-Pa55"
 
 
 def test_every_server_command_we_document_binds_loopback() -> None:
-    """README and Makefile commands that start a server or dashboard name 127.0.0.1 (their default may not)."""
-    text = "\n".join((ROOT / f).read_text() for f in ("README.md", "Makefile"))
+    """Commands in README, docs/ and Makefile that start a server or dashboard name 127.0.0.1 (their default may not)."""
+    files = [
+        ROOT / "README.md",
+        ROOT / "CONTRIBUTING.md",
+        ROOT / "Makefile",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
+    text = "\n".join(f.read_text() for f in files)
     commands = re.findall(r"(?:mlflow (?:server|ui)|ray start --head)[^\n`]*", text)
     assert commands, "no server command found: the check would pass vacuously"
     for cmd in commands:

@@ -14,6 +14,7 @@ import sys
 from importlib import metadata
 from typing import Any
 
+from study.cli.log import log_to_stderr
 from study.cli.progress import progress_output
 from study.cli.report import add_report_commands
 from study.cli.results import (
@@ -366,6 +367,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_stderr()
     set_quiet_mlflow_env()
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from MLflow or its migrations
     try:

@@ -8,6 +8,7 @@ still "finishes"; the driver and the report both say so, with the same words.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from study.core.vocab import TERMINAL, TrialStatus
@@ -49,3 +50,19 @@ def study_outcome(counts: dict[str, int]) -> Outcome | None:
             "diverged trials took too large a step: lower `lr`, or drop the largest amplification factors"
         )
     return Outcome(sentence, "; ".join(hints))
+
+
+def study_status(ended: int, planned: int, statuses: Iterable[str]) -> str:
+    """The study's final status from its trials: ended trials, trials planned, the statuses of its runs.
+
+    Tune stops gracefully on Ctrl-C and fit() returns without the trials it never
+    created, so fewer ended trials than planned is `interrupted` (resume finishes
+    it). With none finished, collapsed, diverged or pruned there is nothing to
+    compare: `failed`, so the caller sees an error rather than a finished study.
+    A degenerate trial trained and ended, so it counts like a collapsed one.
+    """
+    if ended < planned:
+        return "interrupted"
+    if not set(statuses) & {"finished", "collapsed", "degenerate", "diverged", "pruned"}:
+        return "failed"
+    return "finished"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
@@ -13,7 +12,7 @@ from typing import Any
 
 from study.core.config import TrialConfig
 from study.core.errors import LampError
-from study.core.outcome import study_outcome
+from study.core.outcome import study_outcome, study_status
 from study.core.vocab import RETRYABLE, STATUS_TAG, TERMINAL, TrialStatus
 from study.runner._callbacks import _ACTIVE, reconcile, trial_outcomes
 from study.runner._cluster import _init_ray, check_resources
@@ -197,7 +196,7 @@ def _execute(
     store_lost: TrackingLost | None = None
     try:
         if configs == []:
-            print(f"[{spec.name}] nothing to run: every trial of the spec has a run", file=sys.stderr)
+            logger.info("[%s] nothing to run: every trial of the spec has a run", spec.name)
             status = "finished"
             return _summary(
                 spec, "finished", parent, tracking_uri, storage.show(tune_path), t0, _counts(tracker)
@@ -207,7 +206,7 @@ def _execute(
         store_lost = _tracking_lost(err)
         if store_lost is None:
             raise
-        print(f"[{spec.name}] {store_lost}", file=sys.stderr)
+        logger.warning("[%s] %s", spec.name, store_lost)
     finally:
         counts = _end(spec, tracker, status, store_lost, t0)
     return _summary(spec, status, parent, tracking_uri, storage.show(tune_path), t0, counts)
@@ -269,11 +268,13 @@ def _plan(
         "optuna_storage": redact(optuna) if optuna else before.get("optuna_storage"),
     }
     storage.write_text(json.dumps(state), exp_dir, STATE_FILE)
-    print(
-        f"[{spec.name}] {planned if planned is not None else '?'} trials, MLflow experiment {spec.name!r} at "
-        f"{redact(tracking_uri)}, Tune storage {storage.show(tune_path)}",
-        file=sys.stderr,
-        flush=True,
+    logger.info(
+        "[%s] %s trials, MLflow experiment %r at %s, Tune storage %s",
+        spec.name,
+        planned if planned is not None else "?",
+        spec.name,
+        redact(tracking_uri),
+        storage.show(tune_path),
     )
     return tune_path, planned
 
@@ -302,17 +303,12 @@ def _fit(
         for r in results
         for status, _ in trial_outcomes(r.metrics or {}, r.config or {}, can_prune, r.error is not None)
     )
-    # Tune stops gracefully on Ctrl-C and fit() returns, without the trials it never created:
-    # a study with fewer ended trials than planned is interrupted.
-    if ended < (planned or len(results)):
-        return "interrupted"
-    if not set(_counts(tracker)) & {"finished", "collapsed", "degenerate", "diverged", "pruned"}:
-        print(
-            f"[{spec.name}] every trial failed; the error of each is its run's `lamp.error` tag in MLflow",
-            file=sys.stderr,
+    status = study_status(ended, planned or len(results), _counts(tracker))
+    if status == "failed":
+        logger.warning(
+            "[%s] every trial failed; the error of each is its run's `lamp.error` tag in MLflow", spec.name
         )
-        return "failed"  # nothing to compare: the caller must see an error, not a finished study
-    return "finished"
+    return status
 
 
 def _end(
@@ -322,14 +318,13 @@ def _end(
     if status == "interrupted":
         if store_lost is None:  # with the store away, open runs stay open: resume re-attaches to them
             tracker.interrupt_open_trials()
-        print(
-            f"[{spec.name}] interrupted; continue with `lamp-study resume {spec.name}`"
-            + (
-                " once the tracking store is back (nothing is lost: Tune kept every result)"
-                if store_lost
-                else ""
-            ),
-            file=sys.stderr,
+        logger.warning(
+            "[%s] interrupted; continue with `lamp-study resume %s`%s",
+            spec.name,
+            spec.name,
+            " once the tracking store is back (nothing is lost: Tune kept every result)"
+            if store_lost
+            else "",
         )
     if store_lost is not None:
         return {}

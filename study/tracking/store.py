@@ -8,8 +8,8 @@ one place that decides when a lost server stops a study.
 from __future__ import annotations
 
 import base64
+import logging
 import os
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from study.core.errors import LampError
+
+log = logging.getLogger(__name__)
 
 
 class TrackingError(LampError):
@@ -82,11 +84,11 @@ class _RetryingClient:
                             f"(limit $LAMP_TRACKING_RETRY_S={self._limit_s:g}); last error: {str(err)[:300]}"
                         ) from None
                     if delay == 0.5:
-                        print(
-                            f"tracking store {redact(self._uri)} unreachable ({type(err).__name__}); "
-                            f"retrying for up to {self._limit_s:g}s",
-                            file=sys.stderr,
-                            flush=True,
+                        log.warning(
+                            "tracking store %s unreachable (%s); retrying for up to %ss",
+                            redact(self._uri),
+                            type(err).__name__,
+                            f"{self._limit_s:g}",
                         )
                     self.retried = True
                     time.sleep(min(delay, max(self._limit_s - waited, 0.1)))
