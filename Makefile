@@ -29,6 +29,7 @@ setup: system-deps $(BIN)/lamp-study
 
 # A second `make quickstart` resumes (a no-op once finished) instead of failing on the existing study.
 quickstart: setup
+	@[ -f data/quickstart_pool.npz ] || $(BIN)/python scripts/make_pool.py
 	@if [ -f lamp_storage/$(STUDY)/lamp_study.json ]; then \
 	  $(BIN)/lamp-study resume $(STUDY) --tracking-uri $(TRACKING); \
 	else \

@@ -53,11 +53,14 @@ from study.selection import DEFAULT_SELECTOR, SELECTORS, selector_scores
 from study.training.evaluate import anomaly_scores
 from study.training.losses import get_metric
 from study.training.models import build_model
-from study.trial import TrialResult, run_trial
+from study.trial import TrialResult, run_trial, selection_split
 
+PAIRED: dict[
+    tuple[int, str], tuple[np.ndarray, np.ndarray]
+] = {}  # (task, trial) -> held-out normal, pool scores
 CACHE_VERSION = "3"  # part of every cache key: bump when what a cached trial holds changes
 CACHE = Path(os.environ.get("LAMP_BENCH_CACHE", Path.home() / ".cache" / "lamp-study" / "label_free_regret"))
-RECORD = Path(__file__).resolve().parents[1] / "reports" / "label_free_record.json"
+RECORD = Path(__file__).resolve().parents[1] / "reports" / "sections" / "label_free_record.json"
 SEEDS = (0, 1)
 COMMON: dict[str, Any] = {
     "batch_size": 64,
@@ -177,7 +180,13 @@ def task_trials(
             rows.append({"trial_id": tid, "config": c, "status": out["status"], **metrics})
             if out["status"] == "finished" and len(out["scores"]):
                 pool[tid] = np.nan_to_num(np.asarray(out["scores"], float), nan=np.inf)
+                if len(out["val_scores"]):  # the paired selectors' per-image scores: normals, validation part
+                    part = selection_split(
+                        np.asarray(out["labels"]), trial_config(task, overrides, seed).data.split_seed
+                    )[0]
+                    PAIRED[(id(task), tid)] = (np.asarray(out["val_scores"], float), pool[tid][part])
     frame = pd.DataFrame(rows).set_index("trial_id")
+    frame.attrs["task"] = id(task)
     return frame, pd.DataFrame(pool).T
 
 
@@ -200,8 +209,10 @@ def judge(frame: pd.DataFrame, pool: pd.DataFrame) -> dict[str, dict[str, float]
         "regret": oracle - float(done.loc[picked, "auroc"].mean()),
         "rho": float(spearmanr(labelled, done["auroc"]).statistic),
     }
+    load = lambda tid: PAIRED.get((frame.attrs.get("task"), tid))  # noqa: E731
     for name, sel in SELECTORS.items():
-        scores = selector_scores(frame, name, pool if sel.needs_pool else None).reindex(done.index)
+        arg = load if sel.needs_scores else pool if sel.needs_pool else None
+        scores = selector_scores(frame, name, arg).reindex(done.index)
         ok = scores.notna()
         if not ok.any():
             out[name] = {"regret": out["random"]["regret"], "rho": math.nan}

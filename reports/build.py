@@ -97,7 +97,10 @@ def build_sections(
         nothing = Section("outcome", "No comparisons", [Panel("none", f"Nothing to compare: {why}.")])
         return summary, [nothing, summary_section, _cost(study)]
     effects, lr = extract_effects(study), extract_lr_control(study)
-    steepness, label_free = extract_steepness(study, artifacts), extract_label_free(study)
+    steepness, label_free = (
+        extract_steepness(study, artifacts),
+        extract_label_free(study, artifacts=artifacts),
+    )
     answers = extract_answers(study, summary, effects, lr, steepness, label_free)
     sections = [
         answers_section(answers),

@@ -27,6 +27,7 @@ def _quickstart_small(root: Path, packing: bool) -> Path:
     spec = yaml.safe_load(QUICKSTART.read_text())
     spec["name"] = "qs_packed" if packing else "qs_solo"
     spec["dataset"] |= {"train_limit": 256, "test_limit": 400}
+    spec["dataset"].pop("unlabelled", None)  # a generated file (scripts/make_pool.py); tests/test_pools.py covers it
     spec["fixed"] |= {"epochs": 2, "eval_limit": 200}
     spec["landscape"] = {
         "power_iters": 4,

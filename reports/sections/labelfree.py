@@ -45,7 +45,8 @@ from reports.sections.labelfree_checks import (
     pool_check,
     pool_sentence,
 )
-from reports.source.extract import Study
+from reports.sections.labelfree_pool import PoolReading, pool_reading, pool_reading_sentence, score_loader
+from reports.source.extract import ArtifactLoader, Study
 from reports.stats.aggregate import Points, scatter_points
 from study.core.config import TrialConfig
 from study.core.vocab import UNLABELLED_METRIC
@@ -58,9 +59,19 @@ from study.selection import (
 )
 
 RECORD = Path(__file__).with_name("label_free_record.json")
+# A selector's form without per-image pool scores: what the regret record holds when it predates the selector.
+UNPAIRED = {"unlabelled_paired": "unlabelled_or_borda", "unlabelled_paired_tiebreak": "unlabelled_or_borda"}
 ALPHA = 0.05  # one-sided level for "ranks trials"
 # Shown in this order when present; per-family columns follow the aggregate ones.
-SHOWN = ("unlabelled_or_borda", "borda", "rra", UNLABELLED_METRIC, "synthetic_auroc_mean", *TRIAL_METRICS)
+SHOWN = (
+    "unlabelled_paired",
+    "unlabelled_or_borda",
+    "borda",
+    "rra",
+    UNLABELLED_METRIC,
+    "synthetic_auroc_mean",
+    *TRIAL_METRICS,
+)
 # Parameters whose TrialConfig default defines "the default configuration" of a study.
 DEFAULT_PARAMS = ("arch", "optimizer", "metric", "amplification", "factor", "twin_of")  # lr: twins vary it
 
@@ -108,10 +119,18 @@ class LabelFreeData:
     consensus: Consensus | None  # None when the trials carry no per-family scores
     pool: PoolCheck | None  # None when the trials carry no unlabelled AUROC
     record: dict[str, Any] | None  # the chosen selector's benchmark record
+    paired: PoolReading | None = (
+        None  # the paired comparison of the best trials (reports/sections/labelfree_pool.py)
+    )
 
 
-def extract_label_free(study: Study, record_path: Path = RECORD) -> LabelFreeData | None:
-    """None when the study logged no label-free score or no detection metric (the section is left out)."""
+def extract_label_free(
+    study: Study, record_path: Path = RECORD, artifacts: ArtifactLoader | None = None
+) -> LabelFreeData | None:
+    """None when the study logged no label-free score or no detection metric (the section is left out).
+
+    `artifacts` lets the paired selector read the best trials' per-image pool scores.
+    """
     y = study.detection
     trials = study.trials.copy()
     trials.index = pd.Index(trials["trial_id"].astype(str).to_numpy())  # selectors index trials by id
@@ -129,7 +148,8 @@ def extract_label_free(study: Study, record_path: Path = RECORD) -> LabelFreeDat
     ordered = labelled.sort_values([y, "trial_id"], ascending=[False, True], kind="mergesort")
     oracle_row = ordered.iloc[0]
     oracle = float(oracle_row[y])
-    scores = [s for s in (_score(name, labelled, y, oracle) for name in names) if s is not None]
+    load = score_loader(study, artifacts) if artifacts is not None else None
+    scores = [s for s in (_score(name, labelled, y, oracle, load) for name in names) if s is not None]
     if not scores:
         return None
     default_value, default_setting = _default_configuration(labelled, y)
@@ -148,13 +168,17 @@ def extract_label_free(study: Study, record_path: Path = RECORD) -> LabelFreeDat
         consensus=consensus(labelled) if has_families else None,
         pool=pool_check(labelled),
         record=_record(record_path, chosen),
+        paired=pool_reading(labelled, load, record_path) if load is not None else None,
     )
 
 
-def _score(name: str, labelled: pd.DataFrame, y: str, oracle: float) -> SelectionScore | None:
+def _score(
+    name: str, labelled: pd.DataFrame, y: str, oracle: float, load: Any = None
+) -> SelectionScore | None:
     higher = TRIAL_METRICS.get(name, True)
-    raw = labelled[name] if name in TRIAL_METRICS else selector_scores(labelled, name)
-    value = selector_scores(labelled, name).reindex(labelled.index)  # higher is better
+    second = load if SELECTORS[name].needs_scores else None
+    value = selector_scores(labelled, name, second).reindex(labelled.index)  # higher is better
+    raw = labelled[name] if name in TRIAL_METRICS else value
     ok = value.notna() & raw.reindex(labelled.index).notna()
     if not ok.any():
         return None
@@ -209,10 +233,14 @@ def _record(path: Path, selector: str) -> dict[str, Any] | None:
         return None
     record = json.loads(path.read_text())
     summary = record.get("selectors", {})
-    if selector not in summary:
+    shown = selector
+    if selector not in summary and selector in UNPAIRED:  # a record from before the paired default
+        shown = UNPAIRED[selector]
+    if shown not in summary:
         return None
     return {
-        "selector": summary[selector],
+        "selector": summary[shown],
+        "shown": shown,
         "random": summary.get("random"),
         "default": summary.get("default"),
         "n_tasks": len(record.get("tasks", [])),
@@ -299,7 +327,9 @@ def _caption(data: LabelFreeData) -> str:
         f"{'; '.join(parts)}. "
         f"Selecting with {chosen.name} (this study's label-free choice) costs {chosen.regret:.4f} {data.detection} "
         f"here, against {data.random_regret:.4f} for a random pick. "
-        f"{_record_sentence(data)} {pool_sentence(data.pool)} {consensus_sentence(data.consensus)}"
+        f"{_record_sentence(data)} {pool_sentence(data.pool)} "
+        f"{pool_reading_sentence(data.paired) if data.paired is not None or data.chosen == 'unlabelled_paired' else ''} "
+        f"{consensus_sentence(data.consensus)}"
     )
 
 
@@ -308,8 +338,13 @@ def _record_sentence(data: LabelFreeData) -> str:
     if r is None:
         return f"The regret benchmark has no record for {data.chosen}."
     s, rnd = r["selector"], r["random"] or {}
+    name = (
+        data.chosen
+        if r.get("shown", data.chosen) == data.chosen
+        else f"{r['shown']} ({data.chosen} without per-image pool scores; the record predates {data.chosen})"
+    )
     return (
-        f"Benchmark record of {data.chosen} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
+        f"Benchmark record of {name} (bench/label_free_regret.py, {r['n_tasks']} one-class tasks, {r['date']}): "
         f"median regret {s['median_regret']:.4f}, worst {s['worst_regret']:.4f}, no worse than a random pick on "
         f"{s['no_worse_than_random']:.0%} of tasks (random pick: median {rnd.get('median_regret', math.nan):.4f})."
     )

@@ -96,7 +96,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     from study.cli.starter import write_starter
 
     path = write_starter(
-        args.name, args.normal, args.anomalous, out=args.out, image_size=args.image_size, epochs=args.epochs
+        args.name,
+        args.normal,
+        args.anomalous,
+        out=args.out,
+        image_size=args.image_size,
+        epochs=args.epochs,
+        unlabelled=args.unlabelled,
     )
     print(f"wrote {path}")
     code = cmd_validate(argparse.Namespace(spec=str(path), no_data=False))
@@ -200,6 +206,11 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
         "--image-size", type=int, default=64, help="square side images are resized to (default 64)"
     )
     p.add_argument("--epochs", type=int, default=10, help="training epochs per trial (default 10)")
+    p.add_argument(
+        "--unlabelled",
+        default=None,
+        help="folder (or .npz) of unlabelled images, e.g. last week's production, for label-free selection",
+    )
     p.add_argument("--out", default=None, help="where to write the study file (default <name>.yaml)")
 
     p = _command(

@@ -23,7 +23,7 @@ dataset:
   path: {normal}
   anomalous_path: {anomalous}
   image_size: {image_size}               # every image is resized to a square of this side
-
+{unlabelled}
 fixed:
   epochs: {epochs}
   batch_size: 32
@@ -45,7 +45,14 @@ max_concurrent: 2
 
 
 def write_starter(
-    name: str, normal: str, anomalous: str, *, out: str | None, image_size: int, epochs: int
+    name: str,
+    normal: str,
+    anomalous: str,
+    *,
+    out: str | None,
+    image_size: int,
+    epochs: int,
+    unlabelled: str | None = None,
 ) -> Path:
     """Write the study file (default `<name>.yaml`) once it loads and its data opens; never overwrite.
 
@@ -65,6 +72,12 @@ def write_starter(
         image_size=image_size,
         epochs=epochs,
         out=path,
+        unlabelled=(
+            f"  unlabelled: {json.dumps(str(Path(unlabelled).expanduser().resolve()))}"
+            "   # no labels read: every trial scores it for label-free selection\n"
+            if unlabelled
+            else "  # unlabelled: path/to/unlabelled   # e.g. last week's production, for label-free selection\n"
+        ),
     )
     _check(text, path.name)
     path.write_text(text, encoding="utf-8")

@@ -30,7 +30,8 @@ def print_validation(path: str, *, no_data: bool, calibrate: bool, address: str 
     for i, cfg in enumerate(configs[:8]):
         lines = describe(cfg, load_dataset(cfg))
         print(f"  {'data' if i == 0 else '':<8} {lines[0]}")
-        print(f"  {'':<8}   {lines[1]}")
+        for line in lines[1:]:
+            print(f"  {'':<8}   {line}")
     if len(configs) > 8:
         print(f"  ... and {len(configs) - 8} more dataset settings")
 

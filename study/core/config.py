@@ -35,6 +35,10 @@ class DataConfig:
     train_limit: int | None = None  # cap on normal training samples (fast studies)
     test_limit: int | None = None  # cap on test samples, stratified (fast studies)
     split_seed: int = 0  # seed of the held-out split and of the caps
+    # Unlabelled images for label-free selection (a folder of images or an .npz file; no labels are read):
+    # every trial scores them (study/labelfree/pool.py). None = the test split's validation part.
+    unlabelled: str | None = None
+    unlabelled_key: str | None = None  # .npz array holding the images (default: x, images, test_x, x_test)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class LabelFreeConfig:
     target_auroc: float = 0.65  # model-free reference AUROC each synthetic family's severity is calibrated to
     draws: int = 2  # seeded corrupted copies of each normal image per synthetic family
     min_normal: int = 64  # fewest normal images scored per family, whatever the budget
+    # Scoring `data.unlabelled`: its cost as a share of training's (one image scored ~ SCORE_COST training
+    # samples, bench/label_free_cost.py); a larger pool is subsampled (nested, seeded). None = whole pool.
+    pool_budget: float | None = 0.025
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def _load_cached(cfg: DataConfig, data_dir: str | None) -> OneClassData:
 
 
 def load_images(
-    source: str | Path, *, image_size: int | None = None, channels: int | None = None
+    source: str | Path, *, image_size: int | None = None, channels: int | None = None, key: str | None = None
 ) -> tuple[torch.Tensor, list[str]]:
     """Images to score, from a dataset name, an .npz file, an IDX file or a folder.
 
@@ -83,6 +83,7 @@ def load_images(
             `IMAGE_SUFFIXES`, searched recursively, sorted by path).
         image_size: resize to this square size; required for a folder of images of different sizes.
         channels: convert to 1 (luminance) or 3 channels; None keeps the source's.
+        key: the .npz array to read (default: the first of the names above that exists).
 
     Returns:
         [N, C, H, W] float32 in [0, 1], and one identifier per sample: the path
@@ -100,10 +101,12 @@ def load_images(
         ids = [f.relative_to(path).as_posix() for f in files]
     elif path.is_file() and path.suffix == ".npz":
         arrays = open_npz(path)
-        key = next((k for k in ("x", "images", "test_x", "x_test") if k in arrays), None)
+        wanted = (key,) if key is not None else ("x", "images", "test_x", "x_test")
+        key = next((k for k in wanted if k in arrays), None)
         if key is None:
             found = ", ".join(sorted(arrays)) or "none"
-            raise DatasetError(f"{path} has no array 'x', 'images', 'test_x' or 'x_test'; found: {found}")
+            names = " or ".join(repr(k) for k in wanted)
+            raise DatasetError(f"{path} has no array {names}; found: {found}")
         x = as_nchw(arrays[key], f"{path}:{key}")
         ids = [str(i) for i in range(len(x))]
     elif path.is_file():

@@ -39,7 +39,7 @@ from study.labelfree.families import FAMILIES, corrupt
 from study.labelfree.stssad import label_free_scores, separation_auroc
 from study.labelfree.unlabelled import unlabelled_auroc
 from study.training.evaluate import anomaly_scores
-from study.training.losses import get_metric
+from study.training.losses import Metric, get_metric
 
 TRAIN_FORWARDS_PER_SAMPLE = (
     3.0  # a training step (forward, backward, update) costs about three forward passes
@@ -88,6 +88,7 @@ def label_free_metrics(
     train_samples: int,
     pool: torch.Tensor | None = None,
     pool_scores: np.ndarray | None = None,
+    normal_scores: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Every label-free metric of a trained model, with the plan it ran under and its wall time.
 
@@ -98,7 +99,7 @@ def label_free_metrics(
         device: where the model lives.
         train_samples: samples the training loop processed (epochs x training set), for the budget.
         pool: the unlabelled images to judge against (default: every test image).
-        pool_scores: the model's anomaly scores of `pool`, when the caller already has them.
+        pool_scores, normal_scores: the model's scores of `pool` and of every `data.val` image, if known.
     """
     t0 = time.perf_counter()
     lf = cfg.label_free
@@ -109,9 +110,8 @@ def label_free_metrics(
     order = torch.randperm(len(data.val), generator=torch.Generator().manual_seed(seed + 2))
     normal = data.val[order[: plan.n_normal]]
     pool_idx = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + 1))[: plan.pool_size]
-    if pool_scores is None:
-        pool_scores = anomaly_scores(model, pool, metric)
-    val_scores = torch.from_numpy(anomaly_scores(model, data.val, metric))
+    pool_scores = _scored(model, pool, metric, pool_scores)
+    val_scores = torch.from_numpy(_scored(model, data.val, metric, normal_scores))
     result = label_free_scores(
         model,
         metric.score,
@@ -139,6 +139,11 @@ def label_free_metrics(
         "labelfree_time_s": time.perf_counter() - t0,
     }
     return metrics
+
+
+def _scored(model: nn.Module, x: torch.Tensor, metric: Metric, given: np.ndarray | None) -> np.ndarray:
+    """`given` scores of `x` as float64, or the model's when the caller has none."""
+    return np.asarray(anomaly_scores(model, x, metric) if given is None else given, np.float64)
 
 
 def _family_metrics(

@@ -1,7 +1,8 @@
 """Cross-trial selection without labels: rank a study's finished trials from their logged metrics.
 
 `rules` (the selectors and `pick`), `pool` (whether the unlabelled pool holds
-anomalies the trials see). Plain numbers in (pandas, scipy): no torch, so the
+anomalies the trials see), `delong` (DeLong's covariance of correlated AUROCs)
+and `paired` (which trials the pool tells apart, and what it can tell). Plain numbers in (pandas, scipy): no torch, so the
 registry and the report both use it.
 """
 
@@ -12,6 +13,7 @@ from study.selection.rules import (
     DEFAULT_SELECTOR,
     SELECTORS,
     TRIAL_METRICS,
+    Frame,
     Selector,
     borda_centrality,
     borda_unlabelled,
@@ -19,6 +21,8 @@ from study.selection.rules import (
     family_columns,
     get_selector,
     pick,
+    pool_decision,
+    pool_verdict,
     rankable,
     robust_rank_aggregation,
     selector_scores,
@@ -31,6 +35,7 @@ __all__ = [
     "DEFAULT_SELECTOR",
     "SELECTORS",
     "TRIAL_METRICS",
+    "Frame",
     "Selector",
     "anomaly_share_bound",
     "borda_centrality",
@@ -41,6 +46,8 @@ __all__ = [
     "get_selector",
     "null_sd",
     "pick",
+    "pool_decision",
+    "pool_verdict",
     "pool_informative",
     "rankable",
     "robust_rank_aggregation",

@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import beta, spearmanr
 
 from study.core.vocab import FAMILY_NAMES, MEAN_METRIC, UNLABELLED_METRIC, TrialStatus, family_metric
+from study.selection.paired import PoolVerdict, ScoreLoader, compare
 from study.selection.pool import pool_informative
 
 # Per-trial label-free metrics and whether higher is better.
@@ -40,10 +41,13 @@ TRIAL_METRICS: dict[str, bool] = {
     **{family_metric(name): True for name in FAMILY_NAMES},
 }
 CENTRALITY_WEIGHT = 0.5  # share of the centrality rank in `borda_centrality`
+TAIL_SHARE = 0.02  # share of the pool `tail_consensus` takes as pseudo-anomalies
 UNLABELLED_WEIGHT = 0.5  # share of the unlabelled-AUROC rank in `borda_unlabelled`
 
 Frame = pd.DataFrame  # one row per trial (index: trial id), a `status` column and metric columns
 PoolScores = pd.DataFrame  # optional: rows = trials, columns = unlabelled test-pool samples (anomaly scores)
+# what a selector's second argument is: pool scores (needs_pool), a ScoreLoader (needs_scores) or None
+Second = PoolScores | ScoreLoader | None
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Selector:
     fn: Callable[[Frame, PoolScores | None], pd.Series]
     what: str
     needs_pool: bool = False
+    needs_scores: bool = False  # takes a ScoreLoader (per-trial held-out normal and pool scores) as `pool`
 
 
 def family_columns(frame: Frame) -> list[str]:
@@ -131,6 +136,26 @@ def centrality(frame: Frame, pool: PoolScores | None) -> pd.Series:
     return pd.Series(out, index=frame.index)
 
 
+def tail_consensus(frame: Frame, pool: PoolScores | None, share: float = TAIL_SHARE) -> pd.Series:
+    """AUROC of a trial's pool scores for the pool images the trials jointly rank most anomalous.
+
+    Pseudo-anomalies: the top `share` of the pool by the trials' mean rank. No
+    held-out normals enter, so its noise is the pool's, not theirs; with a clean
+    pool it is a centrality measure.
+    """
+    if pool is None:
+        raise ValueError("selection: tail_consensus needs the trials' anomaly scores on the unlabelled pool")
+    ranks = pool.reindex(frame.index).rank(axis=1, pct=True)
+    consensus = ranks.mean(axis=0)
+    flagged = (consensus >= consensus.quantile(1.0 - share)).to_numpy()
+    if flagged.all() or not flagged.any():
+        return pd.Series(np.nan, index=frame.index)
+    r = ranks.to_numpy(float)
+    return pd.Series(
+        np.nanmean(r[:, flagged], axis=1) - np.nanmean(r[:, ~flagged], axis=1), index=frame.index
+    )
+
+
 def borda_centrality(frame: Frame, pool: PoolScores | None) -> pd.Series:
     """Trimmed Borda with a model-centrality term: a weighted mean of the two as ranks in (0, 1]."""
     b = trimmed_borda(frame).rank(pct=True)
@@ -165,6 +190,55 @@ def unlabelled_or_borda(frame: Frame, pool: PoolScores | None = None) -> pd.Seri
     return trimmed_borda(frame)
 
 
+def fallback(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
+    """What the default ranks by when the pool separates no trials: trimmed Borda over the families."""
+    return trimmed_borda(frame)
+
+
+def pool_verdict(frame: Frame, load: ScoreLoader | None) -> PoolVerdict | None:
+    """The paired comparison of the best trials by unlabelled AUROC (study/selection/paired.py), if scores exist."""
+    if load is None or UNLABELLED_METRIC not in frame:
+        return None
+    u = frame[UNLABELLED_METRIC].astype(float).dropna()
+    if len(u) < 2:
+        return None
+    ordered = [str(i) for i in sorted(u.index, key=lambda i: (-u[i], str(i)))]
+    return compare(ordered, load, n_trials=len(u))
+
+
+def pool_decision(frame: Frame, load: ScoreLoader | None) -> tuple[PoolVerdict | None, str]:
+    """(verdict, how the default picks): `separated` (the pool tells trials apart), `anomalies` (it holds
+    anomalies but separates none: the leader is a tie-break), `fallback` (neither) or `unpaired` (no scores)."""
+    verdict = pool_verdict(frame, load)
+    if verdict is None:
+        return None, "unpaired"
+    if verdict.separated:
+        return verdict, "separated"
+    return verdict, "anomalies" if unlabelled_informative(frame) else "fallback"
+
+
+def unlabelled_paired(frame: Frame, load: ScoreLoader | None = None, *, tie_break: bool = False) -> pd.Series:
+    """The unlabelled AUROC's leader where the pool separates trials (paired DeLong) or holds anomalies; else the fallback.
+
+    Where the leader is not separated from the runners-up (the top set holds
+    several trials), the pick is still the leader — the point estimate — and
+    the report says the pick is a tie; with `tie_break` the fallback's order
+    decides within the top set instead. Without per-trial scores it is
+    `unlabelled_or_borda`.
+    """
+    verdict, mode = pool_decision(frame, load)
+    if verdict is None:
+        return unlabelled_or_borda(frame)
+    if mode == "fallback":
+        return fallback(frame)
+    out = frame[UNLABELLED_METRIC].astype(float).rank(pct=True)
+    top = list(verdict.top)
+    inside = fallback(frame.loc[top]).rank(pct=True) if tie_break and len(top) > 1 else None
+    for t in top:
+        out[t] = 2.0 + (inside[t] if inside is not None else verdict.aurocs[t])
+    return out
+
+
 def borda_unlabelled(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
     """Trimmed Borda with the unlabelled AUROC's rank: a weighted mean of the two as ranks in (0, 1]."""
     b = trimmed_borda(frame).rank(pct=True)
@@ -195,8 +269,26 @@ SELECTORS: dict[str, Selector] = {
         unlabelled_or_borda,
         "the unlabelled AUROC (held-out normals against the pool) if the pool holds anomalies, else trimmed Borda",
     ),
+    "unlabelled_paired": Selector(
+        "unlabelled_paired",
+        unlabelled_paired,
+        "the unlabelled AUROC's leader if the pool separates the trials (paired DeLong), else trimmed Borda",
+        needs_scores=True,
+    ),
+    "unlabelled_paired_tiebreak": Selector(
+        "unlabelled_paired_tiebreak",
+        lambda frame, load=None: unlabelled_paired(frame, load, tie_break=True),
+        "as unlabelled_paired, but trimmed Borda picks within the top set the pool cannot separate",
+        needs_scores=True,
+    ),
     "borda_unlabelled": Selector(
         "borda_unlabelled", borda_unlabelled, "trimmed Borda plus the unlabelled AUROC's rank"
+    ),
+    "tail_consensus": Selector(
+        "tail_consensus",
+        tail_consensus,
+        "how high the trial ranks the pool images all trials rank highest",
+        True,
     ),
     "centrality": Selector(
         "centrality", centrality, "agreement of the trial's test-pool ranking with the consensus", True
@@ -206,7 +298,7 @@ SELECTORS: dict[str, Selector] = {
         for name, higher in TRIAL_METRICS.items()
     },
 }
-DEFAULT_SELECTOR = "unlabelled_or_borda"
+DEFAULT_SELECTOR = "unlabelled_paired"
 
 
 def get_selector(name: str) -> Selector:
@@ -216,7 +308,7 @@ def get_selector(name: str) -> Selector:
     return SELECTORS[name]
 
 
-def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores | None = None) -> pd.Series:
+def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: Second = None) -> pd.Series:
     """Score of every finished trial under selector `name` (higher is better; NaN = not rankable)."""
     done = rankable(frame)
     if done.empty:
@@ -224,7 +316,7 @@ def selector_scores(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores
     return get_selector(name).fn(done, pool)
 
 
-def pick(frame: Frame, name: str = DEFAULT_SELECTOR, pool: PoolScores | None = None) -> str | None:
+def pick(frame: Frame, name: str = DEFAULT_SELECTOR, pool: Second = None) -> str | None:
     """Trial id the selector picks (ties: the first id in sorted order), or None when nothing is rankable."""
     s = selector_scores(frame, name, pool).dropna()
     if s.empty:

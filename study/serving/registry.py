@@ -30,6 +30,7 @@ from typing import Any
 
 from study.core.vocab import (
     MODEL_ARTIFACT,
+    PARENT_TAG,
     SPEC_HASH_TAG,
     STATUS_TAG,
     TRIAL_ID_TAG,
@@ -40,7 +41,7 @@ from study.serving.registry_runs import Pick as Pick
 from study.serving.registry_runs import RegistryError as RegistryError
 from study.serving.registry_runs import best_pick as best_pick
 from study.serving.registry_runs import best_trial as best_trial
-from study.serving.registry_runs import setting_info
+from study.serving.registry_runs import score_loader, setting_info
 from study.serving.registry_threshold import run_threshold, stored_threshold
 from study.serving.threshold import DEFAULT_FALSE_ALARM, Threshold, ThresholdError, alarms
 from study.tracking.store import check_tracking_uri
@@ -48,7 +49,29 @@ from study.tracking.store import check_tracking_uri
 logger = logging.getLogger(__name__)
 
 
-def register_best(
+def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | None:
+    """What the pool said about the trials a score-loading selector compared (register's output says it)."""
+    import pandas as pd
+
+    from study.selection import SELECTORS, pool_decision
+    from study.selection.paired import verdict_line
+
+    if selector not in SELECTORS or not SELECTORS[selector].needs_scores:
+        return None
+    exp = client.get_experiment_by_name(study)
+    runs = client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{STATUS_TAG}` = 'finished'",
+        max_results=5000,
+    )
+    frame = pd.DataFrame([{"run_id": r.info.run_id, **r.data.metrics} for r in runs])
+    if frame.empty:
+        return None
+    frame["status"] = "finished"
+    return verdict_line(*pool_decision(frame.set_index("run_id"), score_loader(client)))
+
+
+def register_best(  # flat: one registration tag or output key per line, no branch to split out
     study: str,
     *,
     tracking_uri: str,
@@ -89,6 +112,9 @@ def register_best(
         TRIAL_ID_TAG: best.data.tags.get(TRIAL_ID_TAG, ""),
         **(threshold.tags() if threshold else {}),
     }
+    note = pool_note(client, study, parent.info.run_id, metric)
+    if note:
+        tags["lamp.label_free_pool"] = note
     version, created = _version_for(client, name, best, tags)
     client.set_registered_model_alias(name, alias, version.version)
     return {
@@ -101,6 +127,7 @@ def register_best(
         "run_id": run_id,
         "metric": metric,
         "value": value,
+        **({"label_free_pool": note} if note else {}),
         "params": {
             k: best.data.params[k] for k in ("arch", "metric", "amplification", "factor", "optimizer", "lr")
         },

@@ -8,6 +8,7 @@ arbitrary subset. `trial_runs` follows the page tokens to the end.
 from __future__ import annotations
 
 import math
+import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,9 @@ def best_pick(
         metric = DEFAULT_SELECTOR  # label-free: the benchmark's best selector (bench/RESULTS.md)
     metric = metric or objective
     if metric in SELECTORS and metric not in TRIAL_METRICS:
-        return Pick(parent, _pick_by_selector(children, study, metric), metric, "max", None)
+        return Pick(
+            parent, _pick_by_selector(children, study, metric, score_loader(client)), metric, "max", None
+        )
     if mode is None:  # the study's mode belongs to its objective; any other metric has its natural direction
         natural = mode_of(metric)
         mode = parent.data.tags.get("lamp.objective_mode", natural) if metric == objective else natural
@@ -164,7 +167,7 @@ def _study_runs(client: Any, study: str, page_size: int) -> tuple[Any, list[Any]
     return parent, trial_runs(client, exp.experiment_id, parent.info.run_id, page_size)
 
 
-def _pick_by_selector(children: list[Any], study: str, selector: str) -> Any:
+def _pick_by_selector(children: list[Any], study: str, selector: str, load: Any = None) -> Any:
     """The finished trial a cross-trial label-free selector (study/selection/rules.py) picks."""
     import pandas as pd
 
@@ -176,10 +179,35 @@ def _pick_by_selector(children: list[Any], study: str, selector: str) -> Any:
         )
     runs = [r for r in children if r.data.tags.get(STATUS_TAG) == "finished"]
     frame = pd.DataFrame([{"run_id": r.info.run_id, "status": "finished", **r.data.metrics} for r in runs])
-    chosen = pick(frame.set_index("run_id"), selector) if not frame.empty else None
+    second = load if get_selector(selector).needs_scores else None
+    chosen = pick(frame.set_index("run_id"), selector, second) if not frame.empty else None
     if chosen is None:
         raise RegistryError(f"study {study!r} has no finished trial that selector {selector!r} can rank")
     return next(r for r in runs if r.info.run_id == chosen)
+
+
+def score_loader(client: Any) -> Any:
+    """Per run: its held-out normal and unlabelled-pool scores from `scores.npz` (None when it has none).
+
+    The paired comparison (study/selection/paired.py) loads only its few candidates.
+    """
+    import numpy as np
+    from mlflow.exceptions import MlflowException
+
+    from study.core.vocab import SCORES_FILE
+
+    def load(run_id: str) -> tuple[Any, Any] | None:
+        with tempfile.TemporaryDirectory() as d:
+            try:
+                path = client.download_artifacts(run_id, SCORES_FILE, d)
+                with np.load(path, allow_pickle=False) as f:
+                    if "unlabelled_pool" not in f:
+                        return None
+                    return f["unlabelled_normals"].astype(float), f["unlabelled_pool"].astype(float)
+            except (OSError, ValueError, MlflowException):
+                return None
+
+    return load
 
 
 def setting_info(pick: Pick) -> dict[str, Any]:

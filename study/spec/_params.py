@@ -58,6 +58,7 @@ RANGES: dict[str, dict[str, float]] = {
     "label_free.area": {"ge": 0, "le": 1},
     "label_free.aspect": {"ge": 0, "le": 1},
     "label_free.budget": {"gt": 0},
+    "label_free.pool_budget": {"gt": 0},
     "label_free.target_auroc": {"gt": 0.5, "lt": 1},
     "label_free.draws": {"ge": 1},
     "label_free.min_normal": {"ge": 1},

@@ -9,6 +9,7 @@ that delegate to those modules.
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, computed_field, field_validator, model_validator
@@ -150,6 +151,8 @@ class StudySpec(Section):
         """Checks across sections; raises SpecError directly (pydantic lets it through) with dotted keys."""
         problems = Problems()
         self.dataset = check_section(self.dataset, "dataset", "data", problems)
+        if isinstance(self.dataset.get("unlabelled"), str):  # trials may run elsewhere (Ray's trial folder)
+            self.dataset["unlabelled"] = str(Path(self.dataset["unlabelled"]).expanduser().absolute())
         if "name" not in self.dataset:
             problems.add("dataset.name", f"missing; allowed: {', '.join(registry('data.name'))}")
         self.landscape = check_section(self.landscape, "landscape", "landscape", problems)

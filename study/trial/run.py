@@ -38,6 +38,7 @@ from study.core.config import TrialConfig
 from study.core.vocab import LANDSCAPE_FILE, MODEL_FILE, RESULT_FILE, SCORES_FILE, TrialStatus
 from study.data import OneClassData, load_dataset
 from study.labelfree import label_free_metrics
+from study.labelfree.pool import score_pool as unlabelled_pool
 from study.landscape.steepness import trial_steepness
 from study.selection.degeneracy import check_degeneracy
 from study.training.evaluate import anomaly_scores, defect_aurocs, detection_metrics, stratified_subset
@@ -197,28 +198,54 @@ def measure_trained(
     metrics |= degeneracy.metrics
     landscape, steep = trial_steepness(model, data, cfg, device, epochs_run)
     metrics |= steep
+    scores = {"scores": all_scores, "labels": all_labels, "test_part": test_part}
     if cfg.label_free.enabled:
-        pool = selection_split(all_labels, cfg.data.split_seed)[0]  # the part a labelled selection would use
-        metrics |= label_free_metrics(
-            model,
-            data,
-            cfg,
-            device,
-            train_samples=epochs_run * len(data.train),
-            pool=data.test[torch.from_numpy(pool)],
-            pool_scores=all_scores[pool],
-        )
+        lf_metrics, lf_scores = _label_free(model, data, cfg, device, epochs_run, all_scores)
+        metrics |= lf_metrics
+        scores |= lf_scores
     state_dict = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return TrialResult(
         cfg,
         _status(check.collapsed, degeneracy.degenerate),
         metrics,
         history,
-        scores={"scores": all_scores, "labels": all_labels, "test_part": test_part},
+        scores=scores,
         landscape=landscape,
         model_state=state_dict,
         model_meta=model_meta(cfg, data),
     )
+
+
+def _label_free(
+    model: nn.Module,
+    data: OneClassData,
+    cfg: TrialConfig,
+    device: torch.device,
+    epochs_run: int,
+    all_scores: np.ndarray,
+) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Label-free metrics, and the per-image scores the paired comparison between trials needs
+    (held-out normals, pool: study/selection/paired.py). The pool is `data.unlabelled`, else the
+    part of the test split a labelled selection would use (its labels unread)."""
+    pool, pool_scores, pool_metrics = unlabelled_pool(model, data, cfg, epochs_run * len(data.train))
+    if pool is None:
+        part = torch.from_numpy(selection_split(data.test_labels.numpy(), cfg.data.split_seed)[0])
+        pool, pool_scores = data.test[part], all_scores[part.numpy()]
+    normal_scores = anomaly_scores(model, data.val, get_metric(cfg.metric))
+    metrics = pool_metrics | label_free_metrics(
+        model,
+        data,
+        cfg,
+        device,
+        train_samples=epochs_run * len(data.train),
+        pool=pool,
+        pool_scores=pool_scores,
+        normal_scores=normal_scores,
+    )
+    return metrics, {
+        "unlabelled_normals": normal_scores.astype(np.float32),
+        "unlabelled_pool": np.asarray(pool_scores, np.float32),
+    }
 
 
 def _status(collapsed: bool, degenerate: bool) -> TrialStatus:
