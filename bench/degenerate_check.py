@@ -14,6 +14,10 @@ best setting (study/selection/best_setting.py) with its sentence.
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -51,9 +55,23 @@ def verdict(row: pd.Series) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("study")
-    parser.add_argument("--tracking-uri", default="sqlite:///mlflow.db")
+    parser.add_argument("study", nargs="?")
+    parser.add_argument(
+        "--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    )
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="run a two-trial digits study, then check it"
+    )
     args = parser.parse_args()
+    if args.smoke_test:
+        spec = Path(__file__).resolve().parents[1] / "tests" / "specs" / "two_trials.yaml"
+        run = [sys.executable, "-m", "study.cli", "run", str(spec), "--tracking-uri", args.tracking_uri]
+        subprocess.run(
+            [*run, "--storage-path", "storage", "--no-report"], check=True, stdout=subprocess.DEVNULL
+        )
+        args.study = "two_trials"
+    if args.study is None:
+        parser.error("name a study (or pass --smoke-test)")
     study = load_study(args.study, tracking_uri=args.tracking_uri)
     trained = study.trials[study.trials["status"].isin(["finished", "degenerate", "collapsed"])]
     trained = trained.sort_values("val_auroc", ascending=False)

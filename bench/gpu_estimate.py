@@ -151,12 +151,12 @@ def _pack_epoch(cfgs: list[TrialConfig], meta: dict, x: torch.Tensor) -> Callabl
 def _cuda_like_optimizers() -> None:
     """Solo optimisers as PyTorch builds them on CUDA: `foreach=True` (its default there), so the CPU count
     has one multi-tensor op per update, not CPU's per-parameter loop. The stacked ones are per-parameter on both."""
-    import study.training.train as solo
+    from study.training.train import (
+        OPTIMIZERS,
+    )  # the registry's own dict: `study.training.train` is the function
 
-    solo.OPTIMIZERS["adam"] = lambda p, c: torch.optim.Adam(
-        p, lr=c.lr, weight_decay=c.weight_decay, foreach=True
-    )
-    solo.OPTIMIZERS["sgd"] = lambda p, c: torch.optim.SGD(
+    OPTIMIZERS["adam"] = lambda p, c: torch.optim.Adam(p, lr=c.lr, weight_decay=c.weight_decay, foreach=True)
+    OPTIMIZERS["sgd"] = lambda p, c: torch.optim.SGD(
         p, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay, foreach=True
     )
 

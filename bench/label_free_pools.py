@@ -313,7 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", choices=("trials", "judge"), default="judge")
     parser.add_argument("--tasks", nargs="*", default=None)
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="one task, 2 settings of 1 epoch, 1k pools, 1 draw (no record)",
+    )
     args = parser.parse_args(argv)
+    if args.smoke_test:
+        global SETTINGS, SHARES, SIZES, DRAWS, EXTRA_NORMALS
+        SETTINGS, SHARES, SIZES, DRAWS, EXTRA_NORMALS = (0, 1), (0.0, 0.05), (1000,), 1, 200
+        args.stage, args.tasks = "judge", ["fmnist0"]
+        TASKS["fmnist0"] = {**TASKS["fmnist0"], "epochs": 1}
     torch.set_num_threads(1)
     tasks = {k: TASKS[k] for k in (args.tasks or TASKS)}
     t0 = time.perf_counter()

@@ -35,7 +35,11 @@ DATA = Path(__file__).parent / "data"
 def before_module() -> types.ModuleType:
     """reports/stats.py as it was before issue 20, importable under the current layout."""
     src = subprocess.run(
-        ["git", "show", f"{BEFORE}:reports/stats.py"], capture_output=True, text=True, check=True
+        ["git", "show", f"{BEFORE}:reports/stats.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
     ).stdout
     module = types.ModuleType("stats_before")
     sys.modules["stats_before"] = module  # its dataclasses look their module up
@@ -98,7 +102,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=300)
     parser.add_argument("--real", action="append", default=[], help="URI:study of a real study")
+    parser.add_argument("--smoke-test", action="store_true", help="10 studies per scenario (seconds)")
     args = parser.parse_args()
+    if args.smoke_test:
+        args.studies = 10
     gc.freeze()  # statsmodels' Holm (the before code) runs gc.collect() on every call
     old, n = before_module(), args.studies
     print("| null | before | after | after 99% bound |\n|---|---|---|---|")
