@@ -141,3 +141,20 @@ def test_chance_test_holds_its_level_with_discrete_scores() -> None:
 def test_delong_refuses_a_class_with_fewer_than_two_samples() -> None:
     with pytest.raises(ValueError, match="at least 2 samples of each class"):
         delong(np.arange(5.0), np.array([1, 0, 0, 0, 0]))
+
+
+def test_a_validation_part_too_small_to_test_flags_nothing() -> None:
+    """One validation anomaly (a tiny folder study): no DeLong variance, so no p-value and no flag,
+    even for scores that rank exactly like the mean-image distance."""
+    from study.selection.degeneracy import check_degeneracy
+
+    labels = np.array([1, 0, 0, 0])
+    mean_like = np.array([4.0, 1.0, 2.0, 3.0])
+    check = check_degeneracy(mean_like, labels, {"mean_image": mean_like.copy()}, loss_ratio=2.0)
+    assert not check.degenerate and check.reasons == ()
+    assert np.isnan(check.beats_p) and np.isnan(check.chance_p) and check.metrics["degenerate"] == 0.0
+    enough = np.array([1, 1, 0, 0, 0])
+    flagged = check_degeneracy(
+        np.array([5.0, 4, 1, 2, 3]), enough, {"mean_image": np.array([5.0, 4, 1, 2, 3])}, 2.0
+    )
+    assert np.isfinite(flagged.beats_p)  # the guard is the sample size, not the scores

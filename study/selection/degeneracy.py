@@ -103,8 +103,9 @@ class DegeneracyCheck:
 
     @property
     def reasons(self) -> tuple[str, ...]:
-        """The signatures of a trivial model the trial shows (empty when it beats the baseline)."""
-        if self.beats_baseline:
+        """The signatures of a trivial model the trial shows (empty when it beats the baseline, or when the
+        validation part is too small to test it: a flag needs evidence)."""
+        if self.beats_baseline or not math.isfinite(self.beats_p):
             return ()
         signs = {
             "chance": self.chance_p >= ALPHA,
@@ -134,8 +135,15 @@ class DegeneracyCheck:
 def check_degeneracy(
     scores: np.ndarray, labels: np.ndarray, free: dict[str, np.ndarray], loss_ratio: float
 ) -> DegeneracyCheck:
-    """Compare a trial's validation `scores` with the model-free scores `free` on the same samples."""
+    """Compare a trial's validation `scores` with the model-free scores `free` on the same samples.
+
+    With fewer than 2 validation samples of a class DeLong has no variance: every p is NaN (not logged)
+    and nothing is flagged.
+    """
     names = list(free)
+    if min(int(np.sum(labels)), int(np.sum(~np.asarray(labels).astype(bool)))) < 2:
+        nan = math.nan
+        return DegeneracyCheck(nan, nan, nan, nan, nan, nan, float(loss_ratio))
     aucs, cov = delong(np.vstack([scores, *(free[k] for k in names)]), labels)
     best = 1 + int(np.argmax(aucs[1:]))  # the better baseline, chosen on the validation part itself
     diff_var = cov[0, 0] + cov[best, best] - 2 * cov[0, best]
