@@ -366,10 +366,9 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    set_quiet_mlflow_env()  # before anything imports mlflow: its logging level is read at import
     args = build_parser().parse_args(argv)
     log_to_stderr()
-    set_quiet_mlflow_env()
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no INFO lines from MLflow or its migrations
     try:
         return args.func(args)
     except LampError as err:

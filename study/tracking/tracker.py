@@ -164,7 +164,9 @@ def _children(client: Any, experiment_id: str, parent_run_id: str | None) -> lis
 
 
 def set_quiet_mlflow_env() -> None:
-    """Short retries (an unreachable server fails in seconds, not minutes) and no progress bars."""
+    """Short retries (an unreachable server fails in seconds, not minutes), no progress bars, and MLflow's
+    own INFO lines (database creation, migrations) kept off the terminal; set before mlflow is imported."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
