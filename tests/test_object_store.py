@@ -124,8 +124,9 @@ def test_a_study_keeps_all_its_state_in_the_bucket_and_artifacts_go_through_the_
         assert any(k.startswith("e2e/two_packed/experiment_state-") for k in study)
         assert not [k for k in study if "/checkpoint_" in k]  # logged to MLflow, then removed from the bucket
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-            ["server.db", *(p.name for p in tmp_path.glob("moto-*.log"))]
-        )  # no local storage folder, no local MLflow store or artifacts
+            ["server.db", "reports_out", *(p.name for p in tmp_path.glob("moto-*.log"))]
+        )  # no local storage folder, no local MLflow store or artifacts: only the CLI's copy of the report
+        assert [p.name for p in (tmp_path / "reports_out").iterdir()] == ["two_packed.html"]
         assert_secret_nowhere(s3, client, "two_packed", res.stdout + res.stderr)
     finally:
         server.stop()

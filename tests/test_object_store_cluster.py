@@ -132,7 +132,8 @@ def _assert_study_in_bucket(c: Cluster, name: str, log: str) -> set[str]:
     for run in runs:
         assert any(k.startswith("mlflow-artifacts/") and run.info.run_id in k for k in keys)
     driver_dir = c.root / f"driver-{name}"
-    assert sorted(p.name for p in driver_dir.iterdir()) == ["driver.log", "tmp"]  # no local storage or store
+    # no local storage or store: only the CLI's copy of the report
+    assert sorted(p.name for p in driver_dir.iterdir()) == ["driver.log", "reports_out", "tmp"]
     assert (
         json.JSONDecoder().raw_decode(log, log.index('{\n "status"'))[0]["storage"]
         == f"s3://{BUCKET}/studies/{name}"
