@@ -165,9 +165,7 @@ def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
 
 def test_shipped_record_has_every_selector_the_report_shows() -> None:
     """The record the bench wrote (reports/sections/label_free_record.json) covers the default selector and random."""
-    from reports.sections.labelfree import UNPAIRED
-
-    from reports.sections.labelfree import RECORD
+    from reports.sections.labelfree import RECORD, UNPAIRED
     from study.selection import DEFAULT_SELECTOR
 
     record = json.loads(RECORD.read_text())
