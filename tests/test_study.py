@@ -331,7 +331,7 @@ def test_failed_trials_retry_in_new_runs_and_a_study_extends_without_rerunning(t
     client = MlflowClient(study.tracking_uri)
     _, before = _children(client, study.name)
     kept = {r.data.params["data.normal_classes"]: (r.info.run_id, r.info.end_time) for r in before}
-    where = {"tracking_uri": study.tracking_uri, "storage_path": str(study.runner._storage)}
+    where = {"tracking_uri": study.tracking_uri, "storage_path": str(study.storage)}
 
     retried = resume_study(study.name, retry_failed=True, **where)
     _, runs = _children(client, study.name)
