@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,9 @@ def test_a_pack_costs_its_epochs_and_its_measurement_per_member() -> None:
         5 * (2.0 + 3.0)
     )  # budget grows with training
     assert pack_seconds(4, TIMING, epochs=5, budgeted=False) == pytest.approx((5 * 2.0 + 3.0) / 2)
+    # measured after two epochs, a budgeted measurement is two epochs' share of the work
+    two = dataclasses.replace(TIMING, trained=2)
+    assert pack_seconds(8, two, epochs=5, budgeted=True) == pytest.approx(5 * 2.0 + 3.0 * 5 / 2)
 
 
 SPEC = """
@@ -45,7 +49,7 @@ def test_estimate_spreads_every_pack_over_the_slots_and_never_beats_the_longest(
     timings = {kind_of(p.configs[0]): TIMING for p in packs}
     one, many = estimate(packs, timings, 1, 0.5), estimate(packs, timings, 100, 0.5)
     per_pack = [pack_seconds(len(p), TIMING, 3, budgeted=True) for p in packs]
-    assert one.pack_seconds == pytest.approx(sum(per_pack)) == one.wall_s
+    assert one.pack_seconds == pytest.approx(sum(per_pack)) == one.wall_s  # nothing paid once: TIMING has none
     assert many.wall_s == pytest.approx(max(per_pack))  # more slots than packs: the longest pack decides
     assert one.gpu_hours == pytest.approx(sum(per_pack) * 0.5 / 3600)
 
@@ -73,11 +77,15 @@ def test_calibration_times_one_pack_per_architecture_on_ray(tmp_path: Path) -> N
         "conv_ae",
     }  # one kind per architecture
     assert all(
-        t.members == spec.packing.max_members and t.epoch_s > 0 and t.measure_s > 0 for t in timings.values()
+        t.members == spec.packing.max_members and t.epoch_s > 0 and t.measure_s > 0 and t.start_s > 0
+        for t in timings.values()
     )
     assert len(packs) == 4 and est.slots == spec.max_concurrent
     # three epochs per pack: the estimate cannot be less than three calibrated epochs of each pack
     assert est.pack_seconds >= sum(3 * t.epoch_s * 2 for t in timings.values())
+    # paid once: the quickest worker start and the coldest first epoch's excess, before the packs' share
+    once = min(t.start_s for t in timings.values()) + max(t.cold_s for t in timings.values())
+    assert est.once_s == pytest.approx(once) and est.wall_s >= once + est.pack_seconds / est.slots
 
 
 @pytest.mark.slow
@@ -90,5 +98,5 @@ def test_validate_calibrate_prints_the_estimate(tmp_path: Path, capsys: pytest.C
     assert main(["validate", str(path), "--no-data", "--calibrate"]) == EXIT_OK
     out = capsys.readouterr().out
     assert "12 trials in 4 packs of 2-4 members" in out
-    assert "calibrate one epoch of the largest pack of each of 2 kinds" in out
+    assert "calibrate two epochs of the largest pack of each of 2 kinds" in out
     assert "estimate  4 packs, 2 at once: about" in out

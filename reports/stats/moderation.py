@@ -16,8 +16,11 @@ The power functions are the exact noncentral t at the level the verdict uses.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import stats
+from scipy.integrate import quad
 from scipy.optimize import brentq
 from scipy.special import digamma, nctdtr, polygamma, stdtrit
 
@@ -58,6 +61,112 @@ def fit_prior(s2: np.ndarray, df: np.ndarray) -> tuple[float, float]:
         return math.inf, math.exp(emean)
     d0 = 2.0 * trigamma_inverse(evar)
     return d0, math.exp(emean + float(digamma(d0 / 2)) - math.log(d0 / 2))
+
+
+WINSOR = (0.05, 0.1)  # limma's winsor.tail.p: the lower and upper tail shares of log s² that are clipped
+
+
+def _winsorized_log_f_moments(df1: float, df2: float) -> tuple[float, float]:
+    """Mean and variance of log F(df1, df2) winsorized at the WINSOR tail quantiles (limma's quadrature)."""
+    law = stats.chi2(df1, scale=1.0 / df1) if math.isinf(df2) else stats.f(df1, df2)
+    lo, hi = float(law.ppf(WINSOR[0])), float(law.isf(WINSOR[1]))
+    zlo, zhi = math.log(lo), math.log(hi)
+    inner = lambda f, k: math.log(f) ** k * float(law.pdf(f))  # noqa: E731
+    mean = quad(inner, lo, hi, args=(1,), limit=200)[0] + WINSOR[0] * zlo + WINSOR[1] * zhi
+    second = quad(inner, lo, hi, args=(2,), limit=200)[0] + WINSOR[0] * zlo**2 + WINSOR[1] * zhi**2
+    return mean, second - mean**2
+
+
+@dataclass(frozen=True)
+class RobustPrior:
+    """limma's `fitFDistRobustly` (Phipson et al. 2016): a prior fitted to the bulk of the variances,
+    and each variance's own prior df, small for the ones that are outliers of that bulk."""
+
+    d0: float  # the bulk's prior df (inf: the bulk is one noise level)
+    s02: float
+    d0_each: np.ndarray  # per variance: d0 where it fits the bulk, toward 0 the more it is an outlier
+
+
+def fit_prior_robust(s2: np.ndarray, df: np.ndarray) -> RobustPrior:
+    """The robust empirical-Bayes prior: moments of winsorized log s², outliers given their own small df.
+
+    Why: one noisier setting among quiet ones (a near-divergent cell) pulls the plain moment fit's d0
+    down for every setting, or, when d0 stays large, is shrunk to the quiet noise and gets false
+    verdicts. Winsorizing fits (d0, s0²) to the bulk; a setting whose s² is further in the tail than
+    its rank explains (limma's ProbNotOutlier = tail p / empirical tail p) gets a df mixing d0 and
+    the df that would put it at the median (df2.outlier), so its posterior keeps its own spread.
+    Variances on unequal df are first mapped to the largest df by their quantile under the plain fit.
+    """
+    s2, df = np.asarray(s2, float), np.asarray(df, float)
+    n = len(s2)
+    plain_d0, plain_s02 = fit_prior(s2, df)
+    if n < 3:
+        return RobustPrior(plain_d0, plain_s02, np.full(n, plain_d0))
+    median = float(np.median(s2))
+    x = np.maximum(s2, 1e-12 * median if median > 0 else 1e-300)
+    df1 = float(df.max())
+    if not np.allclose(df, df1):  # quantile-map each F value to df1 under the plain fit
+        f = x / plain_s02
+        laws = [stats.f(d, plain_d0) if math.isfinite(plain_d0) else stats.chi2(d, scale=1 / d) for d in df]
+        target = stats.f(df1, plain_d0) if math.isfinite(plain_d0) else stats.chi2(df1, scale=1 / df1)
+        upper = np.array([law.logsf(v) < law.logcdf(v) for law, v in zip(laws, f, strict=True)])
+        f = np.array(
+            [
+                target.isf(math.exp(law.logsf(v))) if up else target.ppf(math.exp(law.logcdf(v)))
+                for law, v, up in zip(laws, f, upper, strict=True)
+            ]
+        )
+        x = f * plain_s02
+    z = np.log(x)
+    ztrend = float(stats.trim_mean(z, WINSOR[1]))
+    zresid = z - ztrend
+    zlo, zhi = np.quantile(zresid, [WINSOR[0], 1 - WINSOR[1]])
+    zwins = np.clip(zresid, zlo, zhi)
+    zwmean = float(zwins.mean())
+    zwvar = float(((zwins - zwmean) ** 2).mean() * n / (n - 1))
+    mean_inf, var_inf = _winsorized_log_f_moments(df1, math.inf)
+    if zwvar <= var_inf:
+        d0 = math.inf
+    else:
+        low = plain_d0 if math.isfinite(plain_d0) else 1.0
+        gap = lambda d2: math.log(zwvar / _winsorized_log_f_moments(df1, d2)[1])  # noqa: E731
+        if gap(low) >= 0:
+            d0 = low
+        else:
+            high = low * 4
+            while gap(high) < 0 and high < 1e6:
+                high *= 4
+            d0 = brentq(gap, low, high, rtol=1e-6) if gap(high) >= 0 else math.inf
+    mean_d0 = mean_inf if math.isinf(d0) else _winsorized_log_f_moments(df1, d0)[0]
+    ztrend += zwmean - mean_d0
+    s02 = math.exp(ztrend)
+    fstat = np.exp(z - ztrend)
+    law = stats.chi2(df1, scale=1 / df1) if math.isinf(d0) else stats.f(df1, d0)
+    log_tail = law.logsf(fstat)
+    rank = stats.rankdata(fstat)
+    log_not_outlier = np.minimum(log_tail - np.log((n - rank + 0.5) / n), 0.0)
+    d0_each = np.full(n, d0)
+    if (log_not_outlier < 0).any():
+        not_outlier = np.exp(log_not_outlier)
+        if math.isinf(d0):  # limma's df2 = Inf branch: the pooled df, scaled by the outlier probability
+            d0_each = np.where(log_not_outlier < 0, not_outlier * n * df1, d0)
+            order = np.argsort(log_tail)
+            d0_each[order] = np.maximum.accumulate(d0_each[order])
+        else:
+            worst = float(log_tail.min())
+            if math.isinf(worst):
+                outlier_df = 0.0
+            else:
+                outlier_df = math.log(0.5) / worst * d0
+                outlier_df = math.log(0.5) / float(stats.f(df1, outlier_df).logsf(fstat.max())) * outlier_df
+            d0_each = not_outlier * d0 + (1 - not_outlier) * outlier_df
+            order = np.argsort(log_tail)
+            ordered = d0_each[order]
+            running = np.cumsum(ordered) / np.arange(1, n + 1)
+            first = int(np.argmin(running))
+            ordered[: first + 1] = running[first]
+            d0_each[order] = np.maximum.accumulate(ordered)
+    return RobustPrior(d0, s02, d0_each)
 
 
 def satterthwaite(parts: np.ndarray, dfs: np.ndarray) -> float:

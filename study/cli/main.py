@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:  # one block per command: long, b
     p.add_argument(
         "--calibrate",
         action="store_true",
-        help="run one pack of each kind for one epoch on the cluster and estimate the study's wall time and GPU-hours",
+        help="run one pack of each kind for two epochs on the cluster and estimate the study's wall time and GPU-hours",
     )
     p.add_argument("--address", default=None, help="Ray cluster for --calibrate (default: a local Ray)")
 

@@ -19,10 +19,14 @@ def print_validation(path: str, *, no_data: bool, calibrate: bool, address: str 
         f"seeds {spec.seeds}, objective {spec.objective.metric} ({spec.objective.mode})"
     )
     _print_packing(spec)
+    if not no_data:  # before calibrating: a missing file fails here in a second, not in a Ray task
+        _print_data(spec)
     if calibrate:
         _print_calibration(spec, address)
-    if no_data:
-        return
+
+
+def _print_data(spec: Any) -> None:
+    """Open every dataset setting (the first 8 described): what the trials will read."""
     from study.data import load_dataset
     from study.data.summary import describe
 
@@ -50,7 +54,7 @@ def _print_packing(spec: Any) -> None:
 
 
 def _print_calibration(spec: Any, address: str | None) -> None:
-    """One epoch of one pack per kind on the cluster, and the whole study's estimated cost."""
+    """Two epochs of one pack per kind on the cluster, and the whole study's estimated cost."""
     from study.runner import calibrate
 
     if spec.search.algorithm == "tpe":
@@ -58,15 +62,17 @@ def _print_calibration(spec: Any, address: str | None) -> None:
             "--calibrate needs the study's trial list, and tpe proposes trials as it runs; use grid or random"
         )
     packs, timings, est = calibrate(spec, address)
-    print(f"  calibrate one epoch of the largest pack of each of {len(timings)} kinds, on the cluster:")
+    print(f"  calibrate two epochs of the largest pack of each of {len(timings)} kinds, on the cluster:")
     for t in timings.values():
         print(
-            f"  {'':<8}   {t.label}: {t.members} members, epoch {t.epoch_s:.1f} s, measurement {t.measure_s:.1f} s"
+            f"  {'':<8}   {t.label}: {t.members} members, worker start {t.start_s:.1f} s, first epoch "
+            f"{t.epoch_s + t.cold_s:.1f} s, later epochs {t.epoch_s:.1f} s, measurement {t.measure_s:.1f} s"
         )
     gpu = f", {est.gpu_hours:.2f} GPU-hours" if spec.resources.gpu else ""
     print(
         f"  estimate  {len(packs)} {'packs' if len(packs) < spec.n_trials else 'trials'}, {est.slots} at once: "
-        f"about {_duration(est.wall_s)} wall{gpu} ({_duration(est.pack_seconds)} of pack time; "
+        f"about {_duration(est.wall_s)} wall{gpu} ({_duration(est.once_s)} once, {_duration(est.pack_seconds)} "
+        f"of pack time; "
         f"scaled to every pack as study/runner/_calibrate.py says)"
     )
 
