@@ -194,7 +194,10 @@ _NODES = (np.arange(64) + 0.5) / 64  # midpoint quantiles of the variance estima
 
 
 def assured_power(
-    noncentrality: np.ndarray | float, df: np.ndarray | float, alpha: float, var_df: np.ndarray | float | None = None
+    noncentrality: np.ndarray | float,
+    df: np.ndarray | float,
+    alpha: float,
+    var_df: np.ndarray | float | None = None,
 ) -> np.ndarray:
     """Power of the t test at `alpha` for an effect of `noncentrality` *estimated* SEs, averaged over
     what the true SE may be given its estimate on `var_df` df (the test's `df` unless told otherwise).
