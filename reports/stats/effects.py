@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t
 
-from reports.stats.moderation import MAX_SEEDS, holm
+from reports.stats.multiplicity import MAX_SEEDS, holm
 from reports.stats.posterior import Mixture, NoisePosterior, contrast_mixture, fit_posterior
 from reports.stats.survival import Losses, losses_by_setting, lost_note
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
@@ -136,8 +136,9 @@ class SettingModel:
     those of the dense OLS (statsmodels, tests/test_report_scale.py); a 13,000-trial study with
     1,458 settings takes milliseconds. Each setting's residual variance (its seed spread once the
     seed effects are removed, on its share of the residual degrees of freedom) is moderated toward
-    a prior fitted across settings (`reports.moderation`); a contrast's variance adds the two
-    settings' moderated variances and that of the seed effects it leans on (Welch–Satterthwaite df).
+    its optimizer's prior at each grid point of that prior's posterior (`reports.stats.posterior`);
+    a contrast's variance adds the two settings' variances and that of the seed effects it leans on
+    (Welch–Satterthwaite df), and its null law is the mixture of those t laws over the grid.
     """
 
     settings: frozenset[str]

@@ -1,4 +1,4 @@
-"""Holm's step-down adjustment, and the most seeds a power statement names.
+"""Holm's step-down adjustment (the verdicts' multiplicity control), and the most seeds a power statement names.
 
 The noise model the verdicts use is in `reports.stats.posterior`.
 """
