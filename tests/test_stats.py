@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import brentq
 from scipy.stats import binom
 from statsmodels.stats.multitest import multipletests
 
 from reports.render.verdicts import verdict_sentence
 from reports.stats.effects import amplification_effects
 from reports.stats.multiplicity import holm
-from reports.stats.posterior import Mixture, fit_posterior
+from reports.stats.posterior import Mixture, fit_posterior, t_power
 from reports.stats.rank import stratified_spearman
 from tests._calibration import SCENARIOS, Design, noise_design, rate_bound
 
@@ -182,14 +183,14 @@ def test_the_null_of_a_real_study_rarely_gives_any_verdict() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 56%: a replicate study's threshold moves with its own seed "
-                   "spreads (posterior and floor), which the stated power does not average over (docs/statistics.md)")  # fmt: skip
+@pytest.mark.xfail(strict=True, reason="measured 70-72% (equal noise, SGD 6x): a stated effect varies with its "
+                   "pilot study, and the power curve is flat above 80% (docs/statistics.md)")  # fmt: skip
 @pytest.mark.parametrize("scenario", [SCENARIOS[0], SCENARIOS[2]], ids=lambda s: s.name)
 def test_the_stated_detectable_effect_is_detected_with_80_percent_power(scenario) -> None:
     """Plant, in a fresh study of the same design, the effect a study says its seeds detect with 80% power."""
     design, rng, cell = Design.of(scenario), np.random.default_rng(21), ("mse", "sgd", "exp", 10.0)
     pick = dict(metric="mse", optimizer="sgd", amplification="exp", factor=10.0, kind="gain")
-    hits, studies = 0, 300  # each study's figures cost ~0.3 s; 300 already tell 56% from 75-85%
+    hits, studies = 0, 300  # each study's figures cost ~0.3 s; 300 already tell ~70% from 75-85%
     for y in design.draw(rng, studies):
         stated = _row(design.effects(y), **pick)["detectable"]
         planted = design.effects(design.draw(rng, 1, {cell: stated})[0], figures=False)
@@ -241,8 +242,9 @@ def test_a_one_point_mixture_is_its_t_law_and_a_wider_part_widens_it() -> None:
     assert one.quantile(0.01) == pytest.approx(0.02 * student.isf(0.005, 6), rel=1e-6)
     se, df = one.effective(0.05 / 28, 0.05)
     assert se == pytest.approx(0.02, rel=1e-4) and df == pytest.approx(6.0, rel=1e-3)
-    # power of the t test at the plug-in: an effect at the threshold is detected about half the time
-    assert one.power(one.quantile(0.05), one.quantile(0.05), 1.0) == pytest.approx(0.5, abs=0.08)
+    # 80% power needs more than the threshold, and more than the plug-in noncentral t (the se is estimated)
+    plug_in = 0.02 * brentq(lambda nc: t_power(nc, 6.0, 0.01) - 0.8, 0.0, 50.0)
+    assert one.quantile(0.01) < plug_in < one.detectable(0.01, 0.8)
     mixed = Mixture(np.array([0.9, 0.1]), np.array([0.02, 0.1]), np.array([6.0, 6.0]))
     assert mixed.quantile(0.01) > one.quantile(0.01) and mixed.tail(0.05) > one.tail(0.05)
 

@@ -43,10 +43,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import t
 
-from reports.stats.multiplicity import MAX_SEEDS, holm
-from reports.stats.posterior import Mixture, NoisePosterior, contrast_mixture, fit_posterior
+from reports.stats.multiplicity import holm
+from reports.stats.posterior import Mixture, NoisePosterior, contrast_mixture, group_posteriors, seeds_needed
 from reports.stats.survival import Losses, losses_by_setting, lost_note
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 
@@ -243,7 +242,7 @@ def fit_codes(
     scale = float(rss.sum() / df_resid)
     optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
     lost = np.array([n in unstable for n in names])
-    posts, pvar, pdf = _moderate(rss, own_df, scale, df_resid, optimizer, lost)
+    posts, pvar, pdf = group_posteriors(rss, own_df, scale, df_resid, optimizer, lost)
     mean_var = np.array([float(posts[optimizer[i]].w @ v) for i, v in enumerate(pvar)])
     spread = np.diag(mean_var @ cross) - cross.T @ (cross * (mean_var / count)[:, None])
     seeds = pd.Series(d_code).groupby(s_code).nunique()
@@ -265,43 +264,6 @@ def fit_codes(
         _pdf=pdf,
         _seed_cov=schur_pinv @ spread @ schur_pinv if k > 1 else np.zeros((0, 0)),
     )
-
-
-def _moderate(
-    rss: np.ndarray,
-    own_df: np.ndarray,
-    scale: float,
-    df_resid: float,
-    group: np.ndarray,
-    unstable: np.ndarray,
-) -> tuple[list[NoisePosterior], list[np.ndarray], list[np.ndarray]]:
-    """Each group's noise posterior, and each setting's variance and df at the group's grid points.
-
-    Each optimizer (`group`) gets its own prior: SGD and Adam settings differ in noise as a rule,
-    and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. A group
-    with fewer than 3 settings with a variance of their own pools the study's noise (`scale`). An
-    `unstable` setting (it lost seeds to divergence or collapse) is taken as noisy as its group's
-    noisiest at every grid point, since the seeds it lost are the evidence its spread would have shown.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
-    posts: list[NoisePosterior] = []
-    pvar: list[np.ndarray] = [np.empty(0)] * len(rss)
-    pdf: list[np.ndarray] = [np.empty(0)] * len(rss)
-    for g in range(int(group.max()) + 1):
-        mine, own = group == g, (group == g) & (own_df > 1e-6)
-        post = (
-            fit_posterior(s2[own], own_df[own]) if own.sum() >= 3 else NoisePosterior.known(scale, df_resid)
-        )
-        posts.append(post)
-        idx = np.flatnonzero(mine)
-        var, dfs = post.posterior(s2[idx], own_df[idx])
-        var = np.maximum(var, s2[idx][:, None])  # seeds that visibly disagree keep that noise
-        if (mine & unstable).any():
-            var[unstable[idx]] = var.max(axis=0)
-        for row, i in enumerate(idx):
-            pvar[i], pdf[i] = var[row], dfs[row]
-    return posts, pvar, pdf
 
 
 def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> tuple[pd.DataFrame, list[Mixture]]:
@@ -359,33 +321,10 @@ def _verdicts(out: pd.DataFrame, mixtures: list[Mixture], alpha: float, figures:
     effective = [mix.effective(alpha / m, alpha) for mix in mixtures]
     out["se"], out["df"] = [e[0] for e in effective], [e[1] for e in effective]
     out["detectable"] = [mix.detectable(alpha / m, POWER) for mix in mixtures]
-    out["seeds_needed"] = [
-        _seeds_needed(mix, abs(r.estimate), r.n_seeds, r.df, h, alpha / m)
-        for mix, r, h in zip(mixtures, out.itertuples(), half, strict=True)
-    ]
+    out["seeds_needed"] = seeds_needed(
+        *(out[c].to_numpy(float) for c in ("estimate", "se", "df", "n_seeds")), alpha / m, POWER
+    )
     return out[EFFECT_COLUMNS]
-
-
-def _seeds_needed(mix: Mixture, effect: float, n: int, df: float, threshold: float, level: float) -> float:
-    """Fewest seeds per setting detecting `effect` with 80% power at `level` (inf beyond MAX_SEEDS).
-
-    More seeds shrink every se as sqrt(n / n') and add about two residual df per contrast and seed,
-    which narrows the threshold as the t quantile does. Power rises with n': bisection over [n, MAX_SEEDS].
-    """
-    crit = float(t.isf(level / 2, df))
-
-    def enough(more: float) -> bool:
-        shrink = math.sqrt(n / more)
-        narrower = float(t.isf(level / 2, df + 2.0 * (more - n))) / crit if math.isfinite(df) else 1.0
-        return mix.power(effect, threshold * shrink * narrower, scale=shrink) >= POWER
-
-    if not threshold > 0 or not enough(MAX_SEEDS):
-        return math.inf
-    low, high = max(n, 2) - 1, MAX_SEEDS
-    while high - low > 1:
-        mid = (low + high) // 2
-        low, high = (low, mid) if mid >= n and enough(mid) else (mid, high)
-    return float(high)
 
 
 def amplification_effects(

@@ -1,4 +1,4 @@
-"""Holm's step-down adjustment (the verdicts' multiplicity control), and the most seeds a power statement names.
+"""Holm's step-down adjustment: the verdicts' multiplicity control.
 
 The noise model the verdicts use is in `reports.stats.posterior`.
 """
@@ -6,8 +6,6 @@ The noise model the verdicts use is in `reports.stats.posterior`.
 from __future__ import annotations
 
 import numpy as np
-
-MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
 
 
 def holm(p: np.ndarray) -> np.ndarray:
