@@ -8,7 +8,7 @@ import pandas as pd
 from study.core.vocab import FAMILY_NAMES, UNLABELLED_METRIC, family_metric
 from study.selection import selector_scores
 from study.selection.delong import delong
-from study.selection.paired import ALPHA
+from study.selection.pool import ALPHA
 from study.selection.rules import fallback, pool_decision, tail_decision
 from study.selection.tail import exceedance_pvalue, tail_line
 

@@ -17,8 +17,9 @@ exchangeable (a clean pool, no drift):
 - `exceedance_pvalue`: the count of pool images above the r-th highest normal
   is hypergeometric (among the top count + r - 1 of the joint ranking at most
   r - 1 are normals); Bonferroni over the trials says whether the pool holds
-  anomalies at all (`TailVerdict.fires`). A clean pool fires with probability
-  <= alpha.
+  anomalies at all (`TailVerdict.fires`), at the rate study/selection/pool.py
+  already uses for that question (alpha 0.01). A clean pool fires with
+  probability <= alpha.
 - the top set: trials whose excess is within a paired-bootstrap critical
   difference of the leader's (images resampled jointly for every trial, one
   Bonferroni critical value over the ordered pairs, as in paired.py), so a
@@ -37,6 +38,7 @@ import numpy as np
 from scipy.stats import hypergeom
 
 from study.selection.paired import ALPHA, critical_z
+from study.selection.pool import ALPHA as POOL_ALPHA
 
 TAIL_FPR = 0.01  # the operating point: the share of held-out normals above the threshold
 BOOTSTRAP = 400  # paired bootstrap draws for the top set
@@ -87,11 +89,18 @@ def _bootstrap_sd(neg: np.ndarray, pos: np.ndarray, r: int, lead: int) -> np.nda
 
 
 def tail_verdict(
-    ids: list[str], neg: np.ndarray, pos: np.ndarray, *, n_trials: int, alpha: float = ALPHA
+    ids: list[str],
+    neg: np.ndarray,
+    pos: np.ndarray,
+    *,
+    n_trials: int,
+    alpha: float = POOL_ALPHA,
+    pair_alpha: float = ALPHA,
 ) -> TailVerdict:
     """Excess, exceedance test and top set of k trials on shared images (neg: [k, m], pos: [k, n], no NaN).
 
-    `n_trials`: the study's finished trials, which the Bonferroni margins count.
+    `n_trials`: the study's finished trials, which the Bonferroni margins count; `alpha`: the
+    exceedance test's study-wide rate; `pair_alpha`: the top set's, as for U (paired.py).
     """
     r = tail_rank(neg.shape[1])
     e = excess(neg, pos, r)
@@ -99,7 +108,7 @@ def tail_verdict(
     p = min(1.0, k * min(exceedance_pvalue(neg[i], pos[i], r) for i in range(len(ids))))
     lead = int(np.argmax(e))
     sd = _bootstrap_sd(neg, pos, r, lead)
-    z = critical_z(k, alpha)
+    z = critical_z(k, pair_alpha)
     within = [i for i in range(len(ids)) if i == lead or e[lead] - e[i] <= z * sd[i]]
     return TailVerdict(
         excess={t: float(v) for t, v in zip(ids, e, strict=True)},
