@@ -99,9 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if i:
             shares.append(share)
-    print(
-        f"label-free / training after the first trial: median {statistics.median(shares):.3f}, max {max(shares):.3f}"
-    )
+    if shares:  # --settings 1 runs the first trial only
+        print(
+            f"label-free / training after the first trial: median {statistics.median(shares):.3f}, max {max(shares):.3f}"
+        )
     return 0
 
 
