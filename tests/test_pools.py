@@ -286,7 +286,15 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
     record = tmp_path / "record.json"
     cell = {"median_regret": 0.02, "worst_regret": 0.05}
     record.write_text(
-        json.dumps({"pools": {"cells": {"0.0/1000": {"unlabelled_paired": cell, "random": cell}}}})
+        json.dumps(
+            {
+                "pools": {
+                    "cells": {
+                        "0.0/1000": {"unlabelled_paired": cell, "random": cell, "_pool": {"n_tasks": 13}}
+                    }
+                }
+            }
+        )
     )
 
     def study(shift: float) -> tuple[pd.DataFrame, dict]:
@@ -306,7 +314,7 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
     text = pool_reading_sentence(pool_reading(frame, scores.get, record))
     assert "separates none of these trials" in text and "not a ranking" in text
     assert "1000 unlabelled pool images against 200 held-out normals" in text
-    assert "share / size 0 / 1000" in text  # the benchmark cell of a clean 1k pool
+    assert "share / size 0 / 1000, 13 tasks" in text  # the benchmark cell of a clean 1k pool, and its tasks
     frame, scores = study(1.0)
     reading = pool_reading(frame, scores.get, record)
     text = pool_reading_sentence(reading)
