@@ -107,13 +107,16 @@ class Design:
         shift = np.array([(shifts or {}).get(c, 0.0) for c in self.cells])
         return 0.85 + seed + shift + rng.normal(0, 1, (studies, len(self.cells))) * self.sigma
 
-    def effects(self, y: np.ndarray) -> pd.DataFrame:
-        return model_effects(fit_codes(self.s_code, self.names, self.d_code, y, self.unstable))
+    def effects(self, y: np.ndarray, figures: bool = True) -> pd.DataFrame:
+        """The report's effects table of one study's values (`figures=False`: verdicts only, faster)."""
+        return model_effects(
+            fit_codes(self.s_code, self.names, self.d_code, y, self.unstable), figures=figures
+        )
 
 
 def any_verdict_rate(design: Design, values: np.ndarray) -> tuple[int, int]:
     """(studies with any gain or harm verdict, studies)."""
-    hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
+    hits = sum(bool((design.effects(y, figures=False)["verdict"] != "not detectable").any()) for y in values)
     return hits, len(values)
 
 

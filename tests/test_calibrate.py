@@ -49,7 +49,9 @@ def test_estimate_spreads_every_pack_over_the_slots_and_never_beats_the_longest(
     timings = {kind_of(p.configs[0]): TIMING for p in packs}
     one, many = estimate(packs, timings, 1, 0.5), estimate(packs, timings, 100, 0.5)
     per_pack = [pack_seconds(len(p), TIMING, 3, budgeted=True) for p in packs]
-    assert one.pack_seconds == pytest.approx(sum(per_pack)) == one.wall_s  # nothing paid once: TIMING has none
+    assert (
+        one.pack_seconds == pytest.approx(sum(per_pack)) == one.wall_s
+    )  # nothing paid once: TIMING has none
     assert many.wall_s == pytest.approx(max(per_pack))  # more slots than packs: the longest pack decides
     assert one.gpu_hours == pytest.approx(sum(per_pack) * 0.5 / 3600)
 

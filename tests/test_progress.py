@@ -62,7 +62,10 @@ def test_progress_counts_every_running_trial_and_gives_an_eta(
     progress.on_trial_complete(0, [a, b, c, d], a)
     progress.on_step_end(1, [a, b, c, d])
     (state,) = _states(caplog)
-    assert "3/8 trials done, 1 running, 1 collapsed, 1 diverged, 0 failed, 0 pruned" in state.line()
+    assert (
+        "3/8 trials done, 1 running, 1 collapsed, 0 degenerate, 1 diverged, 0 failed, 0 pruned"
+        in state.line()
+    )
     assert state.best == 0.9 and "best auroc (validation) 0.9000" in state.line()  # collapsed is never best
     assert state.eta_s is not None and state.eta_s >= 0  # one trial ended in this session: a pace exists
 
@@ -81,7 +84,7 @@ def test_progress_counts_the_members_of_packs(progress: Progress, caplog: pytest
     progress.on_trial_complete(0, [a], a)
     progress.on_step_end(1, [a])
     (state,) = _states(caplog)
-    assert "3/8 trials done, 0 running, 1 collapsed, 1 diverged" in state.line()
+    assert "3/8 trials done, 0 running, 1 collapsed, 0 degenerate, 1 diverged" in state.line()
     assert state.best == 0.7  # a collapsed member is never best
     assert state.eta_s is not None  # three trials ended in this session: a pace exists
 

@@ -15,7 +15,8 @@ from statsmodels.stats.multitest import multipletests
 
 from reports.render.verdicts import verdict_sentence
 from reports.stats.effects import amplification_effects
-from reports.stats.moderation import fit_prior, holm
+from reports.stats.multiplicity import holm
+from reports.stats.posterior import Mixture, fit_posterior
 from reports.stats.rank import stratified_spearman
 from tests._calibration import SCENARIOS, Design, noise_design, rate_bound
 
@@ -151,9 +152,9 @@ def test_another_varied_param_is_part_of_the_stratum_never_averaged() -> None:
 STUDIES = 1000  # per scenario: the binomial 99% upper bound of a 5% rate is then about 6.6%
 # measured with this seed (bench/RESULTS.md, issue 20): rates whose bound exceeds 7% are known gaps
 KNOWN_GAPS = {
-    "one cell 5x noisier": "a 5x cell among 28 on 1 df each looks quiet 1 time in 3 (chi2_1); measured ~9%",
-    "3 seeds, exp λ=100 cells 5x": "4 noisy cells of 28 on 2 df each are often not told apart; measured ~13%",
-    "survivorship: noisy cells lose a seed": "the other noisy cells keep 2 of 3 seeds (as above); measured ~11%",
+    "one cell 5x noisier": "a 5x cell whose 2 seeds happen to agree looks quiet (chi2_1): measured 7.0%",
+    "3 seeds, exp λ=100 cells 5x": "4 noisy cells of 28 on 2 df each, some looking quiet: measured 8.3%",
+    "survivorship: noisy cells lose a seed": "the noisy cells as above, two of them on 1 df: measured 7.0%",
 }
 
 
@@ -165,35 +166,35 @@ def test_null_studies_rarely_give_any_verdict(scenario, request) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[scenario.name]))
     design = Design.of(scenario)
     values = design.draw(np.random.default_rng(20), STUDIES)
-    hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
+    hits = sum(bool((design.effects(y, figures=False)["verdict"] != "not detectable").any()) for y in values)
     assert rate_bound(hits, STUDIES) <= 0.07, (hits, STUDIES)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 8.7% (bench/RESULTS.md): its spreads range 28x on 1 df each")
 def test_the_null_of_a_real_study_rarely_gives_any_verdict() -> None:
     """A real quickstart study's settings, seeds, lost seeds and per-setting seed spread (0.0006 to 0.017
     AUROC), every true effect 0 (bench/data/stats_noise_quickstart.json, written by bench/stats_calibration.py)."""
     record = json.loads((Path(__file__).parents[1] / "bench/data/stats_noise_quickstart.json").read_text())
     design = noise_design(record)
     values = design.draw(np.random.default_rng(23), STUDIES)
-    hits = sum(bool((design.effects(y)["verdict"] != "not detectable").any()) for y in values)
+    hits = sum(bool((design.effects(y, figures=False)["verdict"] != "not detectable").any()) for y in values)
     assert rate_bound(hits, STUDIES) <= 0.07, (hits, STUDIES)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 60-66%: the variance floor makes the verdict more conservative "
-                   "than the noncentral t of its stated power (docs/statistics.md)")  # fmt: skip
+@pytest.mark.xfail(strict=True, reason="measured 56%: a replicate study's threshold moves with its own seed "
+                   "spreads (posterior and floor), which the stated power does not average over (docs/statistics.md)")  # fmt: skip
 @pytest.mark.parametrize("scenario", [SCENARIOS[0], SCENARIOS[2]], ids=lambda s: s.name)
 def test_the_stated_detectable_effect_is_detected_with_80_percent_power(scenario) -> None:
     """Plant, in a fresh study of the same design, the effect a study says its seeds detect with 80% power."""
     design, rng, cell = Design.of(scenario), np.random.default_rng(21), ("mse", "sgd", "exp", 10.0)
     pick = dict(metric="mse", optimizer="sgd", amplification="exp", factor=10.0, kind="gain")
-    hits = 0
-    for y in design.draw(rng, STUDIES):
+    hits, studies = 0, 300  # each study's figures cost ~0.3 s; 300 already tell 56% from 75-85%
+    for y in design.draw(rng, studies):
         stated = _row(design.effects(y), **pick)["detectable"]
-        hits += _row(design.effects(design.draw(rng, 1, {cell: stated})[0]), **pick)["verdict"] == "gain"
-    assert 0.75 <= hits / STUDIES <= 0.85, hits
+        planted = design.effects(design.draw(rng, 1, {cell: stated})[0], figures=False)
+        hits += _row(planted, **pick)["verdict"] == "gain"
+    assert 0.75 <= hits / studies <= 0.85, hits
 
 
 def test_intervals_power_and_verdicts_agree_in_every_simulated_study() -> None:
@@ -219,15 +220,31 @@ def test_holm_is_statsmodels_holm() -> None:
     assert np.allclose(holm(p), multipletests(p, method="holm")[1])
 
 
-def test_the_variance_prior_is_recovered_and_equal_noise_gives_an_infinite_prior() -> None:
-    """s² = s0² d0 / chi2_d0 scaled by chi2_d / d: the moment fit finds d0 and s0² (limma fitFDist)."""
+def test_the_noise_posterior_finds_the_prior_and_pins_it_down_only_with_many_settings() -> None:
+    """s² = s0² d0 / chi2_d0 scaled by chi2_d / d: the posterior of (d0, s0²) (limma's model) holds the
+    truth; equal noise puts it at large d0; 14 settings on 1 df cannot tell a prior of 4 df from ∞."""
     rng = np.random.default_rng(4)
-    true = 0.01 * 4 / rng.chisquare(4, 4000)  # a prior with d0 = 4, s0² = 0.01
-    s2 = true * rng.chisquare(2, 4000) / 2
-    d0, s02 = fit_prior(s2, np.full(4000, 2.0))
-    assert 3.0 < d0 < 5.5 and 0.008 < s02 < 0.012
-    d0, s02 = fit_prior(0.01 * rng.chisquare(2, 4000) / 2, np.full(4000, 2.0))
-    assert d0 > 50 and 0.009 < s02 < 0.011
+    true = 0.01 * 4 / rng.chisquare(4, 800)  # a prior with d0 = 4, s0² = 0.01
+    post = fit_posterior(true * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
+    assert 2.5 < post.median_d0() < 6.5 and 0.008 < float(post.w @ post.s02) < 0.012
+    equal = fit_posterior(0.01 * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
+    assert equal.median_d0() > 30 and 0.009 < float(equal.w @ equal.s02) < 0.011
+    few = fit_posterior(0.01 * rng.chisquare(1, 14), np.full(14, 1.0))
+    assert few.w[few.d0 < 4].sum() > 0.1 and few.w[few.d0 > 10].sum() > 0.1  # both still plausible
+
+
+def test_a_one_point_mixture_is_its_t_law_and_a_wider_part_widens_it() -> None:
+    from scipy.stats import t as student
+
+    one = Mixture(np.array([1.0]), np.array([0.02]), np.array([6.0]))
+    assert one.tail(0.05) == pytest.approx(2 * student.sf(2.5, 6))
+    assert one.quantile(0.01) == pytest.approx(0.02 * student.isf(0.005, 6), rel=1e-6)
+    se, df = one.effective(0.05 / 28, 0.05)
+    assert se == pytest.approx(0.02, rel=1e-4) and df == pytest.approx(6.0, rel=1e-3)
+    # power of the t test at the plug-in: an effect at the threshold is detected about half the time
+    assert one.power(one.quantile(0.05), one.quantile(0.05), 1.0) == pytest.approx(0.5, abs=0.08)
+    mixed = Mixture(np.array([0.9, 0.1]), np.array([0.02, 0.1]), np.array([6.0, 6.0]))
+    assert mixed.quantile(0.01) > one.quantile(0.01) and mixed.tail(0.05) > one.tail(0.05)
 
 
 def test_a_comparison_says_which_seeds_it_lost_and_what_it_conditions_on() -> None:

@@ -46,3 +46,25 @@ def test_a_folder_dataset_is_logged_as_a_local_source_with_its_digest(tmp_path: 
     assert logged.dataset.source_type == "local" and json.loads(logged.dataset.source)["uri"] == str(good)
     assert logged.dataset.digest == dataset_digest(data)
     assert {t.key: t.value for t in logged.tags}["lamp.normal_classes"] == "normal folder"
+
+
+def test_a_study_varying_its_normal_class_logs_every_dataset_it_trains_on(tmp_path: Path) -> None:
+    """lamp_grid varies data.normal_classes: each class is its own dataset input of the parent run."""
+    from mlflow import MlflowClient
+
+    from study.runner._driver import _log_dataset
+    from study.spec import load_spec
+    from study.tracking.tracker import StudyTracker
+
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "name: classes\ndataset: {name: digits, test_limit: 100}\nfixed: {epochs: 1}\n"
+        "dimensions: {data.normal_classes: {grid: [0, 3, 7]}}\nseeds: [0]\n"
+    )
+    spec = load_spec(path)
+    tracker = StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", spec.name)
+    parent = tracker.start_study(spec.source_text, spec.content_hash, {}, {})
+    _log_dataset(tracker, spec, parent)
+    inputs = MlflowClient(tracker.client.tracking_uri).get_run(parent).inputs.dataset_inputs
+    classes = sorted({t.key: t.value for t in i.tags}["lamp.normal_classes"] for i in inputs)
+    assert classes == ["0", "3", "7"] and len({i.dataset.digest for i in inputs}) == 3

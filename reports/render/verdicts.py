@@ -16,7 +16,7 @@ import math
 import pandas as pd
 
 from reports.render.labels import fmt_p
-from reports.stats.moderation import MAX_SEEDS
+from reports.stats.multiplicity import MAX_SEEDS
 from reports.stats.rank import MIN_SETTINGS, StratifiedRho
 
 ABSENCE = (
@@ -83,8 +83,9 @@ def noise_clause(prior_df: float) -> str:
     if not math.isfinite(prior_df):
         return "the settings' seed spreads are consistent with one noise level, so it is pooled"
     return (
-        "each setting's seed spread moderated toward a common level (empirical Bayes, prior worth "
-        f"{prior_df:.1f} degrees of freedom), so a noisy setting keeps wide intervals of its own"
+        "each setting's seed spread moderated toward its optimizer's common level (empirical Bayes; how "
+        f"much is itself uncertain and averaged over, a prior worth {prior_df:.1f} degrees of freedom at the "
+        "posterior median), never below its own spread, so a noisy setting keeps wide intervals of its own"
     )
 
 

@@ -32,7 +32,7 @@ from reports.sections.slices import SliceData, draw_slices, extract_slices
 from reports.source.extract import ArtifactLoader, Study
 from reports.stats.aggregate import Points, factor_levels, fmt_factor, scatter_points
 from reports.stats.effects import STRATUM
-from reports.stats.moderation import holm
+from reports.stats.multiplicity import holm
 from reports.stats.pairing import is_twin
 from reports.stats.rank import StratifiedRho, stratified_spearman
 

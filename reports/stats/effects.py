@@ -10,9 +10,11 @@ trial:
 factor; an lr twin is its own setting), `seed` a block, so comparisons are
 paired by seed. One noise level for every setting is wrong both ways (a
 near-divergent setting widens every interval, or gets false verdicts of its
-own), so each setting's seed variance is moderated toward a prior fitted
-across settings (empirical Bayes, limma's moderated t: `reports.moderation`,
-docs/statistics.md). Each comparison is a contrast of two setting effects
+own), so each setting's seed variance is moderated toward a prior shared by
+its optimizer's settings (limma's moderated t), with the prior's own
+uncertainty integrated over a posterior grid rather than plugged in
+(`reports.stats.posterior`, docs/statistics.md), and never below the setting's
+own spread. Each comparison is a contrast of two setting effects
 within one metric × optimizer × arch stratum, never an average over a
 stratum dimension:
 
@@ -25,8 +27,8 @@ valid under any dependence). Verdicts:
 `gain` / `harm` when the Holm-adjusted p < alpha, else `not detectable`. The
 interval shown is family-wise (Bonferroni, 1 − alpha/m), so one that excludes 0
 always sits beside a gain or harm; the power figures (the effect n seeds detect
-with 80% power, the seeds the estimate would need) are the exact noncentral t
-at alpha/m with the comparison's own standard error and df. A comparison whose
+with 80% power, the seeds the estimate would need) are at alpha/m, over the
+same noise posterior and the standard error's own uncertainty. A comparison whose
 settings lost seeds (diverged, collapsed) says so (`reports.survival`).
 
 The sentences stating these statistics are written in `reports.render.verdicts` only.
@@ -43,13 +45,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import t
 
-from reports.stats.moderation import (
-    detectable_noncentrality,
-    fit_prior,
-    holm,
-    satterthwaite,
-    seeds_needed,
-)
+from reports.stats.multiplicity import MAX_SEEDS, holm
+from reports.stats.posterior import Mixture, NoisePosterior, contrast_mixture, fit_posterior
 from reports.stats.survival import Losses, losses_by_setting, lost_note
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 
@@ -139,49 +136,59 @@ class SettingModel:
     those of the dense OLS (statsmodels, tests/test_report_scale.py); a 13,000-trial study with
     1,458 settings takes milliseconds. Each setting's residual variance (its seed spread once the
     seed effects are removed, on its share of the residual degrees of freedom) is moderated toward
-    a prior fitted across settings (`reports.moderation`); a contrast's variance adds the two
-    settings' moderated variances and that of the seed effects it leans on (Welch–Satterthwaite df).
+    its optimizer's prior at each grid point of that prior's posterior (`reports.stats.posterior`);
+    a contrast's variance adds the two settings' variances and that of the seed effects it leans on
+    (Welch–Satterthwaite df), and its null law is the mixture of those t laws over the grid.
     """
 
     settings: frozenset[str]
     seeds: dict[str, int]  # setting -> distinct seeds it finished on
     scale: float  # pooled residual variance σ² (RSS / df_resid), the one-noise-level estimate
     df_resid: float
-    prior_df: float  # d0 of the variance prior: inf when the settings share one noise level
-    prior_var: float  # s0²
+    prior_df: float  # the posterior median d0 of the largest group's variance prior
+    prior_var: float  # its posterior mean s0²
     _index: dict[str, int]  # setting -> row of the arrays below
     _effect: np.ndarray  # setting effect (seed effects removed), one per setting
     _count: np.ndarray  # trials per setting
     _cross: np.ndarray  # settings x (seeds but the first): trials of that setting on that seed
-    _var: np.ndarray  # moderated residual variance of each setting
-    _df: np.ndarray  # its degrees of freedom (d0 + the setting's own, at most its group's residual df)
-    _df_cap: np.ndarray  # the residual df of its optimizer's settings: no contrast of them has more
-    _seed_cov: np.ndarray  # covariance of the seed effects under those variances
+    _group: np.ndarray  # the variance group (optimizer) of each setting
+    _posts: list[NoisePosterior]  # each group's (d0, s0²) posterior grid
+    _pvar: list[np.ndarray]  # per setting: its posterior variance at each grid point of its group
+    _pdf: list[np.ndarray]  # and its df there
+    _seed_cov: np.ndarray  # covariance of the seed effects under the posterior-mean variances
 
-    def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, float]:
-        """a - b: estimate, se, df, ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller)."""
+    def mixture(self, a: str, b: str) -> Mixture:
+        """The null law of the contrast a - b: a t at each grid point of the noise posterior."""
+        i, j = self._index[a], self._index[b]
+        w = self._cross[i] / self._count[i] - self._cross[j] / self._count[j]
+        seed_part = float(w @ self._seed_cov @ w)
+        gi, gj = self._group[i], self._group[j]
+        vi, vj, di, dj = self._pvar[i], self._pvar[j], self._pdf[i], self._pdf[j]
+        weights = self._posts[gi].w
+        if gi != gj:  # settings of two groups: independent posteriors, every pair of grid points
+            weights = np.outer(weights, self._posts[gj].w).ravel()
+            vi, di = np.repeat(vi, len(vj)), np.repeat(di, len(vj))
+            vj, dj = np.tile(vj, len(self._pvar[i])), np.tile(dj, len(self._pvar[i]))
+        parts = [vi / self._count[i], vj / self._count[j], np.full(len(vi), seed_part)]
+        return contrast_mixture(weights, parts, [di, dj, np.full(len(vi), self.df_resid)])
+
+    def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, Any]:
+        """a - b: estimate, se and df (the t law matching the mixture's 1 - alpha and alpha/28 quantiles),
+        ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller), mixture (the null law)."""
         i, j = self._index[a], self._index[b]
         estimate = float(self._effect[i] - self._effect[j])
-        w = self._cross[i] / self._count[i] - self._cross[j] / self._count[j]
-        parts = np.array(
-            [self._var[i] / self._count[i], self._var[j] / self._count[j], float(w @ self._seed_cov @ w)]
-        )
-        se = math.sqrt(parts.sum()) if i != j else 0.0
-        df = min(
-            satterthwaite(parts, np.array([self._df[i], self._df[j], self.df_resid])),
-            self._df_cap[i],
-            self._df_cap[j],
-        )
-        half = float(t.ppf(1 - alpha / 2, df)) * se
-        p = float(2 * t.sf(abs(estimate) / se, df)) if se > 0 else math.nan
+        mix = self.mixture(a, b)
+        half = mix.quantile(alpha) if i != j else 0.0
+        se, df = mix.effective(alpha / 28, alpha) if i != j else (0.0, math.inf)
         return dict(
             estimate=estimate,
             se=se,
             df=df,
             ci_low=estimate - half,
             ci_high=estimate + half,
-            p=p,
+            p=mix.tail(estimate) if i != j else math.nan,
             n_seeds=int(min(self.seeds[a], self.seeds[b])),
+            mixture=mix,
         )
 
 
@@ -236,23 +243,26 @@ def fit_codes(
     scale = float(rss.sum() / df_resid)
     optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
     lost = np.array([n in unstable for n in names])
-    var, dfs, cap, d0, s02 = _moderate(rss, own_df, scale, df_resid, optimizer, lost)
-    spread = np.diag(var @ cross) - cross.T @ (cross * (var / count)[:, None])
+    posts, pvar, pdf = _moderate(rss, own_df, scale, df_resid, optimizer, lost)
+    mean_var = np.array([float(posts[optimizer[i]].w @ v) for i, v in enumerate(pvar)])
+    spread = np.diag(mean_var @ cross) - cross.T @ (cross * (mean_var / count)[:, None])
     seeds = pd.Series(d_code).groupby(s_code).nunique()
+    largest = posts[int(np.bincount(optimizer).argmax())]
     return SettingModel(
         settings=frozenset(names),
         seeds={names[i]: int(n) for i, n in seeds.items()},
         scale=scale,
         df_resid=df_resid,
-        prior_df=d0,
-        prior_var=s02,
+        prior_df=largest.median_d0(),
+        prior_var=float(largest.w @ largest.s02),
         _index={name: i for i, name in enumerate(names)},
         _effect=effect,
         _count=count,
         _cross=cross,
-        _var=var,
-        _df=dfs,
-        _df_cap=cap,
+        _group=optimizer,
+        _posts=posts,
+        _pvar=pvar,
+        _pdf=pdf,
         _seed_cov=schur_pinv @ spread @ schur_pinv if k > 1 else np.zeros((0, 0)),
     )
 
@@ -264,44 +274,39 @@ def _moderate(
     df_resid: float,
     group: np.ndarray,
     unstable: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-    """Moderated variance, df and df cap of each setting, and the prior (d0, s0²) of the largest group.
+) -> tuple[list[NoisePosterior], list[np.ndarray], list[np.ndarray]]:
+    """Each group's noise posterior, and each setting's variance and df at the group's grid points.
 
     Each optimizer (`group`) gets its own prior: SGD and Adam settings differ in noise as a rule,
-    and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. Within a
-    group: fewer than 3 settings with a variance of their own, or variances consistent with one
-    noise level (d0 = ∞), pool the group's seed spread; otherwise limma's posterior variance, its df
-    capped at the group's residual df (the prior is estimated from no more than that). A setting is
-    never moderated below its own spread (seeds that visibly disagree keep that noise), and an
-    `unstable` one (it lost seeds to divergence or collapse; a failed trial is an error, not noise) is taken as noisy as its group's noisiest,
-    since the seeds it lost are the evidence its spread would have shown.
+    and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. A group
+    with fewer than 3 settings with a variance of their own pools the study's noise (`scale`). An
+    `unstable` setting (it lost seeds to divergence or collapse) is taken as noisy as its group's
+    noisiest at every grid point, since the seeds it lost are the evidence its spread would have shown.
     """
-    var, dfs, cap = np.full(len(rss), scale), np.full(len(rss), df_resid), np.full(len(rss), df_resid)
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
-    priors = []
-    for g in np.unique(group):
+    posts: list[NoisePosterior] = []
+    pvar: list[np.ndarray] = [np.empty(0)] * len(rss)
+    pdf: list[np.ndarray] = [np.empty(0)] * len(rss)
+    for g in range(int(group.max()) + 1):
         mine, own = group == g, (group == g) & (own_df > 1e-6)
-        total = float(own_df[mine].sum())
-        if own.sum() < 3 or total <= 0:
-            continue
-        d0, s02 = fit_prior(s2[own], own_df[own])
-        priors.append((int(own.sum()), d0, s02))
-        cap[mine] = total
-        if math.isinf(d0):
-            var[mine], dfs[mine] = rss[mine].sum() / total, total
-        else:
-            var[mine] = (d0 * s02 + rss[mine]) / (d0 + own_df[mine])
-            dfs[mine] = np.minimum(d0 + own_df[mine], total)
-        var[mine & unstable] = max(var[mine].max(), s2[mine].max())
-    var = np.maximum(var, s2)
-    _, d0, s02 = max(priors, default=(0, math.inf, scale))
-    return var, dfs, cap, d0, s02
+        post = (
+            fit_posterior(s2[own], own_df[own]) if own.sum() >= 3 else NoisePosterior.known(scale, df_resid)
+        )
+        posts.append(post)
+        idx = np.flatnonzero(mine)
+        var, dfs = post.posterior(s2[idx], own_df[idx])
+        var = np.maximum(var, s2[idx][:, None])  # seeds that visibly disagree keep that noise
+        if (mine & unstable).any():
+            var[unstable[idx]] = var.max(axis=0)
+        for row, i in enumerate(idx):
+            pvar[i], pdf[i] = var[row], dfs[row]
+    return posts, pvar, pdf
 
 
-def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> pd.DataFrame:
+def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> tuple[pd.DataFrame, list[Mixture]]:
     """Every amplified setting against its baseline and, under scale-sensitive optimizers, its lr twin."""
-    rows = []
+    rows, mixtures = [], []
     for setting in sorted(model.settings):
         *stratum, form, factor = setting.split("|")
         if form == "twin" or (form == "linear" and float(factor) == 1.0):
@@ -313,6 +318,7 @@ def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> pd.DataFr
             if partner in model.settings:
                 c = model.contrast(setting, partner, alpha=alpha)
                 c["ci_unadj_low"], c["ci_unadj_high"] = c.pop("ci_low"), c.pop("ci_high")
+                mixtures.append(c.pop("mixture"))
                 rows.append(
                     dict(
                         zip(STRATUM, stratum[:3], strict=True),
@@ -324,32 +330,62 @@ def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> pd.DataFr
                     )
                     | c
                 )
-    return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED])
+    return pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c not in _DERIVED]), mixtures
 
 
 _DERIVED = ("ci_low", "ci_high", "p_holm", "verdict", "family", "detectable", "seeds_needed", "prior_df")
 
 
-def _verdicts(out: pd.DataFrame, alpha: float) -> pd.DataFrame:
+def _verdicts(out: pd.DataFrame, mixtures: list[Mixture], alpha: float, figures: bool = True) -> pd.DataFrame:
     """Holm-adjusted p, the verdict, the family-wise interval and the power figures of each comparison.
 
     Everything at the level the verdict uses: Holm rejects no less than Bonferroni at alpha/m, so an
     interval at 1 - alpha/m that excludes 0 always sits beside a gain or harm, and the power of the
-    stated detectable effect (exact noncentral t at alpha/m, the comparison's own se and df) is a
-    lower bound for Holm's.
+    stated detectable effect (at alpha/m, over the noise posterior and the se's own uncertainty) is
+    a lower bound for Holm's. `se` and `df` are re-expressed as the t law matching the mixture at
+    alpha/m and alpha, what the sentences and seed counts use.
     """
     m = len(out)
     out["family"] = m
     out["p_holm"] = holm(out["p"].to_numpy(float))
     significant = out["p_holm"] < alpha
     out["verdict"] = np.where(significant, np.where(out["estimate"] > 0, "gain", "harm"), "not detectable")
-    half = t.ppf(1 - alpha / (2 * m), out["df"]) * out["se"]
+    if not figures:
+        for column in ("ci_low", "ci_high", "detectable", "seeds_needed"):
+            out[column] = math.nan
+        return out[EFFECT_COLUMNS]
+    half = np.array([mix.quantile(alpha / m) for mix in mixtures])
     out["ci_low"], out["ci_high"] = out["estimate"] - half, out["estimate"] + half
-    out["detectable"] = detectable_noncentrality(out["df"].to_numpy(float), alpha / m, POWER) * out["se"]
-    out["seeds_needed"] = seeds_needed(
-        *(out[c].to_numpy(float) for c in ("estimate", "se", "df", "n_seeds")), alpha / m, POWER
-    )
+    effective = [mix.effective(alpha / m, alpha) for mix in mixtures]
+    out["se"], out["df"] = [e[0] for e in effective], [e[1] for e in effective]
+    out["detectable"] = [mix.detectable(alpha / m, POWER) for mix in mixtures]
+    out["seeds_needed"] = [
+        _seeds_needed(mix, abs(r.estimate), r.n_seeds, r.df, h, alpha / m)
+        for mix, r, h in zip(mixtures, out.itertuples(), half, strict=True)
+    ]
     return out[EFFECT_COLUMNS]
+
+
+def _seeds_needed(mix: Mixture, effect: float, n: int, df: float, threshold: float, level: float) -> float:
+    """Fewest seeds per setting detecting `effect` with 80% power at `level` (inf beyond MAX_SEEDS).
+
+    More seeds shrink every se as sqrt(n / n') and add about two residual df per contrast and seed,
+    which narrows the threshold as the t quantile does. Power rises with n': bisection over [n, MAX_SEEDS].
+    """
+    crit = float(t.isf(level / 2, df))
+
+    def enough(more: float) -> bool:
+        shrink = math.sqrt(n / more)
+        narrower = float(t.isf(level / 2, df + 2.0 * (more - n))) / crit if math.isfinite(df) else 1.0
+        return mix.power(effect, threshold * shrink * narrower, scale=shrink) >= POWER
+
+    if not threshold > 0 or not enough(MAX_SEEDS):
+        return math.inf
+    low, high = max(n, 2) - 1, MAX_SEEDS
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if mid >= n and enough(mid) else (mid, high)
+    return float(high)
 
 
 def amplification_effects(
@@ -374,10 +410,16 @@ def amplification_effects(
     return model_effects(model, alpha=alpha, losses=losses)
 
 
-def model_effects(model: SettingModel, *, alpha: float = 0.05, losses: Losses | None = None) -> pd.DataFrame:
-    """`amplification_effects` of a fitted model (the calibration simulations refit values, not frames)."""
-    out = _comparisons(model, alpha, losses or {})
+def model_effects(
+    model: SettingModel, *, alpha: float = 0.05, losses: Losses | None = None, figures: bool = True
+) -> pd.DataFrame:
+    """`amplification_effects` of a fitted model (the calibration simulations refit values, not frames).
+
+    `figures=False` leaves the intervals and power figures NaN: the verdicts alone, what the error-rate
+    simulations count (the verdicts do not depend on the figures).
+    """
+    out, mixtures = _comparisons(model, alpha, losses or {})
     if out.empty:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
     out["prior_df"] = model.prior_df
-    return _verdicts(out, alpha)
+    return _verdicts(out, mixtures, alpha, figures)

@@ -95,7 +95,9 @@ def estimate(packs: list[Pack], timings: dict[str, KindTiming], slots: int, gpu_
     return Estimate(sum(seconds), max(seconds, default=0.0), max(slots, 1), gpu_per_slot, once)
 
 
-def time_two_epochs(configs: list[dict[str, Any]], submitted: float) -> tuple[float, float, float, float, int]:
+def time_two_epochs(
+    configs: list[dict[str, Any]], submitted: float
+) -> tuple[float, float, float, float, int]:
     """(wait from `submitted`, first epoch s, warm epoch s, measurement s, epochs) of a pack trained two epochs.
 
     Runs where it is called (a Ray task); `submitted` is the caller's `time.time()`, so the wait spans
@@ -132,13 +134,21 @@ def calibrate(spec: Any, address: str | None = None) -> tuple[list[Pack], dict[s
         kind = kind_of(pack.configs[0])
         if kind not in largest or len(pack) > len(largest[kind]):
             largest[kind] = pack
-    futures = {kind: task.remote([c.to_dict() for c in p.configs], time.time()) for kind, p in largest.items()}
+    futures = {
+        kind: task.remote([c.to_dict() for c in p.configs], time.time()) for kind, p in largest.items()
+    }
     timings = {}
     for kind, future in futures.items():
         start_s, first_s, epoch_s, measure_s, trained = ray.get(future)
         pack = largest[kind]
         timings[kind] = KindTiming(
-            describe_kind(pack.configs[0]), len(pack), epoch_s, measure_s, max(first_s - epoch_s, 0.0), start_s, trained
+            describe_kind(pack.configs[0]),
+            len(pack),
+            epoch_s,
+            measure_s,
+            max(first_s - epoch_s, 0.0),
+            start_s,
+            trained,
         )
     return packs, timings, estimate(packs, timings, _slots(spec), spec.resources.gpu)
 

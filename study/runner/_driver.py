@@ -380,12 +380,12 @@ def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
 
 
 def _log_dataset(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
-    """The fixed configuration's dataset as the parent run's MLflow dataset input (loaded once per process)."""
+    """Every dataset setting the trials use (a study may vary the normal class) as the parent run's inputs."""
     from study.data import load_dataset
     from study.tracking.meta import log_dataset
 
-    cfg = TrialConfig.from_dict(spec.base_config()).data
-    log_dataset(tracker.client, parent, cfg, load_dataset(cfg))
+    for cfg in spec.data_configs():
+        log_dataset(tracker.client, parent, cfg, load_dataset(cfg))
 
 
 def _preflight_data(spec: StudySpec) -> None:

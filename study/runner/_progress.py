@@ -22,11 +22,22 @@ from typing import Any
 
 from ray.tune import Callback
 
+from study.core.vocab import TrialStatus
 from study.runner._callbacks import _ACTIVE, _size, trial_outcomes
 
 logger = logging.getLogger(__name__)
 PROGRESS_LOGGER = __name__  # the logger a front end attaches its handler to
-KINDS = ("collapsed", "diverged", "failed", "pruned")  # outcomes every line counts, zeros included
+# outcomes every line counts, zeros included (a degenerate trial is not counted as a model either)
+KINDS = tuple(
+    str(s)
+    for s in (
+        TrialStatus.COLLAPSED,
+        TrialStatus.DEGENERATE,
+        TrialStatus.DIVERGED,
+        TrialStatus.FAILED,
+        TrialStatus.PRUNED,
+    )
+)
 TICK_S = 1.0  # least time between two refreshes of a bar
 
 
