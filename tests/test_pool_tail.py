@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -89,3 +91,36 @@ def test_the_tail_abstains_on_a_clean_pool() -> None:
             )
             assert "separates no trials" in tail_line(tail)
     assert fired <= max(1, 3 * ALPHA * 40)
+
+
+def test_register_says_what_the_pool_tail_resolved(tmp_path: Path) -> None:
+    """`register --by unlabelled_tail` on a 5% pool that U does not separate: its note adds the tail's reading."""
+    from mlflow import MlflowClient
+
+    from study.core.vocab import PARENT_TAG, ROLE_TAG, STATUS_TAG, TRIAL_ID_TAG
+    from study.serving.registry import pool_note
+
+    frame, scores = _study(np.random.default_rng(1), 0.05)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("tail", artifact_location=str(tmp_path / "art"))
+    parent = client.create_run(exp, tags={ROLE_TAG: "study"})
+    for name, (neg, pos) in scores.items():
+        run = client.create_run(
+            exp, tags={PARENT_TAG: parent.info.run_id, STATUS_TAG: "finished", TRIAL_ID_TAG: name}
+        )
+        for key in (
+            UNLABELLED_METRIC,
+            "unlabelled_normals",
+            "unlabelled_pool",
+            *(family_metric(f) for f in FAMILY_NAMES),
+        ):
+            client.log_metric(run.info.run_id, key, float(frame.loc[name, key]))
+        np.savez(tmp_path / "scores.npz", unlabelled_normals=neg, unlabelled_pool=pos)
+        client.log_artifact(run.info.run_id, str(tmp_path / "scores.npz"))
+        client.set_terminated(run.info.run_id)
+    paired = pool_note(client, "tail", parent.info.run_id, "unlabelled_paired")
+    tail = pool_note(client, "tail", parent.info.run_id, "unlabelled_tail")
+    assert paired is not None and "pool tail" not in paired
+    assert (
+        tail is not None and tail.startswith(paired) and "pool tail" in tail and "anomalies present" in tail
+    )

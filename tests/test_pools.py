@@ -272,6 +272,8 @@ def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tm
     assert metric == "unlabelled_paired" and ids[run.info.run_id] in ("good", "twin")
     note = pool_note(client, "pools", parent.info.run_id, metric)
     assert "2000 pool images, 400 held-out normals" in note and "indistinguishable from 1 other" in note
+    # U separates these trials, so `unlabelled_tail` picks as the default does and says the same
+    assert pool_note(client, "pools", parent.info.run_id, "unlabelled_tail") == note
 
 
 def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> None:
