@@ -124,3 +124,19 @@ def test_register_says_what_the_pool_tail_resolved(tmp_path: Path) -> None:
     assert (
         tail is not None and tail.startswith(paired) and "pool tail" in tail and "anomalies present" in tail
     )
+
+
+def test_the_top_set_rarely_separates_equally_good_trials() -> None:
+    """Four trials of equal quality on a 5% pool (heavy-tailed normals): the leader is called apart <= alpha."""
+    from study.selection.paired import ALPHA as PAIR_ALPHA
+    from study.selection.tail import tail_verdict
+
+    rng = np.random.default_rng(3)
+    runs, apart = 80, 0
+    for _ in range(runs):
+        lat_neg, lat_pos = rng.standard_t(3, 300), rng.standard_t(3, 2000)
+        anomalous = np.arange(2000) < 100
+        neg = np.stack([lat_neg + rng.normal(0, 0.7, 300) for _ in range(4)])
+        pos = np.stack([lat_pos + rng.normal(0, 0.7, 2000) + 4.0 * anomalous for _ in range(4)])
+        apart += len(tail_verdict(["a", "b", "c", "d"], neg, pos, n_trials=4).top) < 4
+    assert apart / runs <= PAIR_ALPHA + 3 * np.sqrt(PAIR_ALPHA * (1 - PAIR_ALPHA) / runs)
