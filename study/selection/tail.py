@@ -26,7 +26,7 @@ exchangeable (a clean pool, no drift):
   leader that the pool does not separate is reported as a tie. The bootstrap
   of an extreme order statistic is approximate: tests/test_pool_tail.py checks
   by simulation that equally good trials are called apart at most alpha of
-  the time (1.5% over 200 simulated studies at alpha 0.05).
+  the time.
 
 The excess ranks trials by a low-false-alarm operating point, not by the whole
 ROC curve: a trial that is best overall but not in its tail is missed
