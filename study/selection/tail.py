@@ -11,16 +11,16 @@ r / (m + 1) estimates pi x (TPR - FPR) at FPR ~ TAIL_FPR: the anomalies a trial
 catches at a low false-alarm rate, with the normals' noise confined to one
 order statistic.
 
-Two calibrated tests, both under the null that pool and held-out normals are
-exchangeable (a clean pool, no drift):
+Two tests:
 
-- `exceedance_pvalue`: the count of pool images above the r-th highest normal
+- `exceedance_pvalue`, exact under the null that pool and held-out normals are
+  exchangeable (a clean pool, no drift): the count of pool images above the r-th highest normal
   is hypergeometric (among the top count + r - 1 of the joint ranking at most
   r - 1 are normals); Bonferroni over the trials says whether the pool holds
   anomalies at all (`TailVerdict.fires`), at the rate study/selection/pool.py
   already uses for that question (alpha 0.01). A clean pool fires with
   probability <= alpha.
-- the top set: trials whose excess is within a paired-bootstrap critical
+- the top set (null: equally good trials): trials whose excess is within a paired-bootstrap critical
   difference of the leader's (images resampled jointly for every trial, one
   Bonferroni critical value over the ordered pairs, as in paired.py), so a
   leader that the pool does not separate is reported as a tie. The bootstrap
