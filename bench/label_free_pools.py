@@ -12,8 +12,13 @@ scored by its regret (best finished trial's test AUROC minus the pick's)
 against a random pick and the labelled reference (`val_auroc`).
 
 Fashion-MNIST holds 6,000 training images per class: with 300 held out and 600
-trained on, 5,100 unused normals remain, so a 20k pool of one class cannot be
-built; those cells are reported as not buildable (RESULTS says so).
+trained on, 5,100 unused normals remain, so its 20k cells cannot be built. The
+texture tasks (bench/textures.py: a surface photograph is the normal class,
+crops of the two other photographs the anomalies) can: their bank is 20,000
+fresh crops of the surface and 2,000 of the others, at offsets of a seed stream
+the training and test crops never use (crops overlap in pixels, as the
+textures' test crops already do). Cells are summarised per family and over all
+tasks that can build them.
 
 Trials and bank scores are cached ($LAMP_BENCH_CACHE/label_free_pools); a
 re-run only re-judges. Writes `pools` into reports/sections/label_free_record.json.
@@ -40,14 +45,16 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import textures  # noqa: E402
 from label_free_regret import COMMON, GRID  # noqa: E402
 
 from study.core.config import DataConfig, TrialConfig  # noqa: E402
 from study.data import split_normal  # noqa: E402
-from study.data._arrays import to_tensor  # noqa: E402
+from study.data._arrays import as_nchw, to_tensor  # noqa: E402
 from study.data.idx import load_fashion_mnist  # noqa: E402
 from study.labelfree.unlabelled import unlabelled_auroc  # noqa: E402
 from study.selection import DEFAULT_SELECTOR, SELECTORS, pool_decision, selector_scores  # noqa: E402
+from study.selection.rules import tail_decision  # noqa: E402
 from study.training.evaluate import anomaly_scores  # noqa: E402
 from study.training.losses import get_metric  # noqa: E402
 from study.training.models import build_model  # noqa: E402
@@ -66,7 +73,8 @@ SHARES = (0.0, 0.01, 0.02, 0.05, 0.10)
 SIZES = (1000, 5000, 20000)
 DRAWS = 3
 EXTRA_NORMALS = 2000  # 1k-pool cells also run with this many more held-out normals (from the unused bank)
-TASKS: dict[str, dict[str, Any]] = {
+TEXTURE_BANK = (20000, 2000)  # texture tasks' bank: fresh normal crops, anomalous crops
+FMNIST_TASKS: dict[str, dict[str, Any]] = {
     f"fmnist{k}": {
         "data": {
             "name": "fashion_mnist",
@@ -80,14 +88,37 @@ TASKS: dict[str, dict[str, Any]] = {
     }
     for k in range(10)
 }
+TEXTURE_TASKS: dict[str, dict[str, Any]] = {
+    f"{kind}-{t}": {
+        "data": {
+            "name": "npz",
+            "path": str(CACHE / "textures" / f"{kind}-{t}-900.npz"),
+            "val_fraction": 1 / 3,  # 300 held out, 600 trained on, as on Fashion-MNIST
+        },
+        "label_free": LABEL_FREE,
+        "epochs": 5,
+    }
+    for kind in textures.KINDS
+    for t in textures.TEXTURES
+}
+TASKS = {**FMNIST_TASKS, **TEXTURE_TASKS}
+
+
+def family(task: str) -> str:
+    return "textures" if task in TEXTURE_TASKS else "fmnist"
 
 
 def trial_config(task: dict[str, Any], overrides: dict[str, Any], seed: int) -> TrialConfig:
     return TrialConfig.from_dict({**COMMON, **task, **overrides, "seed": seed})
 
 
-def bank(data: DataConfig) -> tuple[torch.Tensor, np.ndarray]:
-    """(images, is_anomalous) of the task's bank: unused normal training images, then sampled other classes."""
+def bank(name: str, data: DataConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """(images, is_anomalous) of the task's bank: unused normal training images, then sampled other classes
+    (Fashion-MNIST); fresh crops of the surface, then of the other surfaces (textures)."""
+    if name in TEXTURE_TASKS:
+        kind, surface = name.split("-", 1)
+        images, flags = textures.bank(surface, kind, *TEXTURE_BANK)
+        return to_tensor(as_nchw(images, "texture bank"), None), flags
     raw = load_fashion_mnist(data)
     k = int(data.normal_classes[0]) if isinstance(data.normal_classes, tuple) else int(data.normal_classes)
     normal = np.flatnonzero(raw.train_y == k)
@@ -140,9 +171,15 @@ def run_cached(cfg: TrialConfig, images: torch.Tensor) -> dict[str, Any]:
     return {"status": status, "metrics": metrics, "val": val, "bank": scored}
 
 
-def task_trials(task: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], np.ndarray]:
+def task_trials(
+    name: str, task: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, dict[str, np.ndarray]], np.ndarray]:
     """(frame of trial metrics, per finished trial its held-out normal and bank scores, bank anomaly flags)."""
-    images, flags = bank(trial_config(task, {}, 0).data)
+    path = Path(task["data"]["path"]) if name in TEXTURE_TASKS else None
+    if path is not None and not path.exists():
+        kind, surface = name.split("-", 1)
+        textures.build(surface, kind, path, n_train=900)
+    images, flags = bank(name, trial_config(task, {}, 0).data)
     rows, kept = [], {}
     for c in SETTINGS:
         overrides = GRID[c][1]
@@ -202,6 +239,9 @@ def judge_pool(
             "top_size": float(len(verdict.top)),
             "share_lower": verdict.share_lower,
         }
+    tail = tail_decision(done, scores.get)
+    if tail is not None:
+        out |= {"tail_fires": float(tail.fires), "tail_top": float(len(tail.top))}
     return out
 
 
@@ -214,8 +254,12 @@ def _spare(flags: np.ndarray, pool: np.ndarray, n: int, draw: int) -> np.ndarray
 def judge_all(tasks: dict[str, dict[str, Any]]) -> int:
     """Every cell (share x size) on every task, DRAWS pools each; prints the grid, writes the record."""
     cells: dict[str, dict[str, dict[str, float]]] = {}
+    skipped = {}
     for t_idx, (name, task) in enumerate(tasks.items()):
-        frame, kept, flags = task_trials(task)
+        frame, kept, flags = task_trials(name, task)
+        if len(kept) < 2:  # nothing to select among: every other trial diverged, collapsed or is degenerate
+            skipped[name] = len(kept)
+            continue
         for share in SHARES:
             for size in SIZES:
                 pools = [
@@ -232,9 +276,21 @@ def judge_all(tasks: dict[str, dict[str, Any]]) -> int:
                     cells.setdefault(cell, {})[name] = mean
         print(f"{name} judged", file=sys.stderr, flush=True)
     summary = {cell: summarise(per_task) for cell, per_task in cells.items()}
+    by_family = {
+        fam: {
+            c: summarise(sub)
+            for c, per in cells.items()
+            if (sub := {t: v for t, v in per.items() if family(t) == fam})
+        }
+        for fam in ("fmnist", "textures")
+    }
+    for fam, fam_summary in by_family.items():
+        print(f"\n## {fam}")
+        print_grid(fam_summary)
+    print(f"\n## all tasks (skipped, fewer than 2 finished trials: {skipped})")
     print_grid(summary)
     if len(tasks) == len(TASKS):
-        write_record(summary, cells, list(tasks))
+        write_record(summary, cells, list(tasks), by_family, skipped)
     return 0
 
 
@@ -243,7 +299,7 @@ def summarise(per_task: dict[str, dict[str, float]]) -> dict[str, dict[str, floa
     names = [
         k
         for k in next(iter(per_task.values()))
-        if k not in ("separated", "top_size", "share_lower", "worst_draw")
+        if k not in ("separated", "top_size", "share_lower", "worst_draw", "tail_fires", "tail_top")
     ]
     out = {}
     for n in names:
@@ -258,6 +314,8 @@ def summarise(per_task: dict[str, dict[str, float]]) -> dict[str, dict[str, floa
         "top_size": float(np.nanmean([t.get("top_size", math.nan) for t in per_task.values()])),
         "share_lower": float(np.nanmedian([t.get("share_lower", math.nan) for t in per_task.values()])),
         "worst_draw": max(t["worst_draw"] for t in per_task.values()),
+        "tail_fires": float(np.nanmean([t.get("tail_fires", math.nan) for t in per_task.values()])),
+        "tail_top": float(np.nanmean([t.get("tail_top", math.nan) for t in per_task.values()])),
         "n_tasks": len(per_task),
     }
     return out
@@ -267,21 +325,26 @@ SHOWN = (
     "random",
     "labelled",
     DEFAULT_SELECTOR,
+    "unlabelled_tail",
     "unlabelled_paired_tiebreak",
     "unlabelled_or_borda",
     "unlabelled_auroc",
     "borda",
     "centrality",
-    "borda_centrality",
+    "tail_consensus",
 )
 
 
 def print_grid(summary: dict[str, dict[str, dict[str, float]]]) -> None:
-    print("cell (share/size) | " + " | ".join(SHOWN) + " | separated | top set | pi lower (median)")
+    head = "cell (share/size) | tasks | " + " | ".join(SHOWN)
+    print(head + " | separated | top set | pi lower (median) | tail fires | tail top set")
     for cell, s in summary.items():
         vals = " | ".join(f"{s[n]['median_regret']:.4f} / {s[n]['worst_regret']:.4f}" for n in SHOWN)
         p = s["_pool"]
-        print(f"{cell} | {vals} | {p['separated']:.0%} | {p['top_size']:.1f} | {p['share_lower']:.3f}")
+        print(
+            f"{cell} | {p['n_tasks']} | {vals} | {p['separated']:.0%} | {p['top_size']:.1f} | "
+            f"{p['share_lower']:.3f} | {p['tail_fires']:.0%} | {p['tail_top']:.1f}"
+        )
     print("cells: median over tasks / worst task of the regret (each task: mean over draws)")
     print("\nfallback candidates at share 0 (median / worst / share of tasks no worse than random):")
     for cell, s in summary.items():
@@ -293,7 +356,7 @@ def print_grid(summary: dict[str, dict[str, dict[str, float]]]) -> None:
                     )
 
 
-def write_record(summary: dict, cells: dict, tasks: list[str]) -> None:
+def write_record(summary: dict, cells: dict, tasks: list[str], by_family: dict, skipped: dict) -> None:
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
     record["pools"] = {
         "date": time.strftime("%Y-%m-%d"),
@@ -303,6 +366,8 @@ def write_record(summary: dict, cells: dict, tasks: list[str]) -> None:
         "draws": DRAWS,
         "held_out_normals": int(round(6000 * VAL_FRACTION)),
         "cells": summary,
+        "cells_by_family": by_family,
+        "skipped_tasks": skipped,
         "per_task": cells,
     }
     RECORD.write_text(json.dumps(record, indent=1, allow_nan=True) + "\n")
@@ -329,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if args.stage == "trials":
         for name, task in tasks.items():
-            frame, kept, flags = task_trials(task)
+            frame, kept, flags = task_trials(name, task)
             print(
                 f"{name}: {len(frame)} trials, {len(kept)} scored a bank of {len(flags)} ({time.perf_counter() - t0:.0f} s)",
                 flush=True,

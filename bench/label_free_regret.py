@@ -290,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['no_worse_than_random']:7.2f} {s['median_rho']:+8.2f}"
         )
     if not args.smoke_test and args.tasks is None:
-        record = {
+        # keep what other benchmarks wrote there (`pools`: label_free_pools.py)
+        record = json.loads(RECORD.read_text()) if RECORD.exists() else {}
+        record |= {
             "date": time.strftime("%Y-%m-%d"),
             "tasks": list(tasks),
             "settings": [label for label, _ in grid],

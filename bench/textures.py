@@ -77,23 +77,50 @@ def _paste_discs(base: np.ndarray, donors: np.ndarray, rng: np.random.Generator)
     return out
 
 
-def build(normal: str, kind: str, path: Path, seed: int = 0) -> Path:
-    """Write the one-class .npz (x_train, x_test, y_test 0 normal / 1 anomalous) of one texture task."""
+def _check(normal: str, kind: str) -> None:
     if normal not in TEXTURES or kind not in KINDS:
         raise ValueError(f"texture task {kind}-{normal}: normal in {TEXTURES}, kind in {KINDS}")
-    rng = np.random.default_rng([seed, TEXTURES.index(normal), KINDS.index(kind)])
-    photos = photographs()
+
+
+def _anomalous(
+    photos: dict[str, np.ndarray], normal: str, kind: str, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """n full-size anomalous crops of `kind` for the surface `normal`."""
     others = [t for t in TEXTURES if t != normal]
-    x_train = _crops(photos[normal], N_TRAIN, rng)
-    normals = _crops(photos[normal], N_NORMAL, rng)
-    share = [N_ANOMALOUS // 2, N_ANOMALOUS - N_ANOMALOUS // 2]
+    share = [n // 2, n - n // 2]
     foreign = np.concatenate([_crops(photos[t], k, rng) for t, k in zip(others, share, strict=True)])
     if kind == "other":
-        anomalous = foreign
-    else:
-        anomalous = _paste_discs(_crops(photos[normal], N_ANOMALOUS, rng), foreign, rng)
+        return foreign
+    return _paste_discs(_crops(photos[normal], n, rng), foreign, rng)
+
+
+def build(normal: str, kind: str, path: Path, seed: int = 0, n_train: int = N_TRAIN) -> Path:
+    """Write the one-class .npz (x_train, x_test, y_test 0 normal / 1 anomalous) of one texture task."""
+    _check(normal, kind)
+    rng = np.random.default_rng([seed, TEXTURES.index(normal), KINDS.index(kind)])
+    photos = photographs()
+    x_train = _crops(photos[normal], n_train, rng)
+    normals = _crops(photos[normal], N_NORMAL, rng)
+    anomalous = _anomalous(photos, normal, kind, N_ANOMALOUS, rng)
     x_test = np.concatenate([normals, anomalous])
     y_test = np.repeat([0, 1], [len(normals), len(anomalous)]).astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, x_train=_halve(x_train), x_test=_halve(x_test), y_test=y_test)
     return path
+
+
+def bank(
+    normal: str, kind: str, n_normal: int, n_anomalous: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(28x28 uint8 images, is_anomalous) of fresh crops, from a seed stream `build` never uses.
+
+    A deployment pool of the task: crops at new offsets (a 512 px photograph
+    has ~209k of them), sharing pixels with training crops as the test crops do.
+    """
+    _check(normal, kind)
+    rng = np.random.default_rng([seed, TEXTURES.index(normal), KINDS.index(kind), 1])
+    photos = photographs()
+    images = np.concatenate(
+        [_crops(photos[normal], n_normal, rng), _anomalous(photos, normal, kind, n_anomalous, rng)]
+    )
+    return _halve(images), np.repeat([False, True], [n_normal, n_anomalous])

@@ -272,6 +272,8 @@ def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tm
     assert metric == "unlabelled_paired" and ids[run.info.run_id] in ("good", "twin")
     note = pool_note(client, "pools", parent.info.run_id, metric)
     assert "2000 pool images, 400 held-out normals" in note and "indistinguishable from 1 other" in note
+    # U separates these trials, so `unlabelled_tail` picks as the default does and says the same
+    assert pool_note(client, "pools", parent.info.run_id, "unlabelled_tail") == note
 
 
 def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> None:
@@ -286,7 +288,15 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
     record = tmp_path / "record.json"
     cell = {"median_regret": 0.02, "worst_regret": 0.05}
     record.write_text(
-        json.dumps({"pools": {"cells": {"0.0/1000": {"unlabelled_paired": cell, "random": cell}}}})
+        json.dumps(
+            {
+                "pools": {
+                    "cells": {
+                        "0.0/1000": {"unlabelled_paired": cell, "random": cell, "_pool": {"n_tasks": 13}}
+                    }
+                }
+            }
+        )
     )
 
     def study(shift: float) -> tuple[pd.DataFrame, dict]:
@@ -306,7 +316,7 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
     text = pool_reading_sentence(pool_reading(frame, scores.get, record))
     assert "separates none of these trials" in text and "not a ranking" in text
     assert "1000 unlabelled pool images against 200 held-out normals" in text
-    assert "share / size 0 / 1000" in text  # the benchmark cell of a clean 1k pool
+    assert "share / size 0 / 1000, 13 tasks" in text  # the benchmark cell of a clean 1k pool, and its tasks
     frame, scores = study(1.0)
     reading = pool_reading(frame, scores.get, record)
     text = pool_reading_sentence(reading)

@@ -78,6 +78,7 @@ def _nearest_cell(path: Path, v: PoolVerdict) -> dict[str, Any] | None:
         "cell": f"{share:g} / {int(size)}",
         "default": cell.get(DEFAULT_SELECTOR),
         "random": cell.get("random"),
+        "tasks": cell.get("_pool", {}).get("n_tasks"),
     }
 
 
@@ -144,7 +145,8 @@ def _record_text(rec: dict[str, Any] | None) -> str:
         return ""
     d, rnd = rec["default"], rec.get("random") or {}
     return (
-        f"Benchmark (bench/label_free_pools.py) for a pool like this (share / size {rec['cell']}): the default's "
+        f"Benchmark (bench/label_free_pools.py) for a pool like this (share / size {rec['cell']}"
+        f"{f', {tasks} tasks' if (tasks := rec.get('tasks')) else ''}): the default's "
         f"median regret {d['median_regret']:.4f}, worst {d['worst_regret']:.4f}; a random pick's median "
         f"{rnd.get('median_regret', math.nan):.4f}."
     )

@@ -78,15 +78,11 @@ def compare(
     a prefix of one seeded permutation, so a shorter pool is nested in a longer
     one. None when fewer than two trials kept scores.
     """
-    ids = list(dict.fromkeys([*ordered[:k], *ordered[-1:]]))
-    loaded = {t: s for t in ids if (s := load(t)) is not None}
-    ids = [t for t in ids if t in loaded and len(loaded[t][0]) > 1 and len(loaded[t][1]) > 1]
-    if len(ids) < 2:
+    stacked = stack_scores(list(dict.fromkeys([*ordered[:k], *ordered[-1:]])), load)
+    if stacked is None:
         return None
-    m = min(len(loaded[t][0]) for t in ids)
-    n = min(len(loaded[t][1]) for t in ids)
-    neg = np.stack([np.nan_to_num(loaded[t][0][:m], nan=np.inf) for t in ids])
-    pos = np.stack([np.nan_to_num(loaded[t][1][:n], nan=np.inf) for t in ids])
+    ids, neg, pos = stacked
+    m, n = neg.shape[1], pos.shape[1]
     d = delong(neg, pos)
     z = critical_z(max(n_trials, len(ids)), alpha)
     lead = int(np.argmax(d.auroc))
@@ -111,6 +107,24 @@ def compare(
         share_lower=share_lower_bound(d, len(ids), alpha),
         aurocs={t: float(u) for t, u in zip(ids, d.auroc, strict=True)},
     )
+
+
+def stack_scores(ids: list[str], load: ScoreLoader) -> tuple[list[str], np.ndarray, np.ndarray] | None:
+    """(ids kept, [k, m] held-out normal scores, [k, n] pool scores) of the trials that kept scores.
+
+    Scores of unequal length are cut to their shared prefix (a budgeted pool is
+    a prefix of one seeded permutation); NaN scores count as the most anomalous.
+    None when fewer than two trials kept scores.
+    """
+    loaded = {t: s for t in ids if (s := load(t)) is not None}
+    ids = [t for t in ids if t in loaded and len(loaded[t][0]) > 1 and len(loaded[t][1]) > 1]
+    if len(ids) < 2:
+        return None
+    m = min(len(loaded[t][0]) for t in ids)
+    n = min(len(loaded[t][1]) for t in ids)
+    neg = np.stack([np.nan_to_num(loaded[t][0][:m], nan=np.inf) for t in ids])
+    pos = np.stack([np.nan_to_num(loaded[t][1][:n], nan=np.inf) for t in ids])
+    return ids, neg, pos
 
 
 def _runner_up(d: DeLong, lead: int) -> int | None:

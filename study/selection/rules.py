@@ -27,8 +27,9 @@ import pandas as pd
 from scipy.stats import beta, spearmanr
 
 from study.core.vocab import FAMILY_NAMES, MEAN_METRIC, UNLABELLED_METRIC, TrialStatus, family_metric
-from study.selection.paired import PoolVerdict, ScoreLoader, compare
+from study.selection.paired import PoolVerdict, ScoreLoader, compare, stack_scores
 from study.selection.pool import pool_informative
+from study.selection.tail import TailVerdict, tail_verdict
 
 # Per-trial label-free metrics and whether higher is better.
 TRIAL_METRICS: dict[str, bool] = {
@@ -42,6 +43,7 @@ TRIAL_METRICS: dict[str, bool] = {
 }
 CENTRALITY_WEIGHT = 0.5  # share of the centrality rank in `borda_centrality`
 TAIL_SHARE = 0.02  # share of the pool `tail_consensus` takes as pseudo-anomalies
+TAIL_CANDIDATES = 32  # trials with the highest U whose pool tails `unlabelled_tail` compares
 UNLABELLED_WEIGHT = 0.5  # share of the unlabelled-AUROC rank in `borda_unlabelled`
 
 Frame = pd.DataFrame  # one row per trial (index: trial id), a `status` column and metric columns
@@ -239,6 +241,34 @@ def unlabelled_paired(frame: Frame, load: ScoreLoader | None = None, *, tie_brea
     return out
 
 
+def tail_decision(frame: Frame, load: ScoreLoader | None) -> TailVerdict | None:
+    """The pool-tail verdict (study/selection/tail.py) of the TAIL_CANDIDATES best trials by U, if scores exist."""
+    if load is None or UNLABELLED_METRIC not in frame:
+        return None
+    u = frame[UNLABELLED_METRIC].astype(float).dropna()
+    ordered = [str(i) for i in sorted(u.index, key=lambda i: (-u[i], str(i)))][:TAIL_CANDIDATES]
+    stacked = stack_scores(ordered, load)
+    return None if stacked is None else tail_verdict(*stacked, n_trials=len(u))
+
+
+def unlabelled_tail(frame: Frame, load: ScoreLoader | None = None) -> pd.Series:
+    """As `unlabelled_paired` where the pool separates trials by U; else the pool tail's excess where the
+    tail shows anomalies (leader first, the report says when it ties); else the fallback.
+
+    Trials outside the compared ones rank below them.
+    """
+    verdict, mode = pool_decision(frame, load)
+    if verdict is None or mode == "separated":
+        return unlabelled_paired(frame, load)
+    tail = tail_decision(frame, load)
+    if tail is None or not tail.fires:
+        return fallback(frame)
+    out = pd.Series(np.nan, index=frame.index)
+    for t, e in tail.excess.items():
+        out[t] = 1.0 + e
+    return out
+
+
 def borda_unlabelled(frame: Frame, pool: PoolScores | None = None) -> pd.Series:
     """Trimmed Borda with the unlabelled AUROC's rank: a weighted mean of the two as ranks in (0, 1]."""
     b = trimmed_borda(frame).rank(pct=True)
@@ -279,6 +309,13 @@ SELECTORS: dict[str, Selector] = {
         "unlabelled_paired_tiebreak",
         lambda frame, load=None: unlabelled_paired(frame, load, tie_break=True),
         "as unlabelled_paired, but trimmed Borda picks within the top set the pool cannot separate",
+        needs_scores=True,
+    ),
+    "unlabelled_tail": Selector(
+        "unlabelled_tail",
+        unlabelled_tail,
+        "the unlabelled AUROC's leader if the pool separates the trials, else the pool tail's excess "
+        "above each trial's top 1% of held-out normals if the tail shows anomalies, else trimmed Borda",
         needs_scores=True,
     ),
     "borda_unlabelled": Selector(

@@ -55,6 +55,8 @@ def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | N
 
     from study.selection import SELECTORS, pool_decision
     from study.selection.paired import verdict_line
+    from study.selection.rules import tail_decision
+    from study.selection.tail import tail_line
 
     if selector not in SELECTORS or not SELECTORS[selector].needs_scores:
         return None
@@ -68,7 +70,12 @@ def pool_note(client: Any, study: str, parent_id: str, selector: str) -> str | N
     if frame.empty:
         return None
     frame["status"] = "finished"
-    return verdict_line(*pool_decision(frame.set_index("run_id"), score_loader(client)))
+    frame, load = frame.set_index("run_id"), score_loader(client)
+    verdict, mode = pool_decision(frame, load)
+    line = verdict_line(verdict, mode)
+    if selector == "unlabelled_tail" and mode != "separated" and (tail := tail_decision(frame, load)):
+        line += f"; {tail_line(tail)}"  # the pick came from the pool's tail or, when it shows nothing, the fallback
+    return line
 
 
 def register_best(  # flat: one registration tag or output key per line, no branch to split out
