@@ -159,7 +159,7 @@ def test_pool_without_anomalies_is_said_and_borda_used(record: Path) -> None:
     by = {s.name: s for s in data.scores}
     assert by[DEFAULT_SELECTOR].picked_trial == by["borda"].picked_trial
     (panel,) = draw_label_free(data)
-    assert "the pool holds no anomaly these trials see" in panel.caption
+    assert "the pool shows no anomaly share these trials can resolve" in panel.caption
     assert f"beyond ±{data.pool.detectable:.3f} from 1/2" in panel.caption
 
 

@@ -133,8 +133,9 @@ def pool_sentence(c: PoolCheck | None) -> str:
             "between training and deployment data)."
         )
     return (
-        f"{head}, and the lowest {c.lowest:.4f}: the pool holds no anomaly these trials see, so the unlabelled "
-        "AUROC ranks nothing here and unlabelled_or_borda falls back to the synthetic families (trimmed Borda). "
+        f"{head}, and the lowest {c.lowest:.4f}: the pool shows no anomaly share these trials can resolve at "
+        "this size (it may hold a few anomalies, diluted among its normals), so the unlabelled AUROC ranks "
+        "nothing here and the label-free pick falls back to the synthetic families (trimmed Borda). "
         f"At these sizes only a departure beyond ±{c.detectable:.3f} from 1/2 counts; more held-out normal images "
         "(data.val_fraction) or a larger pool would see smaller ones."
     )
