@@ -7,6 +7,7 @@ rows. Nothing is averaged over the optimizer, the metric or the architecture.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,25 @@ def lost_frame(study: Study) -> pd.DataFrame:
     return lost.assign(twin_of=lost.get("twin_of", 0.0))
 
 
+_LAST: dict[tuple[int, float], tuple[weakref.ref, pd.DataFrame]] = {}  # one study's effects, per alpha
+
+
+def study_effects(study: Study, alpha: float) -> pd.DataFrame:
+    """`amplification_effects` of the study's finished trials, computed once per study object.
+
+    The effects and lr-control sections both need it, and at 13,000 trials it costs seconds.
+    """
+    key = (id(study), alpha)
+    hit = _LAST.get(key)
+    if hit is not None and hit[0]() is study:
+        return hit[1]
+    frame, extra = model_frame(study)
+    effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra, lost=lost_frame(study))
+    _LAST.clear()
+    _LAST[key] = (weakref.ref(study), effects)
+    return effects
+
+
 def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     """Effects on the test-part detection metric of the study's finished trials, and what was lost."""
     frame, extra = model_frame(study)
@@ -78,7 +98,7 @@ def extract_effects(study: Study, *, alpha: float = 0.05) -> EffectsData:
     instability = instability_table(keys, ended) if len(ended) else pd.DataFrame()
     if frame.empty:
         return EffectsData(study.detection, pd.DataFrame(), 0, alpha, baseline, instability, keys.nunique())
-    effects = amplification_effects(frame, study.detection, alpha=alpha, extra=extra, lost=lost)
+    effects = study_effects(study, alpha)
     return EffectsData(study.detection, effects, len(frame), alpha, baseline, instability, keys.nunique())
 
 

@@ -20,9 +20,9 @@ import plotly.graph_objects as go
 
 from reports.render.section import Panel
 from reports.render.verdicts import cell_label, lr_control_caption, scale_free_sentence
-from reports.sections.effects import lost_frame, model_frame
+from reports.sections.effects import model_frame, study_effects
 from reports.source.extract import Study
-from reports.stats.effects import amplification_effects, fit_settings, partners
+from reports.stats.effects import fit_settings, partners
 from reports.stats.pairing import is_twin
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 
@@ -61,7 +61,7 @@ def extract_lr_control(study: Study, *, alpha: float = 0.05) -> LrControlData:
     model = fit_settings(frame, y, extra) if not frame.empty else None
     if model is None:
         return LrControlData(y, n_twins, [], scale_free, needs_twins, alpha)
-    effects = amplification_effects(frame, y, alpha=alpha, extra=extra, lost=lost_frame(study))
+    effects = study_effects(study, alpha)
     comparisons = []
     for _, row in effects[effects["kind"] == "vs_twin"].iterrows():
         amplified, base, twin = partners(row)
