@@ -380,12 +380,20 @@ def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
 
 
 def _log_dataset(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
-    """Every dataset setting the trials use (a study may vary the normal class) as the parent run's inputs."""
-    from study.data import load_dataset
+    """Every dataset setting the trials use (a study may vary the normal class) as the parent run's inputs.
+
+    A setting that does not load is skipped here: its trials fail with that error and are recorded.
+    """
+    from study.data import DatasetError, load_dataset
     from study.tracking.meta import log_dataset
 
     for cfg in spec.data_configs():
-        log_dataset(tracker.client, parent, cfg, load_dataset(cfg))
+        try:
+            data = load_dataset(cfg)
+        except DatasetError as err:
+            logger.warning("dataset setting not logged as an MLflow input: %s", err)
+            continue
+        log_dataset(tracker.client, parent, cfg, data)
 
 
 def _preflight_data(spec: StudySpec) -> None:
