@@ -52,7 +52,7 @@ def test_a_study_varying_its_normal_class_logs_every_dataset_it_trains_on(tmp_pa
     """lamp_grid varies data.normal_classes: each class is its own dataset input of the parent run."""
     from mlflow import MlflowClient
 
-    from study.runner._driver import _log_dataset
+    from study.runner._parent_inputs import log_dataset_inputs
     from study.spec import load_spec
     from study.tracking.tracker import StudyTracker
 
@@ -64,7 +64,7 @@ def test_a_study_varying_its_normal_class_logs_every_dataset_it_trains_on(tmp_pa
     spec = load_spec(path)
     tracker = StudyTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", spec.name)
     parent = tracker.start_study(spec.source_text, spec.content_hash, {}, {})
-    _log_dataset(tracker, spec, parent)
+    log_dataset_inputs(tracker, spec, parent)
     inputs = MlflowClient(tracker.client.tracking_uri).get_run(parent).inputs.dataset_inputs
     classes = sorted({t.key: t.value for t in i.tags}["lamp.normal_classes"] for i in inputs)
     assert classes == ["0", "3", "7"] and len({i.dataset.digest for i in inputs}) == 3

@@ -22,6 +22,7 @@ from study.runner._keys import (
     SPEC_FILE,
     STATE_FILE,
 )
+from study.runner._parent_inputs import log_baseline_metrics, log_dataset_inputs
 from study.runner._storage import Storage
 from study.runner._tuner import _tuner, optuna_storage_url
 from study.spec import StudySpec, load_spec
@@ -232,8 +233,8 @@ def _start_parent(spec: StudySpec, tracker: StudyTracker, *, log_baselines: bool
     }
     parent = tracker.start_study(spec.source_text, spec.content_hash, tags, params)
     if log_baselines:
-        _log_baselines(tracker, spec, parent)
-        _log_dataset(tracker, spec, parent)
+        log_baseline_metrics(tracker, spec, parent)
+        log_dataset_inputs(tracker, spec, parent)
     return parent
 
 
@@ -367,33 +368,6 @@ def _counts(tracker: StudyTracker) -> dict[str, int]:
         status = run.data.tags.get(STATUS_TAG, TrialStatus.RUNNING)
         counts[status] = counts.get(status, 0) + 1
     return counts
-
-
-def _log_baselines(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
-    """Model-free baseline AUROCs (study/trial/baselines.py) on the parent run; a tpe study has no
-    trial list, so its fixed configuration stands for it."""
-    from study.trial.baselines import study_baselines
-
-    configs = spec.expand() if spec.search.algorithm != "tpe" else [TrialConfig.from_dict(spec.base_config())]
-    for key, value in study_baselines(configs).items():
-        tracker.client.log_metric(parent, key, value)
-
-
-def _log_dataset(tracker: StudyTracker, spec: StudySpec, parent: str) -> None:
-    """Every dataset setting the trials use (a study may vary the normal class) as the parent run's inputs.
-
-    A setting that does not load is skipped here: its trials fail with that error and are recorded.
-    """
-    from study.data import DatasetError, load_dataset
-    from study.tracking.meta import log_dataset
-
-    for cfg in spec.data_configs():
-        try:
-            data = load_dataset(cfg)
-        except DatasetError as err:
-            logger.warning("dataset setting not logged as an MLflow input: %s", err)
-            continue
-        log_dataset(tracker.client, parent, cfg, data)
 
 
 def _preflight_data(spec: StudySpec) -> None:
