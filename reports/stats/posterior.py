@@ -187,7 +187,7 @@ def t_power(noncentrality: np.ndarray | float, df: np.ndarray | float, alpha: fl
     return 1.0 - nctdtr(df, noncentrality, crit) + np.nan_to_num(nctdtr(df, noncentrality, -crit))
 
 
-_NODES = (np.arange(64) + 0.5) / 64  # midpoint quantiles of the variance estimate's χ² law
+_NODES = (np.arange(24) + 0.5) / 24  # midpoint quantiles of the variance estimate's χ² law
 
 
 def assured_power(
