@@ -60,10 +60,12 @@ def _row(effects: pd.DataFrame, **match) -> pd.Series:
 
 
 def test_a_planted_gain_in_one_sgd_cell_is_found_with_its_interval() -> None:
-    data = _study(np.random.default_rng(0), {("mse", "sgd", "exp", 100.0): 0.05})
+    # 10 sd of one trial: about the effect 2 seeds detect with 80% power against the twin, once
+    # the study's noise prior admits wild settings (test_the_stated_detectable_effect_...)
+    data = _study(np.random.default_rng(0), {("mse", "sgd", "exp", 100.0): 0.1})
     eff = amplification_effects(data)
     hit = _row(eff, metric="mse", optimizer="sgd", kind="gain", factor=100.0)
-    assert hit["verdict"] == "gain" and hit["ci_low"] < 0.05 < hit["ci_high"]
+    assert hit["verdict"] == "gain" and hit["ci_low"] < 0.1 < hit["ci_high"]
     vs_twin = _row(eff, metric="mse", optimizer="sgd", kind="vs_twin", factor=100.0)
     assert vs_twin["verdict"] == "gain"  # the twin did not get it: more than a learning-rate change
     others = eff[~((eff.metric == "mse") & (eff.optimizer == "sgd") & (eff.factor == 100.0))]
@@ -72,7 +74,7 @@ def test_a_planted_gain_in_one_sgd_cell_is_found_with_its_interval() -> None:
 
 
 def test_a_pure_learning_rate_effect_is_a_gain_that_its_twin_matches() -> None:
-    planted = {("mse", "sgd", "exp", 100.0): 0.05, ("mse", "sgd", "twin", 100.0): 0.05}
+    planted = {("mse", "sgd", "exp", 100.0): 0.1, ("mse", "sgd", "twin", 100.0): 0.1}
     eff = amplification_effects(_study(np.random.default_rng(1), planted))
     assert _row(eff, metric="mse", optimizer="sgd", kind="gain", factor=100.0)["verdict"] == "gain"
     same = _row(eff, metric="mse", optimizer="sgd", kind="vs_twin", factor=100.0)
@@ -83,7 +85,7 @@ def test_a_pure_learning_rate_effect_is_a_gain_that_its_twin_matches() -> None:
 
 
 def test_an_optimizer_interaction_is_reported_per_optimizer_not_averaged() -> None:
-    planted = {("mse", "sgd", "exp", 10.0): 0.05, ("mse", "adam", "exp", 10.0): -0.07}
+    planted = {("mse", "sgd", "exp", 10.0): 0.1, ("mse", "adam", "exp", 10.0): -0.1}
     eff = amplification_effects(_study(np.random.default_rng(2), planted))
     assert _row(eff, metric="mse", optimizer="sgd", kind="gain", factor=10.0)["verdict"] == "gain"
     assert _row(eff, metric="mse", optimizer="adam", kind="gain", factor=10.0)["verdict"] == "harm"
@@ -153,9 +155,8 @@ def test_another_varied_param_is_part_of_the_stratum_never_averaged() -> None:
 STUDIES = 1000  # per scenario: the binomial 99% upper bound of a 5% rate is then about 6.6%
 # measured with this seed (bench/RESULTS.md, issue 20): rates whose bound exceeds 7% are known gaps
 KNOWN_GAPS = {
-    "one cell 5x noisier": "a 5x cell whose 2 seeds happen to agree looks quiet (chi2_1): measured 7.0%",
-    "3 seeds, exp λ=100 cells 5x": "4 noisy cells of 28 on 2 df each, some looking quiet: measured 8.3%",
-    "survivorship: noisy cells lose a seed": "the noisy cells as above, two of them on 1 df: measured 7.0%",
+    "3 seeds, exp λ=100 cells 5x": "4 cells of 28 at sd x5 on 2 df, some looking quiet: measured 5.3%, bound 7.2% "
+    "(the wild-setting prior is calibrated on average over itself, and these are wilder; docs/statistics.md)",
 }
 
 
@@ -183,8 +184,6 @@ def test_the_null_of_a_real_study_rarely_gives_any_verdict() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="measured 70-72% (equal noise, SGD 6x): a stated effect varies with its "
-                   "pilot study, and the power curve is flat above 80% (docs/statistics.md)")  # fmt: skip
 @pytest.mark.parametrize("scenario", [SCENARIOS[0], SCENARIOS[2]], ids=lambda s: s.name)
 def test_the_stated_detectable_effect_is_detected_with_80_percent_power(scenario) -> None:
     """Plant, in a fresh study of the same design, the effect a study says its seeds detect with 80% power."""
@@ -232,6 +231,18 @@ def test_the_noise_posterior_finds_the_prior_and_pins_it_down_only_with_many_set
     assert equal.median_d0() > 30 and 0.009 < float(equal.w @ equal.s02) < 0.011
     few = fit_posterior(0.01 * rng.chisquare(1, 14), np.full(14, 1.0))
     assert few.w[few.d0 < 4].sum() > 0.1 and few.w[few.d0 > 10].sum() > 0.1  # both still plausible
+
+
+def test_the_noise_posterior_finds_the_share_and_scale_of_wild_settings() -> None:
+    """One setting in 8 at 16x the noise (sd 4x): the posterior puts ε at 1/8 and k at 16; with equal
+    noise it leaves almost no room for wild settings, so they cost a clean study little."""
+    rng = np.random.default_rng(5)
+    wild = rng.random(800) < 0.125
+    post = fit_posterior(0.01 * np.where(wild, 16, 1) * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
+    assert 0.09 < float(post.w @ post.eps) < 0.16 and 3.5 < float(post.w @ np.log2(post.wild)) < 4.5
+    assert post.median_d0() > 30 and 0.009 < float(post.w @ post.s02) < 0.012  # the quiet ones: one level
+    equal = fit_posterior(0.01 * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
+    assert float(equal.w @ equal.eps) < 0.01
 
 
 def test_a_one_point_mixture_is_its_t_law_and_a_wider_part_widens_it() -> None:

@@ -85,7 +85,9 @@ def noise_clause(prior_df: float) -> str:
     return (
         "each setting's seed spread moderated toward its optimizer's common level (empirical Bayes; how "
         f"much is itself uncertain and averaged over, a prior worth {prior_df:.1f} degrees of freedom at the "
-        "posterior median), never below its own spread, so a noisy setting keeps wide intervals of its own"
+        "posterior median), never below its own spread, so a noisy setting keeps wide intervals of its own; "
+        "any setting may also be one of a few far noisier ones whose seeds agreed by chance, a share likewise "
+        "averaged over"
     )
 
 

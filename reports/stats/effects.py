@@ -12,9 +12,10 @@ paired by seed. One noise level for every setting is wrong both ways (a
 near-divergent setting widens every interval, or gets false verdicts of its
 own), so each setting's seed variance is moderated toward a prior shared by
 its optimizer's settings (limma's moderated t), with the prior's own
-uncertainty integrated over a posterior grid rather than plugged in
-(`reports.stats.posterior`, docs/statistics.md), and never below the setting's
-own spread. Each comparison is a contrast of two setting effects
+uncertainty integrated over a posterior grid rather than plugged in, a share
+of wild settings (far noisier than the prior, their seeds agreeing by chance)
+admitted and averaged over (`reports.stats.posterior`, docs/statistics.md),
+and never below the setting's own spread. Each comparison is a contrast of two setting effects
 within one metric × optimizer × arch stratum, never an average over a
 stratum dimension:
 
@@ -46,8 +47,10 @@ import pandas as pd
 
 from reports.stats.multiplicity import holm
 from reports.stats.posterior import (
+    KEEP,
     Mixture,
     NoisePosterior,
+    SettingNoise,
     contrast_mixture,
     detectable_noncentrality,
     group_posteriors,
@@ -159,33 +162,47 @@ class SettingModel:
     _cross: np.ndarray  # settings x (seeds but the first): trials of that setting on that seed
     _group: np.ndarray  # the variance group (optimizer) of each setting
     _posts: list[NoisePosterior]  # each group's (d0, s0²) posterior grid
-    _pvar: list[np.ndarray]  # per setting: its posterior variance at each grid point of its group
-    _pdf: list[np.ndarray]  # and its df there
+    _noise: list[SettingNoise]  # per setting: its variance law over its group's grid points
     _seed_cov: np.ndarray  # covariance of the seed effects under the posterior-mean variances
 
     def mixture(self, a: str, b: str) -> Mixture:
-        """The null law of the contrast a - b: a t at each grid point of the noise posterior."""
+        """The null law of the contrast a - b: a t at each grid point of the noise posterior and each
+        pair of the two settings' variance components there (quiet or wild)."""
         i, j = self._index[a], self._index[b]
         w = self._cross[i] / self._count[i] - self._cross[j] / self._count[j]
         seed_part = float(w @ self._seed_cov @ w)
         gi, gj = self._group[i], self._group[j]
-        vi, vj, di, dj = self._pvar[i], self._pvar[j], self._pdf[i], self._pdf[j]
-        weights = self._posts[gi].w
-        if gi != gj:  # settings of two groups: independent posteriors, every pair of grid points
-            weights = np.outer(weights, self._posts[gj].w).ravel()
-            vi, di = np.repeat(vi, len(vj)), np.repeat(di, len(vj))
-            vj, dj = np.tile(vj, len(self._pvar[i])), np.tile(dj, len(self._pvar[i]))
+        ni, nj = self._noise[i], self._noise[j]
+        if gi == gj:  # one grid: given a point, the two settings' components are independent
+            weights = self._posts[gi].w[:, None, None] * ni.prob[:, :, None] * nj.prob[:, None, :]
+            vi, vj = ni.var[:, :, None], nj.var[:, None, :]
+            di, dj = ni.df[:, None, None], nj.df[:, None, None]
+        else:  # settings of two groups: independent posteriors, every pair of grid points and components
+            wi, wj = self._posts[gi].w[:, None] * ni.prob, self._posts[gj].w[:, None] * nj.prob
+            weights = wi.ravel()[:, None] * wj.ravel()[None, :]
+            vi, vj = ni.var.ravel()[:, None], nj.var.ravel()[None, :]
+            di = np.repeat(ni.df, ni.var.shape[1])[:, None]
+            dj = np.repeat(nj.df, nj.var.shape[1])[None, :]
+        shape = np.broadcast_shapes(weights.shape, vi.shape, vj.shape)
+        keep = (weights > KEEP * weights.max()).ravel()
+        flat = [np.broadcast_to(x, shape).ravel()[keep] for x in (weights, vi, vj, di, dj)]
+        weights, vi, vj, di, dj = flat
         parts = [vi / self._count[i], vj / self._count[j], np.full(len(vi), seed_part)]
-        return contrast_mixture(weights, parts, [di, dj, np.full(len(vi), self.df_resid)])
+        return contrast_mixture(weights / weights.sum(), parts, [di, dj, np.full(len(vi), self.df_resid)])
 
-    def contrast(self, a: str, b: str, *, alpha: float = 0.05) -> dict[str, Any]:
+    def contrast(self, a: str, b: str, *, alpha: float = 0.05, figures: bool = True) -> dict[str, Any]:
         """a - b: estimate, se and df (the t law matching the mixture's 1 - alpha and alpha/28 quantiles),
-        ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller), mixture (the null law)."""
+        ci_low, ci_high (at 1 - alpha), p (two-sided), n_seeds (the smaller), mixture (the null law).
+
+        `figures=False`: se, df and the interval NaN (the p-value alone, what a verdict needs)."""
         i, j = self._index[a], self._index[b]
         estimate = float(self._effect[i] - self._effect[j])
         mix = self.mixture(a, b)
-        half = mix.quantile(alpha) if i != j else 0.0
-        se, df = mix.effective(alpha / 28, alpha) if i != j else (0.0, math.inf)
+        if not figures:
+            half, se, df = math.nan, math.nan, math.nan
+        else:
+            half = mix.quantile(alpha) if i != j else 0.0
+            se, df = mix.effective(alpha / 28, alpha) if i != j else (0.0, math.inf)
         return dict(
             estimate=estimate,
             se=se,
@@ -249,8 +266,8 @@ def fit_codes(
     scale = float(rss.sum() / df_resid)
     optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
     lost = np.array([n in unstable for n in names])
-    posts, pvar, pdf = group_posteriors(rss, own_df, scale, df_resid, optimizer, lost)
-    mean_var = np.array([float(posts[optimizer[i]].w @ v) for i, v in enumerate(pvar)])
+    posts, noise = group_posteriors(rss, own_df, scale, df_resid, optimizer, lost)
+    mean_var = np.array([n.mean(posts[optimizer[i]].w) for i, n in enumerate(noise)])
     spread = np.diag(mean_var @ cross) - cross.T @ (cross * (mean_var / count)[:, None])
     seeds = pd.Series(d_code).groupby(s_code).nunique()
     largest = posts[int(np.bincount(optimizer).argmax())]
@@ -267,13 +284,14 @@ def fit_codes(
         _cross=cross,
         _group=optimizer,
         _posts=posts,
-        _pvar=pvar,
-        _pdf=pdf,
+        _noise=noise,
         _seed_cov=schur_pinv @ spread @ schur_pinv if k > 1 else np.zeros((0, 0)),
     )
 
 
-def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> tuple[pd.DataFrame, list[Mixture]]:
+def _comparisons(
+    model: SettingModel, alpha: float, losses: Losses, figures: bool = True
+) -> tuple[pd.DataFrame, list[Mixture]]:
     """Every amplified setting against its baseline and, under scale-sensitive optimizers, its lr twin."""
     rows, mixtures = [], []
     for setting in sorted(model.settings):
@@ -285,7 +303,7 @@ def _comparisons(model: SettingModel, alpha: float, losses: Losses) -> tuple[pd.
             pairs.append(("vs_twin", "|".join([*stratum, "twin", factor])))
         for kind, partner in pairs:
             if partner in model.settings:
-                c = model.contrast(setting, partner, alpha=alpha)
+                c = model.contrast(setting, partner, alpha=alpha, figures=figures)
                 c["ci_unadj_low"], c["ci_unadj_high"] = c.pop("ci_low"), c.pop("ci_high")
                 mixtures.append(c.pop("mixture"))
                 rows.append(
@@ -366,7 +384,7 @@ def model_effects(
     `figures=False` leaves the intervals and power figures NaN: the verdicts alone, what the error-rate
     simulations count (the verdicts do not depend on the figures).
     """
-    out, mixtures = _comparisons(model, alpha, losses or {})
+    out, mixtures = _comparisons(model, alpha, losses or {}, figures)
     if out.empty:
         return pd.DataFrame(columns=EFFECT_COLUMNS)
     out["prior_df"] = model.prior_df

@@ -12,11 +12,21 @@ makes everything undetectable. Here (d0, s0²) get a posterior on a grid instead
   scale-free and proper, so few settings leave B uncertain and many settings
   pin it down;
 - log s0² flat, on a grid around each d0's moment estimate;
-- the likelihood of each setting's s² is the scaled F(d, d0) of limma's model.
+- wild settings: each setting is, with probability ε, far noisier than the
+  prior (prior scale k x s0², one k in {4, 16, 64} for the group's wild
+  settings), ε uniform on a grid up to 1/4.
+  A near-divergent setting whose 2 seeds agree by chance looks quiet (a 1-df
+  variance is below a fifth of its truth one time in three), and shrinking it
+  to its quiet neighbours' noise made its chance agreement a verdict in 7-11%
+  of null studies. No estimate can tell it from a quiet one, so every setting
+  carries the chance of being one, by its own spread's evidence;
+- the likelihood of each setting's s² is the scaled F(d, d0) of limma's model,
+  mixed over quiet and wild.
 
-Given a grid point, a setting's variance has limma's posterior (d0 s0² + d s²) /
-(d0 + d) on d0 + d df, so a contrast is a t at each point, and its p-value and
-quantiles are the weighted mixture over the grid (`Mixture`). Calibrated by
+Given a grid point and a setting's component (quiet or wild), its variance has
+limma's posterior (d0 s0² + d s²) / (d0 + d) on d0 + d df, so a contrast is a
+t at each point and pair of components, and its p-value and quantiles are the
+weighted mixture (`Mixture`, with near-equal t laws pooled). Calibrated by
 simulation in tests/test_stats.py and bench/stats_calibration.py.
 """
 
@@ -33,35 +43,62 @@ from scipy.special import digamma, nctdtr, stdtr, stdtrit
 SHRINK_NODES = 16  # midpoints of B in (0, 1)
 SCALE_NODES = 17  # log s0² points per d0
 SCALE_SPAN = 2.5  # ± natural-log units around each d0's moment estimate of log s0²
+WILD = np.array([4.0, 16.0, 64.0])  # k grid: the wild settings' prior scale, k x s0² (their sd 2x, 4x, 8x)
+SHARES = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4])  # ε grid: the share of wild settings
 MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
 KEEP = 1e-3  # grid points under KEEP x the largest weight are dropped (together a few % at most)
 
 
 @dataclass(frozen=True)
 class NoisePosterior:
-    """Grid points (d0, s0²) of one group's variance prior with their posterior weights (summing to 1)."""
+    """Grid points (d0, s0², ε, k) of one group's variance prior with their posterior weights (summing to 1)."""
 
     d0: np.ndarray
     s02: np.ndarray
+    eps: np.ndarray
+    wild: np.ndarray
     w: np.ndarray
 
     @classmethod
     def known(cls, variance: float, df: float) -> NoisePosterior:
         """A single noise level (the pooled one) on `df` degrees of freedom: no moderation."""
-        return cls(np.array([df]), np.array([variance]), np.array([1.0]))
+        one = np.array([1.0])
+        return cls(np.array([df]), np.array([variance]), np.array([0.0]), one, one)
 
     def median_d0(self) -> float:
         order = np.argsort(self.d0)
         return float(self.d0[order][np.searchsorted(np.cumsum(self.w[order]), 0.5)])
 
-    def posterior(self, s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each setting's variance and df at each grid point: settings x points (limma's posterior)."""
-        s2, df = np.asarray(s2, float)[:, None], np.asarray(df, float)[:, None]
-        return (self.d0 * self.s02 + df * s2) / (self.d0 + df), self.d0 + df
+    def posterior(self, s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each setting's variance components and their probabilities (settings x points x (quiet, wild)),
+        and its df at each grid point (settings x points): limma's posterior under either prior scale."""
+        s2, df = np.asarray(s2, float)[:, None, None], np.asarray(df, float)[:, None, None]
+        scale = np.stack([self.s02, self.s02 * self.wild], axis=-1)[None]  # 1 x points x 2
+        d0 = self.d0[None, :, None]
+        var = (d0 * scale + df * s2) / (d0 + df)
+        with np.errstate(divide="ignore"):
+            log_prior = np.log(np.stack([1 - self.eps, self.eps], axis=-1))
+            seen = np.maximum(s2, 1e-5 * scale)  # limma's offset away from zero, as in `fit_posterior`
+            evidence = np.where(df > 1e-6, _log_f(np.log(seen), np.maximum(df, 1e-6), d0, np.log(scale)), 0.0)
+            logp = log_prior[None] + evidence
+        logp -= logp.max(axis=-1, keepdims=True)
+        prob = np.exp(logp)
+        return var, prob / prob.sum(axis=-1, keepdims=True), (d0 + df)[..., 0]
+
+
+def _log_f(log_s2: np.ndarray, df: np.ndarray, d0: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
+    """log density of a variance estimate s2 on df under limma's prior (d0, scale): scaled F(df, d0).
+    In logs: a study of identical seeds has variances near 1e-300."""
+    return stats.f.logpdf(np.exp(log_s2 - log_scale), df, d0) - log_scale
 
 
 def fit_posterior(s2: np.ndarray, df: np.ndarray) -> NoisePosterior:
-    """The (d0, s0²) posterior of variances `s2` on `df` degrees of freedom (settings with df > 0)."""
+    """The (d0, s0², ε, k) posterior of variances `s2` on `df` degrees of freedom (settings with df > 0).
+
+    Each setting is quiet (limma's prior) or, with probability ε, wild: its prior scale k x s0², one k
+    for the group's wild settings, so the wild settings whose seeds show it tell how wild the ones
+    whose seeds agreed by chance may be.
+    """
     s2, df = np.asarray(s2, float), np.asarray(df, float)
     median = float(np.median(s2))
     s2 = np.maximum(s2, 1e-5 * median if median > 0 else 1e-300)  # limma's offset away from zero
@@ -73,13 +110,40 @@ def fit_posterior(s2: np.ndarray, df: np.ndarray) -> NoisePosterior:
     centre = z + digamma(d0 / 2) - np.log(d0 / 2)
     offsets = np.linspace(-SCALE_SPAN, SCALE_SPAN, SCALE_NODES)
     log_s02 = centre[:, None] + offsets[None, :]  # d0 x scale
-    x = s2[None, None, :] / np.exp(log_s02)[..., None]
-    loglik = stats.f.logpdf(x, df[None, None, :], d0[:, None, None]).sum(axis=-1) - len(s2) * log_s02
+    log_scale = log_s02[..., None, None] + np.log(np.r_[1.0, WILD])  # d0 x scale x 1 x (1 + k)
+    # d0 x scale x settings x (1 + k)
+    each = _log_f(np.log(s2)[:, None], df[:, None], d0[:, None, None, None], log_scale)
+    quiet, wild = each[..., :1], each[..., 1:]  # d0 x scale x settings x 1, and x k
+    with np.errstate(divide="ignore"):
+        mixed = np.logaddexp(
+            np.log1p(-SHARES)[:, None, None] + quiet[:, :, None],
+            np.log(SHARES)[:, None, None] + wild[:, :, None],
+        )  # d0 x scale x ε x settings x k
+    loglik = mixed.sum(axis=-2)  # d0 x scale x ε x k
     loglik -= loglik.max()
     w = np.exp(loglik)
     keep = w > KEEP * w.max()
-    d0_grid = np.broadcast_to(d0[:, None], w.shape)[keep]
-    return NoisePosterior(d0_grid, np.exp(log_s02[keep]), w[keep] / w[keep].sum())
+    shape = w.shape
+    return NoisePosterior(
+        np.broadcast_to(d0[:, None, None, None], shape)[keep],
+        np.broadcast_to(np.exp(log_s02)[..., None, None], shape)[keep],
+        np.broadcast_to(SHARES[:, None], shape)[keep],
+        np.broadcast_to(WILD, shape)[keep],
+        w[keep] / w[keep].sum(),
+    )
+
+
+@dataclass(frozen=True)
+class SettingNoise:
+    """One setting's variance law over its group's grid: components (points x (quiet, wild)) with their
+    probabilities given the point, and the df at each point."""
+
+    var: np.ndarray
+    prob: np.ndarray
+    df: np.ndarray
+
+    def mean(self, w: np.ndarray) -> float:
+        return float(w @ (self.var * self.prob).sum(axis=1))
 
 
 def group_posteriors(
@@ -89,20 +153,19 @@ def group_posteriors(
     df_resid: float,
     group: np.ndarray,
     unstable: np.ndarray,
-) -> tuple[list[NoisePosterior], list[np.ndarray], list[np.ndarray]]:
-    """Each group's noise posterior, and each setting's variance and df at the group's grid points.
+) -> tuple[list[NoisePosterior], list[SettingNoise]]:
+    """Each group's noise posterior, and each setting's variance law at the group's grid points.
 
     Each optimizer (`group`) gets its own prior: SGD and Adam settings differ in noise as a rule,
     and one prior for both shrinks the noisy optimizer's variances toward the quiet one's. A group
     with fewer than 3 settings with a variance of their own pools the study's noise (`scale`). An
     `unstable` setting (it lost seeds to divergence or collapse) is taken as noisy as its group's
-    noisiest at every grid point, since the seeds it lost are the evidence its spread would have shown.
+    noisiest at every grid point and component, since the seeds it lost are the evidence its spread would have shown.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
     posts: list[NoisePosterior] = []
-    pvar: list[np.ndarray] = [np.empty(0)] * len(rss)
-    pdf: list[np.ndarray] = [np.empty(0)] * len(rss)
+    noise: list[SettingNoise] = [SettingNoise(np.empty(0), np.empty(0), np.empty(0))] * len(rss)
     for g in range(int(group.max()) + 1):
         mine, own = group == g, (group == g) & (own_df > 1e-6)
         post = (
@@ -110,13 +173,13 @@ def group_posteriors(
         )
         posts.append(post)
         idx = np.flatnonzero(mine)
-        var, dfs = post.posterior(s2[idx], own_df[idx])
-        var = np.maximum(var, s2[idx][:, None])  # seeds that visibly disagree keep that noise
+        var, prob, dfs = post.posterior(s2[idx], own_df[idx])
+        var = np.maximum(var, s2[idx][:, None, None])  # seeds that visibly disagree keep that noise
         if (mine & unstable).any():
             var[unstable[idx]] = var.max(axis=0)
         for row, i in enumerate(idx):
-            pvar[i], pdf[i] = var[row], dfs[row]
-    return posts, pvar, pdf
+            noise[i] = SettingNoise(var[row], prob[row], dfs[row])
+    return posts, noise
 
 
 @dataclass(frozen=True)
@@ -161,8 +224,8 @@ class Mixture:
     def detectable(self, level: float, power: float) -> float:
         """The effect detected with `power` at `level`: the assured noncentral t of the t law matching this
         mixture at `level` and 0.05 (`effective`). Measured: planted at the stated size, an effect is
-        found in ~70% of equal-noise studies (the true 80% point is ~7 se; the mixture's own
-        plug-in power said ~5.6 se and found 56%); docs/statistics.md."""
+        found in 77–78% of equal- and unequal-noise studies (the mixture's own plug-in power was
+        met 56% of the time); docs/statistics.md."""
         se, df = self.effective(level)
         return float(detectable_noncentrality(np.array([df]), level, power)[0]) * se
 
@@ -173,7 +236,23 @@ def contrast_mixture(w: np.ndarray, parts: list[np.ndarray], dfs: list[np.ndarra
     denominator = sum(np.asarray(p) ** 2 / np.asarray(d) for p, d in zip(parts, dfs, strict=True))
     with np.errstate(divide="ignore", invalid="ignore"):
         df = np.where(denominator > 0, total**2 / denominator, np.inf)
-    return Mixture(np.asarray(w, float), np.sqrt(total), np.minimum(df, 1e6))
+    return _merged(np.asarray(w, float), np.sqrt(total), np.minimum(df, 1e6))
+
+
+SE_STEP, DF_STEP = 0.01, 0.1  # log-width of the bins `_merged` pools t laws in
+
+
+def _merged(w: np.ndarray, se: np.ndarray, df: np.ndarray) -> Mixture:
+    """The mixture with t laws of nearly equal (se, df) pooled (weighted means), so a contrast over
+    hundreds of grid points and components costs tens of t laws: their tails differ by < 1%."""
+    if len(w) <= 64 or not np.all(se > 0):
+        return Mixture(w, se, df)
+    se_bin = np.round(np.log(se) / SE_STEP).astype(np.int64)
+    df_bin = np.round(np.log(df) / DF_STEP).astype(np.int64)  # df in [~0.2, 1e6]: bins in (-20, 140)
+    _, where = np.unique((se_bin << 10) + df_bin, return_inverse=True)
+    total = np.bincount(where, weights=w)
+    pooled = lambda x: np.bincount(where, weights=w * x) / total  # noqa: E731
+    return Mixture(total, np.exp(pooled(np.log(se))), np.exp(pooled(np.log(df))))
 
 
 def t_power(noncentrality: np.ndarray | float, df: np.ndarray | float, alpha: float) -> np.ndarray:
