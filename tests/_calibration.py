@@ -26,6 +26,13 @@ from reports.stats.effects import fit_codes, model_effects, setting_keys
 BASE_SIGMA = 0.01
 SEED_SIGMA = 0.01
 NOISY = ("mse", "sgd", "exp", 100.0)  # the near-divergent cell
+# four noisy cells of four different amplifications: nothing for the unstable-amplification prior to share
+SCATTERED = {
+    ("mse", "adam", "exp", 10.0),
+    ("ssim", "adam", "linear", 100.0),
+    ("mse", "sgd", "linear", 10.0),
+    ("ssim", "sgd", "exp", 100.0),
+}
 
 
 def grid(seeds: int = 2) -> pd.DataFrame:
@@ -68,6 +75,7 @@ SCENARIOS = (
     Scenario("one cell 5x noisier", 2, lambda c: BASE_SIGMA * (5 if c == NOISY else 1)),
     Scenario("sgd cells 6x noisier", 2, lambda c: BASE_SIGMA * (6 if c[1] == "sgd" else 1)),
     Scenario("3 seeds, exp λ=100 cells 5x", 3, lambda c: BASE_SIGMA * (5 if c[2:] == ("exp", 100.0) else 1)),
+    Scenario("3 seeds, four scattered cells 5x", 3, lambda c: BASE_SIGMA * (5 if c in SCATTERED else 1)),
     Scenario(
         "survivorship: noisy cells lose a seed",
         3,

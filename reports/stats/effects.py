@@ -14,7 +14,8 @@ own), so each setting's seed variance is moderated toward a prior shared by
 its optimizer's settings (limma's moderated t), with the prior's own
 uncertainty integrated over a posterior grid rather than plugged in, a share
 of wild settings (far noisier than the prior, their seeds agreeing by chance)
-admitted and averaged over (`reports.stats.posterior`, docs/statistics.md),
+admitted and averaged over, and an amplification's settings (its metrics)
+sharing its stability (`reports.stats.posterior`, docs/statistics.md),
 and never below the setting's own spread. Each comparison is a contrast of two setting effects
 within one metric × optimizer × arch stratum, never an average over a
 stratum dimension:
@@ -174,11 +175,11 @@ class SettingModel:
         gi, gj = self._group[i], self._group[j]
         ni, nj = self._noise[i], self._noise[j]
         if gi == gj:  # one grid: given a point, the two settings' components are independent
-            weights = self._posts[gi].w[:, None, None] * ni.prob[:, :, None] * nj.prob[:, None, :]
+            weights = ni.joint(nj, self._posts[gi].w)  # base points x 2 x 2
             vi, vj = ni.var[:, :, None], nj.var[:, None, :]
             di, dj = ni.df[:, None, None], nj.df[:, None, None]
-        else:  # settings of two groups: independent posteriors, every pair of grid points and components
-            wi, wj = self._posts[gi].w[:, None] * ni.prob, self._posts[gj].w[:, None] * nj.prob
+        else:  # settings of two groups: independent posteriors, every pair of base points and components
+            wi, wj = ni.weights(self._posts[gi].w), nj.weights(self._posts[gj].w)
             weights = wi.ravel()[:, None] * wj.ravel()[None, :]
             vi, vj = ni.var.ravel()[:, None], nj.var.ravel()[None, :]
             di = np.repeat(ni.df, ni.var.shape[1])[:, None]
@@ -266,7 +267,8 @@ def fit_codes(
     scale = float(rss.sum() / df_resid)
     optimizer = pd.factorize(pd.Series([n.split("|")[1] for n in names], dtype=object))[0]
     lost = np.array([n in unstable for n in names])
-    posts, noise = group_posteriors(rss, own_df, scale, df_resid, optimizer, lost)
+    amplification = np.array(["|".join(n.split("|")[1:]) for n in names], dtype=object)  # all but the metric
+    posts, noise = group_posteriors(rss, own_df, scale, df_resid, optimizer, amplification, lost)
     mean_var = np.array([n.mean(posts[optimizer[i]].w) for i, n in enumerate(noise)])
     spread = np.diag(mean_var @ cross) - cross.T @ (cross * (mean_var / count)[:, None])
     seeds = pd.Series(d_code).groupby(s_code).nunique()

@@ -20,6 +20,14 @@ makes everything undetectable. Here (d0, s0²) get a posterior on a grid instead
   to its quiet neighbours' noise made its chance agreement a verdict in 7-11%
   of null studies. No estimate can tell it from a quiet one, so every setting
   carries the chance of being one, by its own spread's evidence;
+- unstable amplifications: instability belongs to an amplification (λ, form,
+  optimizer) more than to a loss metric, so the settings that differ only in
+  their metric share it: with probability η the amplification is unstable and
+  each of its settings wild with probability q (η on {0, 1/8, 1/4, 1/2}, q on
+  {1/2, 1}), else each is wild with probability ε. Four such settings at 3
+  seeds, sd 5x, gave a verdict in 5.3% of null studies with ε alone (the ones
+  whose seeds agreed were read as quiet), and 3.1% once the metric beside them,
+  whose seeds did not agree, could say otherwise;
 - the likelihood of each setting's s² is the scaled F(d, d0) of limma's model,
   mixed over quiet and wild.
 
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -45,45 +54,103 @@ SCALE_NODES = 17  # log s0² points per d0
 SCALE_SPAN = 2.5  # ± natural-log units around each d0's moment estimate of log s0²
 WILD = np.array([4.0, 16.0, 64.0])  # k grid: the wild settings' prior scale, k x s0² (their sd 2x, 4x, 8x)
 SHARES = np.array([0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4])  # ε grid: the share of wild settings
+# (η, q) grid: the share of unstable amplifications, and of wild settings within one; η uniform on
+# {0, 1/8, 1/4, 1/2} and q on {1/2, 1} (η = 0 has no q: one point with both q's weight)
+UNSTABLE = np.array([(0.0, 1.0), *((eta, q) for eta in (1 / 8, 1 / 4, 1 / 2) for q in (1 / 2, 1.0))])
+UNSTABLE_PRIOR = np.where(UNSTABLE[:, 0] == 0, 2.0, 1.0) / 8
 MAX_SEEDS = 100  # beyond this a study cannot run it: "> 100 seeds"
 KEEP = 1e-3  # grid points under KEEP x the largest weight are dropped (together a few % at most)
 
 
 @dataclass(frozen=True)
 class NoisePosterior:
-    """Grid points (d0, s0², ε, k) of one group's variance prior with their posterior weights (summing to 1)."""
+    """Grid points (d0, s0², ε, k, η, q) of one group's variance prior with their posterior weights (summing
+    to 1). A setting's variance components depend on (d0, s0², k) only: `base` maps each point to its
+    (d0, s0², k) point, so the t laws of a contrast are built once per base point."""
 
     d0: np.ndarray
     s02: np.ndarray
     eps: np.ndarray
     wild: np.ndarray
+    eta: np.ndarray  # the share of unstable amplifications
+    q: np.ndarray  # the share of wild settings in an unstable amplification
     w: np.ndarray
 
     @classmethod
     def known(cls, variance: float, df: float) -> NoisePosterior:
         """A single noise level (the pooled one) on `df` degrees of freedom: no moderation."""
-        one = np.array([1.0])
-        return cls(np.array([df]), np.array([variance]), np.array([0.0]), one, one)
+        one, zero = np.array([1.0]), np.array([0.0])
+        return cls(np.array([df]), np.array([variance]), zero, one, zero, one, one)
+
+    @cached_property
+    def base(self) -> tuple[np.ndarray, np.ndarray]:
+        """(first point of each base point, each point's base point)."""
+        _, first, where = np.unique(
+            np.stack([self.d0, self.s02, self.wild]), axis=1, return_index=True, return_inverse=True
+        )
+        return first, where.reshape(-1)
+
+    @property
+    def share(self) -> np.ndarray:
+        """The share of wild settings at each point."""
+        return (1 - self.eta) * self.eps + self.eta * self.q
 
     def median_d0(self) -> float:
         order = np.argsort(self.d0)
         return float(self.d0[order][np.searchsorted(np.cumsum(self.w[order]), 0.5)])
 
-    def posterior(self, s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Each setting's variance components and their probabilities (settings x points x (quiet, wild)),
-        and its df at each grid point (settings x points): limma's posterior under either prior scale."""
+    def posterior(self, s2: np.ndarray, df: np.ndarray, cluster: np.ndarray) -> SettingNoise:
+        """Each setting's variance law (`SettingNoise`, settings first): limma's posterior under either
+        prior scale at each base point, and the chance of each at each point, which reads the setting's
+        own spread and its amplification's (`cluster`)."""
+        first, where = self.base
         s2, df = np.asarray(s2, float)[:, None, None], np.asarray(df, float)[:, None, None]
-        scale = np.stack([self.s02, self.s02 * self.wild], axis=-1)[None]  # 1 x points x 2
-        d0 = self.d0[None, :, None]
+        scale = np.stack([self.s02[first], self.s02[first] * self.wild[first]], axis=-1)[None]  # 1 x base x 2
+        d0 = self.d0[first][None, :, None]
         var = (d0 * scale + df * s2) / (d0 + df)
-        with np.errstate(divide="ignore"):
-            log_prior = np.log(np.stack([1 - self.eps, self.eps], axis=-1))
-            seen = np.maximum(s2, 1e-5 * scale)  # limma's offset away from zero, as in `fit_posterior`
-            evidence = np.where(df > 1e-6, _log_f(np.log(seen), np.maximum(df, 1e-6), d0, np.log(scale)), 0.0)
-            logp = log_prior[None] + evidence
-        logp -= logp.max(axis=-1, keepdims=True)
-        prob = np.exp(logp)
-        return var, prob / prob.sum(axis=-1, keepdims=True), (d0 + df)[..., 0]
+        seen = np.maximum(s2, 1e-5 * scale)  # limma's offset away from zero, as in `fit_posterior`
+        evidence = np.where(df > 1e-6, _log_f(np.log(seen), np.maximum(df, 1e-6), d0, np.log(scale)), 0.0)
+        evidence = evidence[:, where]  # settings x points x 2
+        wild = _wild_given_cluster(evidence[..., 0], evidence[..., 1], self.eps, self.eta, self.q, cluster)
+        return SettingNoise(var, np.stack([1 - wild, wild], axis=-1), (d0 + df)[..., 0], where)
+
+
+def _shares(log_quiet: np.ndarray, log_wild: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """log of a setting's density when it is wild with probability `share`."""
+    with np.errstate(divide="ignore"):
+        return np.logaddexp(np.log1p(-share) + log_quiet, np.log(share) + log_wild)
+
+
+def _wild_given_cluster(
+    log_quiet: np.ndarray,
+    log_wild: np.ndarray,
+    eps: np.ndarray,
+    eta: np.ndarray,
+    q: np.ndarray,
+    cluster: np.ndarray,
+) -> np.ndarray:
+    """P(wild) of each setting (settings x points) given its own spread and its cluster's: the cluster is
+    unstable with probability η (its settings wild with probability q), else its settings are wild with
+    probability ε."""
+    stable, unstable = _shares(log_quiet, log_wild, eps), _shares(log_quiet, log_wild, q)
+    one_hot = _one_hot(cluster)  # settings x clusters
+    with np.errstate(divide="ignore"):
+        odds = one_hot.T @ (unstable - stable) + np.log(eta) - np.log1p(-eta)  # clusters x points
+        p_unstable = one_hot @ _expit(odds)
+        return (1 - p_unstable) * np.exp(np.log(eps) + log_wild - stable) + p_unstable * np.exp(
+            np.log(q) + log_wild - unstable
+        )
+
+
+def _one_hot(cluster: np.ndarray) -> np.ndarray:
+    """settings x clusters indicator of integer or string cluster labels."""
+    codes = np.unique(np.asarray(cluster), return_inverse=True)[1].reshape(-1)
+    return np.eye(int(codes.max()) + 1 if len(codes) else 0)[codes]
+
+
+def _expit(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def _log_f(log_s2: np.ndarray, df: np.ndarray, d0: np.ndarray, log_scale: np.ndarray) -> np.ndarray:
@@ -92,14 +159,18 @@ def _log_f(log_s2: np.ndarray, df: np.ndarray, d0: np.ndarray, log_scale: np.nda
     return stats.f.logpdf(np.exp(log_s2 - log_scale), df, d0) - log_scale
 
 
-def fit_posterior(s2: np.ndarray, df: np.ndarray) -> NoisePosterior:
-    """The (d0, s0², ε, k) posterior of variances `s2` on `df` degrees of freedom (settings with df > 0).
+def fit_posterior(s2: np.ndarray, df: np.ndarray, cluster: np.ndarray | None = None) -> NoisePosterior:
+    """The (d0, s0², ε, k, η, q) posterior of variances `s2` on `df` degrees of freedom (settings with df > 0).
 
-    Each setting is quiet (limma's prior) or, with probability ε, wild: its prior scale k x s0², one k
-    for the group's wild settings, so the wild settings whose seeds show it tell how wild the ones
-    whose seeds agreed by chance may be.
+    Each setting is quiet (limma's prior) or wild: its prior scale k x s0², one k for the group's
+    wild settings, so the wild settings whose seeds show it tell how wild the ones whose seeds agreed
+    by chance may be. Settings of one amplification (`cluster`: the settings that differ only in
+    their loss metric; each its own when None) share its stability: with probability η the
+    amplification is unstable and each of its settings wild with probability q, else each is wild
+    with probability ε.
     """
     s2, df = np.asarray(s2, float), np.asarray(df, float)
+    cluster = np.arange(len(s2)) if cluster is None else np.asarray(cluster)
     median = float(np.median(s2))
     s2 = np.maximum(s2, 1e-5 * median if median > 0 else 1e-300)  # limma's offset away from zero
     dbar = float(np.median(df))
@@ -110,40 +181,72 @@ def fit_posterior(s2: np.ndarray, df: np.ndarray) -> NoisePosterior:
     centre = z + digamma(d0 / 2) - np.log(d0 / 2)
     offsets = np.linspace(-SCALE_SPAN, SCALE_SPAN, SCALE_NODES)
     log_s02 = centre[:, None] + offsets[None, :]  # d0 x scale
-    log_scale = log_s02[..., None, None] + np.log(np.r_[1.0, WILD])  # d0 x scale x 1 x (1 + k)
-    # d0 x scale x settings x (1 + k)
-    each = _log_f(np.log(s2)[:, None], df[:, None], d0[:, None, None, None], log_scale)
-    quiet, wild = each[..., :1], each[..., 1:]  # d0 x scale x settings x 1, and x k
-    with np.errstate(divide="ignore"):
-        mixed = np.logaddexp(
-            np.log1p(-SHARES)[:, None, None] + quiet[:, :, None],
-            np.log(SHARES)[:, None, None] + wild[:, :, None],
-        )  # d0 x scale x ε x settings x k
-    loglik = mixed.sum(axis=-2)  # d0 x scale x ε x k
+    log_scale = log_s02[..., None, None] + np.log(np.r_[1.0, WILD])[:, None]  # d0 x scale x (1 + k) x 1
+    each = _log_f(np.log(s2), df, d0[:, None, None, None], log_scale)  # d0 x scale x (1 + k) x settings
+    quiet, wild = each[:, :, None, :1], each[:, :, None, 1:]  # d0 x scale x 1 x 1 x settings, x 1 x k x
+    one_hot = _one_hot(cluster)  # settings x clusters
+    stable = _shares(quiet, wild, SHARES[:, None, None]) @ one_hot  # d0 x scale x ε x k x clusters
+    loglik = []
+    for eta, q in UNSTABLE:
+        unstable = _shares(quiet, wild, np.array(q)) @ one_hot  # d0 x scale x 1 x k x clusters
+        with np.errstate(divide="ignore"):
+            loglik.append(np.logaddexp(np.log1p(-eta) + stable, np.log(eta) + unstable).sum(axis=-1))
+    loglik = np.stack(loglik, axis=-1) + np.log(UNSTABLE_PRIOR)  # d0 x scale x ε x k x (η, q)
     loglik -= loglik.max()
     w = np.exp(loglik)
     keep = w > KEEP * w.max()
-    shape = w.shape
+
+    def along(x: np.ndarray, axis: int) -> np.ndarray:
+        """The values of the grid axes `axis`.. (as many as x has) at the kept points."""
+        others = [i for i in range(w.ndim) if not axis <= i < axis + x.ndim]
+        return np.broadcast_to(np.expand_dims(x, others), w.shape)[keep]
+
     return NoisePosterior(
-        np.broadcast_to(d0[:, None, None, None], shape)[keep],
-        np.broadcast_to(np.exp(log_s02)[..., None, None], shape)[keep],
-        np.broadcast_to(SHARES[:, None], shape)[keep],
-        np.broadcast_to(WILD, shape)[keep],
+        along(d0, 0),
+        along(np.exp(log_s02), 0),
+        along(SHARES, 2),
+        along(WILD, 3),
+        along(UNSTABLE[:, 0], 4),
+        along(UNSTABLE[:, 1], 4),
         w[keep] / w[keep].sum(),
     )
 
 
 @dataclass(frozen=True)
 class SettingNoise:
-    """One setting's variance law over its group's grid: components (points x (quiet, wild)) with their
-    probabilities given the point, and the df at each point."""
+    """Variance laws over a group's grid (settings first, or one setting): the components' variances
+    (base points x (quiet, wild)) and df (base points), each component's probability at each point
+    (points x 2), and each point's base point."""
 
     var: np.ndarray
     prob: np.ndarray
     df: np.ndarray
+    where: np.ndarray
+
+    def __getitem__(self, row: int) -> SettingNoise:
+        return SettingNoise(self.var[row], self.prob[row], self.df[row], self.where)
 
     def mean(self, w: np.ndarray) -> float:
-        return float(w @ (self.var * self.prob).sum(axis=1))
+        return float(w @ (self.var[self.where] * self.prob).sum(axis=1))
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        """base points x 2: the posterior weight of each component at each base point."""
+        return _by_base(w[:, None] * self.prob, self.where, len(self.df))
+
+    def joint(self, other: SettingNoise, w: np.ndarray) -> np.ndarray:
+        """base points x 2 x 2: the weight of each pair of this and `other`'s components (one group's grid:
+        given a point, the two settings' components are independent)."""
+        return _by_base(
+            w[:, None, None] * self.prob[:, :, None] * other.prob[:, None, :], self.where, len(self.df)
+        )
+
+
+def _by_base(weights: np.ndarray, where: np.ndarray, n: int) -> np.ndarray:
+    """Sum `weights` (points x ...) over the points of each base point: base points x ..."""
+    flat = weights.reshape(len(where), -1)
+    cols = flat.shape[1]
+    key = (where[:, None] * cols + np.arange(cols)[None, :]).ravel()
+    return np.bincount(key, weights=flat.ravel(), minlength=n * cols).reshape((n, *weights.shape[1:]))
 
 
 def group_posteriors(
@@ -152,6 +255,7 @@ def group_posteriors(
     scale: float,
     df_resid: float,
     group: np.ndarray,
+    cluster: np.ndarray,
     unstable: np.ndarray,
 ) -> tuple[list[NoisePosterior], list[SettingNoise]]:
     """Each group's noise posterior, and each setting's variance law at the group's grid points.
@@ -165,20 +269,23 @@ def group_posteriors(
     with np.errstate(divide="ignore", invalid="ignore"):
         s2 = np.where(own_df > 1e-6, rss / own_df, 0.0)
     posts: list[NoisePosterior] = []
-    noise: list[SettingNoise] = [SettingNoise(np.empty(0), np.empty(0), np.empty(0))] * len(rss)
+    noise: list[SettingNoise | None] = [None] * len(rss)
     for g in range(int(group.max()) + 1):
         mine, own = group == g, (group == g) & (own_df > 1e-6)
         post = (
-            fit_posterior(s2[own], own_df[own]) if own.sum() >= 3 else NoisePosterior.known(scale, df_resid)
+            fit_posterior(s2[own], own_df[own], cluster[own])
+            if own.sum() >= 3
+            else NoisePosterior.known(scale, df_resid)
         )
         posts.append(post)
         idx = np.flatnonzero(mine)
-        var, prob, dfs = post.posterior(s2[idx], own_df[idx])
-        var = np.maximum(var, s2[idx][:, None, None])  # seeds that visibly disagree keep that noise
+        laws = post.posterior(s2[idx], own_df[idx], cluster[idx])
+        var = np.maximum(laws.var, s2[idx][:, None, None])  # seeds that visibly disagree keep that noise
         if (mine & unstable).any():
             var[unstable[idx]] = var.max(axis=0)
+        laws = SettingNoise(var, laws.prob, laws.df, laws.where)
         for row, i in enumerate(idx):
-            noise[i] = SettingNoise(var[row], prob[row], dfs[row])
+            noise[i] = laws[row]
     return posts, noise
 
 
