@@ -331,7 +331,7 @@ class Mixture:
     def detectable(self, level: float, power: float) -> float:
         """The effect detected with `power` at `level`: the assured noncentral t of the t law matching this
         mixture at `level` and 0.05 (`effective`). Measured: planted at the stated size, an effect is
-        found in 77–78% of equal- and unequal-noise studies (the mixture's own plug-in power was
+        found in 80–81% of equal- and unequal-noise studies (the mixture's own plug-in power was
         met 56% of the time); docs/statistics.md."""
         se, df = self.effective(level)
         return float(detectable_noncentrality(np.array([df]), level, power)[0]) * se
