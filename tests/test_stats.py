@@ -236,15 +236,16 @@ def test_the_noise_posterior_finds_the_prior_and_pins_it_down_only_with_many_set
 
 
 def test_the_noise_posterior_finds_the_share_and_scale_of_wild_settings() -> None:
-    """One setting in 8 at 16x the noise (sd 4x): the posterior puts the wild share at 1/8 and k at 16;
-    with equal noise it leaves almost no room for wild settings, so they cost a clean study little."""
+    """One setting in 8 at 16x the noise (sd 4x), each its own amplification: the posterior puts ε at 1/8
+    and k at 16; with equal noise it leaves almost no room for wild settings, so they cost a clean study
+    little."""
     rng = np.random.default_rng(5)
     wild = rng.random(800) < 0.125
     post = fit_posterior(0.01 * np.where(wild, 16, 1) * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
-    assert 0.09 < float(post.w @ post.share) < 0.16 and 3.5 < float(post.w @ np.log2(post.wild)) < 4.5
+    assert 0.09 < float(post.w @ post.eps) < 0.16 and 3.5 < float(post.w @ np.log2(post.wild)) < 4.5
     assert post.median_d0() > 30 and 0.009 < float(post.w @ post.s02) < 0.012  # the quiet ones: one level
     equal = fit_posterior(0.01 * rng.chisquare(2, 800) / 2, np.full(800, 2.0))
-    assert float(equal.w @ equal.share) < 0.01
+    assert float(equal.w @ equal.eps) < 0.01
 
 
 def test_a_setting_whose_amplification_is_unstable_is_more_likely_wild_than_its_spread_says() -> None:

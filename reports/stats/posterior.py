@@ -90,11 +90,6 @@ class NoisePosterior:
         )
         return first, where.reshape(-1)
 
-    @property
-    def share(self) -> np.ndarray:
-        """The share of wild settings at each point."""
-        return (1 - self.eta) * self.eps + self.eta * self.q
-
     def median_d0(self) -> float:
         order = np.argsort(self.d0)
         return float(self.d0[order][np.searchsorted(np.cumsum(self.w[order]), 0.5)])
@@ -136,6 +131,7 @@ def _wild_given_cluster(
     one_hot = _one_hot(cluster)  # settings x clusters
     with np.errstate(divide="ignore"):
         odds = one_hot.T @ (unstable - stable) + np.log(eta) - np.log1p(-eta)  # clusters x points
+        odds[one_hot.sum(axis=0) < 2] = -np.inf  # a lone setting shares nothing: its wild chance is ε
         p_unstable = one_hot @ _expit(odds)
         return (1 - p_unstable) * np.exp(np.log(eps) + log_wild - stable) + p_unstable * np.exp(
             np.log(q) + log_wild - unstable
@@ -167,7 +163,8 @@ def fit_posterior(s2: np.ndarray, df: np.ndarray, cluster: np.ndarray | None = N
     by chance may be. Settings of one amplification (`cluster`: the settings that differ only in
     their loss metric; each its own when None) share its stability: with probability η the
     amplification is unstable and each of its settings wild with probability q, else each is wild
-    with probability ε.
+    with probability ε. A lone setting (no other metric of its amplification) is wild with probability
+    ε: with nothing to share, η and q would only move its prior share of wild settings.
     """
     s2, df = np.asarray(s2, float), np.asarray(df, float)
     cluster = np.arange(len(s2)) if cluster is None else np.asarray(cluster)
@@ -186,11 +183,13 @@ def fit_posterior(s2: np.ndarray, df: np.ndarray, cluster: np.ndarray | None = N
     quiet, wild = each[:, :, None, :1], each[:, :, None, 1:]  # d0 x scale x 1 x 1 x settings, x 1 x k x
     one_hot = _one_hot(cluster)  # settings x clusters
     stable = _shares(quiet, wild, SHARES[:, None, None]) @ one_hot  # d0 x scale x ε x k x clusters
+    shared = one_hot.sum(axis=0) >= 2  # a lone setting's instability is its own: ε says it
     loglik = []
     for eta, q in UNSTABLE:
         unstable = _shares(quiet, wild, np.array(q)) @ one_hot  # d0 x scale x 1 x k x clusters
         with np.errstate(divide="ignore"):
-            loglik.append(np.logaddexp(np.log1p(-eta) + stable, np.log(eta) + unstable).sum(axis=-1))
+            mixed = np.logaddexp(np.log1p(-eta) + stable, np.log(eta) + unstable)
+        loglik.append(np.where(shared, mixed, stable).sum(axis=-1))
     loglik = np.stack(loglik, axis=-1) + np.log(UNSTABLE_PRIOR)  # d0 x scale x ε x k x (η, q)
     loglik -= loglik.max()
     w = np.exp(loglik)
