@@ -17,7 +17,8 @@ from statsmodels.stats.multitest import multipletests
 from reports.render.verdicts import verdict_sentence
 from reports.stats.effects import amplification_effects
 from reports.stats.multiplicity import holm
-from reports.stats.posterior import Mixture, fit_posterior, t_power
+from reports.stats.posterior import Mixture, fit_posterior
+from reports.stats.power import t_power
 from reports.stats.rank import stratified_spearman
 from tests._calibration import SCENARIOS, Design, noise_design, rate_bound
 

@@ -16,7 +16,7 @@ import math
 import pandas as pd
 
 from reports.render.labels import fmt_p
-from reports.stats.posterior import MAX_SEEDS
+from reports.stats.power import MAX_SEEDS
 from reports.stats.rank import MIN_SETTINGS, StratifiedRho
 
 ABSENCE = (

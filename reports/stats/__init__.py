@@ -1,7 +1,8 @@
 """The report's statistics: plain tables in, plain tables out; no figures, no prose.
 
 `effects` (amplification effects from one linear model, Holm-corrected, each
-setting's noise moderated over the prior's posterior in `posterior`; survivorship
+setting's noise moderated over the prior's posterior in `posterior`, power and seed counts in
+`power`; survivorship
 in `survival`; Holm in `multiplicity`), `rank`
 (the stratified steepness correlation of setting means, by permutation),
 `pairing` (which trials are baselines and lr twins of which setting) and

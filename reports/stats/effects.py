@@ -53,10 +53,9 @@ from reports.stats.posterior import (
     NoisePosterior,
     SettingNoise,
     contrast_mixture,
-    detectable_noncentrality,
     group_posteriors,
-    seeds_needed,
 )
+from reports.stats.power import detectable_noncentrality, seeds_needed
 from reports.stats.survival import Losses, losses_by_setting, lost_note
 from study.core.vocab import SCALE_SENSITIVE_OPTIMIZERS
 
