@@ -269,11 +269,11 @@ def test_register_reads_the_candidates_pool_scores_and_says_the_pick_is_a_tie(tm
         client.set_terminated(run.info.run_id)
         ids[run.info.run_id] = name
     _, run, metric, _ = best_trial(client, "pools", "label-free", None)
-    assert metric == "unlabelled_paired" and ids[run.info.run_id] in ("good", "twin")
+    assert metric == "unlabelled_tail" and ids[run.info.run_id] in ("good", "twin")
     note = pool_note(client, "pools", parent.info.run_id, metric)
     assert "2000 pool images, 400 held-out normals" in note and "indistinguishable from 1 other" in note
-    # U separates these trials, so `unlabelled_tail` picks as the default does and says the same
-    assert pool_note(client, "pools", parent.info.run_id, "unlabelled_tail") == note
+    # U separates these trials, so the default picks as `unlabelled_paired` does and says the same
+    assert pool_note(client, "pools", parent.info.run_id, "unlabelled_paired") == note
 
 
 def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> None:
@@ -291,9 +291,7 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
         json.dumps(
             {
                 "pools": {
-                    "cells": {
-                        "0.0/1000": {"unlabelled_paired": cell, "random": cell, "_pool": {"n_tasks": 13}}
-                    }
+                    "cells": {"0.0/1000": {"unlabelled_tail": cell, "random": cell, "_pool": {"n_tasks": 13}}}
                 }
             }
         )
@@ -322,3 +320,31 @@ def test_the_report_says_what_the_pool_can_and_cannot_tell(tmp_path: Path) -> No
     text = pool_reading_sentence(reading)
     assert reading.mode != "fallback" and 0 < reading.verdict.share_lower <= 0.3
     assert f"at least {reading.verdict.share_lower:.1%}" in text and "smallest U difference resolved" in text
+
+
+def test_the_report_says_when_the_default_picks_by_the_pools_tail() -> None:
+    """5% anomalies that one trial puts far above its normals: U separates nothing at 300 held-out normals,
+    the tail does, and the report names the tail's leader as the default's pick."""
+    import pandas as pd
+
+    from reports.sections.labelfree_pool import pool_reading, pool_reading_sentence
+    from study.selection import pick
+
+    rng = np.random.default_rng(10)
+    scores = {}
+    for i, shift in enumerate((0.0, 0.5, 1.0, 4.0)):
+        pos = np.r_[rng.normal(size=4750), rng.normal(shift, 1, 250)]
+        scores[f"t{i}"] = (rng.normal(size=300), pos)
+    u = {t: delong(*s).auroc[0] for t, s in scores.items()}
+    frame = pd.DataFrame(
+        {"unlabelled_auroc": u, "unlabelled_normals": 300, "unlabelled_pool": 5000, "status": "finished"}
+    )
+    for f in ("intensity", "cutpaste"):
+        frame[f"synthetic_auroc_{f}"] = [0.9, 0.8, 0.7, 0.6]  # the families prefer the blind trial
+    reading = pool_reading(frame, scores.get, Path("/nonexistent"))
+    assert reading.mode != "separated" and reading.tail is not None and reading.tail.fires
+    text = pool_reading_sentence(reading)
+    assert "U separates none of these trials, but the pool's tail shows anomalies" in text
+    assert f"the tail's leader {reading.tail.leader}" in text and reading.tail.leader == "t3"
+    assert pick(frame, pool=scores.get) == "t3"  # the default follows the tail, not the families
+    assert pick(frame, "unlabelled_paired", scores.get) == "t0"  # U alone falls back to the families

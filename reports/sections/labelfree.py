@@ -60,10 +60,15 @@ from study.selection import (
 
 RECORD = Path(__file__).with_name("label_free_record.json")
 # A selector's form without per-image pool scores: what the regret record holds when it predates the selector.
-UNPAIRED = {"unlabelled_paired": "unlabelled_or_borda", "unlabelled_paired_tiebreak": "unlabelled_or_borda"}
+UNPAIRED = {
+    "unlabelled_tail": "unlabelled_or_borda",
+    "unlabelled_paired": "unlabelled_or_borda",
+    "unlabelled_paired_tiebreak": "unlabelled_or_borda",
+}
 ALPHA = 0.05  # one-sided level for "ranks trials"
 # Shown in this order when present; per-family columns follow the aggregate ones.
 SHOWN = (
+    "unlabelled_tail",
     "unlabelled_paired",
     "unlabelled_or_borda",
     "borda",

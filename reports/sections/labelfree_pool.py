@@ -1,9 +1,10 @@
 """What the unlabelled pool can and cannot tell: the report's reading of the paired comparison between trials.
 
-The default selector (study.selection.unlabelled_paired) compares the best
+The default selector (study.selection.rules.unlabelled_tail) compares the best
 trials by unlabelled AUROC with paired DeLong tests on their per-image scores
 (`scores.npz`: `unlabelled_normals`, `unlabelled_pool`), loaded here for those
-few trials only. The sentence states the pool's size, a lower bound on its
+few trials only; where they separate nothing, it reads the pool's tail above
+each trial's top held-out normals (study/selection/tail.py). The sentence states the pool's size, a lower bound on its
 anomaly share and count, the smallest difference it resolves, whether the
 pick is a ranking or a tie, how many more pool images or held-out normals
 would resolve the leader from the runner-up, and the benchmark's regret for a
@@ -24,6 +25,8 @@ import pandas as pd
 from reports.source.extract import ArtifactLoader, Study
 from study.selection import DEFAULT_SELECTOR, Frame, pool_decision
 from study.selection.paired import PoolVerdict, ScoreLoader
+from study.selection.rules import tail_decision
+from study.selection.tail import TailVerdict, tail_line
 
 SCORES = "scores.npz"
 
@@ -36,6 +39,7 @@ class PoolReading:
     mode: str  # study.selection.pool_decision: separated | anomalies | fallback
     available: int  # images in data.unlabelled (0: the pool is the test split's validation part)
     record: dict[str, Any] | None  # {"cell": "share/size", "default": {...}, "random": {...}} or None
+    tail: TailVerdict | None = None  # the pool's tail, read where U separates nothing
 
 
 def score_loader(study: Study, artifacts: ArtifactLoader) -> ScoreLoader:
@@ -58,7 +62,8 @@ def pool_reading(labelled: Frame, load: ScoreLoader | None, record_path: Path) -
         return None
     column = labelled.get("unlabelled_pool_available", pd.Series(dtype=float))
     available = int(column.max()) if column.notna().any() else 0
-    return PoolReading(verdict, mode, available, _nearest_cell(record_path, verdict))
+    tail = tail_decision(labelled, load) if mode != "separated" else None
+    return PoolReading(verdict, mode, available, _nearest_cell(record_path, verdict), tail)
 
 
 def _nearest_cell(path: Path, v: PoolVerdict) -> dict[str, Any] | None:
@@ -102,21 +107,37 @@ def pool_reading_sentence(r: PoolReading | None) -> str:
         + (f", {v.resolvable / v.share_lower:.3f} of test AUROC at most" if v.share_lower > 0 else "")
         + "."
     )
-    return f"{head} {_pick_sentence(v, r.mode)} {_more_sentence(v)} {_record_text(r.record)}".strip()
+    return f"{head} {_pick_sentence(v, r.mode, r.tail)} {_more_sentence(v)} {_record_text(r.record)}".strip()
 
 
-def _pick_sentence(v: PoolVerdict, mode: str) -> str:
-    if mode == "fallback":
-        return (
-            "The pool separates none of these trials, so the default falls back to trimmed Borda over the "
-            "synthetic families; its pick is not a ranking by the pool."
+def _pick_sentence(v: PoolVerdict, mode: str, tail: TailVerdict | None) -> str:
+    if mode == "separated":
+        if len(v.top) > 1:
+            return (
+                f"The leader {v.leader} is NOT distinguishable from {len(v.top) - 1} other trial(s) "
+                f"({', '.join(v.top[1:])}; gap {v.gap:.4f}): the pick among them is a tie-break by U, not a ranking."
+            )
+        return f"The pool separates the leader {v.leader} from every other compared trial (gap {v.gap:.4f})."
+    if tail is not None and tail.fires:
+        tie = (
+            f"it is NOT distinguishable from {len(tail.top) - 1} other trial(s) ({', '.join(tail.top[1:])}): "
+            "a tie-break by the tail, not a ranking"
+            if len(tail.top) > 1
+            else "the tail separates it from every other compared trial"
         )
-    if len(v.top) > 1:
         return (
-            f"The leader {v.leader} is NOT distinguishable from {len(v.top) - 1} other trial(s) "
-            f"({', '.join(v.top[1:])}; gap {v.gap:.4f}): the pick among them is a tie-break by U, not a ranking."
+            f"U separates none of these trials, but the pool's tail shows anomalies ({tail_line(tail)}), so the "
+            f"default picks the tail's leader {tail.leader}: {tie}."
         )
-    return f"The pool separates the leader {v.leader} from every other compared trial (gap {v.gap:.4f})."
+    shows = (
+        "holds anomalies by U but separates none of these trials"
+        if mode == "anomalies"
+        else "separates none of these trials"
+    )
+    return (
+        f"The pool {shows}, and its tail shows no anomalies, so the default falls back to trimmed Borda over "
+        "the synthetic families; its pick is not a ranking by the pool."
+    )
 
 
 def _more_sentence(v: PoolVerdict) -> str:
